@@ -1,0 +1,1 @@
+"""The agent runtime's side of ``--trace``: accumulate, dump, upload, link."""

@@ -1,0 +1,137 @@
+"""The pipeline's terminal step for a task: from its trajectory events to its task record.
+
+Running the model is not here: the pipeline receives the run's events. At every
+terminal outcome (success, failure, crash, cancel) a traced task's trajectory is
+dumped, uploaded and linked on the task record. Nothing in this step raises out
+of the pipeline, and on the crash path the run's own exception is re-raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trace_agent.task_config import TaskConfig
+from trace_agent.task_record import TaskRecords
+from trace_agent.trajectory import TrajectoryAccumulator
+from trace_agent.upload import upload_trace_to_s3
+
+logger = logging.getLogger(__name__)
+
+TRACE_TRUNCATED = "trace_truncated"
+
+Uploader = Callable[[str, str, bytes], "str | None"]
+
+
+class TaskCancelled(Exception):
+    """Raised by the event source when the task was cancelled while it ran."""
+
+
+@dataclass
+class TaskOutcome:
+    status: str
+    trace_s3_uri: str | None = None
+    status_written: bool = False
+    trace_linked: bool = False
+    milestones: list[str] = field(default_factory=list)
+
+
+def run_task(
+    config: TaskConfig,
+    events: Iterable[Mapping[str, Any]],
+    *,
+    records: TaskRecords,
+    upload: Uploader = upload_trace_to_s3,
+    on_milestone: Callable[[str], None] | None = None,
+) -> TaskOutcome:
+    """Consume the run's events and bring the task record to its terminal state."""
+    milestones: list[str] = []
+
+    def milestone(name: str) -> None:
+        milestones.append(name)
+        logger.info("task %s milestone: %s", config.task_id, name)
+        if on_milestone is not None:
+            on_milestone(name)
+
+    trajectory = TrajectoryAccumulator(
+        config.task_id, enabled=config.trace, on_truncated=lambda: milestone(TRACE_TRUNCATED)
+    )
+    status = "COMPLETED"
+    try:
+        for event in events:
+            trajectory.record(event)
+            if event.get("event") == "TRAJECTORY_RESULT" and event.get("is_error"):
+                status = "FAILED"
+    except TaskCancelled:
+        outcome = _finish_cancelled(config, trajectory, records, upload)
+    except Exception:
+        _finish(config, trajectory, "FAILED", records, upload)
+        raise  # the run's own exception, never masked by the terminal step
+    else:
+        outcome = _finish(config, trajectory, status, records, upload)
+    outcome.milestones = milestones
+    return outcome
+
+
+def _finish(
+    config: TaskConfig,
+    trajectory: TrajectoryAccumulator,
+    status: str,
+    records: TaskRecords,
+    upload: Uploader,
+) -> TaskOutcome:
+    outcome = TaskOutcome(status=status, trace_s3_uri=_store_trace(config, trajectory, upload))
+    try:
+        outcome.status_written = records.write_terminal(
+            config.task_id, status, outcome.trace_s3_uri
+        )
+    except Exception:
+        logger.exception("terminal write failed for task %s", config.task_id)
+        return outcome
+    outcome.trace_linked = outcome.status_written and outcome.trace_s3_uri is not None
+    if not outcome.status_written and outcome.trace_s3_uri:
+        # A cancel or the reconciler finished the task first: the upload is
+        # orphaned unless it is linked to the record as it now stands.
+        logger.warning(
+            "task %s left the active states before its terminal write; linking orphaned trace",
+            config.task_id,
+        )
+        outcome.trace_linked = _link(config.task_id, outcome.trace_s3_uri, records)
+    return outcome
+
+
+def _finish_cancelled(
+    config: TaskConfig, trajectory: TrajectoryAccumulator, records: TaskRecords, upload: Uploader
+) -> TaskOutcome:
+    outcome = TaskOutcome(status="CANCELLED", trace_s3_uri=_store_trace(config, trajectory, upload))
+    if outcome.trace_s3_uri:
+        outcome.trace_linked = _link(config.task_id, outcome.trace_s3_uri, records)
+    return outcome
+
+
+def _store_trace(
+    config: TaskConfig, trajectory: TrajectoryAccumulator, upload: Uploader
+) -> str | None:
+    if not config.trace or not config.user_id:
+        return None
+    try:
+        body = trajectory.dump()
+        return upload(config.task_id, config.user_id, body) if body else None
+    except Exception:
+        logger.exception("trace dump/upload failed for task %s", config.task_id)
+        return None
+
+
+def _link(task_id: str, uri: str, records: TaskRecords) -> bool:
+    try:
+        linked = records.link_trace(task_id, uri)
+    except Exception:
+        logger.exception("could not link trace %s to task %s", uri, task_id)
+        return False
+    if not linked:
+        logger.warning(
+            "trace for task %s not linked: record not terminal or already linked", task_id
+        )
+    return linked

@@ -1,0 +1,109 @@
+"""In-memory trajectory of a traced task, dumped as deterministic gzipped JSON Lines."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MAX_TRACE_BYTES = 50 * 1024 * 1024
+HEADER_EVENT = "TRAJECTORY_ARTIFACT_HEADER"
+_GZIP_LEVEL = 6
+
+
+class TrajectoryAccumulator:
+    """Keeps a traced task's events, serialized, up to ``max_bytes`` of JSON.
+
+    Past the cap every further event is dropped and counted, so the trace stays
+    a faithful prefix of the run; ``on_truncated`` fires once, at the first drop.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        enabled: bool,
+        max_bytes: int = MAX_TRACE_BYTES,
+        on_truncated: Callable[[], None] | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.enabled = enabled
+        self.max_bytes = max_bytes
+        self._on_truncated = on_truncated
+        self._lines: list[bytes] = []
+        self._bytes = 0
+        self._dropped = 0
+        self._truncated = False
+
+    @property
+    def accumulated_events(self) -> int:
+        return len(self._lines)
+
+    @property
+    def accumulated_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        """Keep one event; never raises."""
+        if not self.enabled:
+            return
+        try:
+            line = json.dumps(
+                event, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except (TypeError, ValueError) as err:
+            # A trace must never crash the task it describes.
+            self._dropped += 1
+            logger.warning("trajectory event dropped: not serializable (%s)", err)
+            return
+        if self._truncated or self._bytes + len(line) > self.max_bytes:
+            self._drop_for_cap()
+            return
+        self._lines.append(line)
+        self._bytes += len(line)
+
+    def _drop_for_cap(self) -> None:
+        self._dropped += 1
+        if self._truncated:
+            return
+        self._truncated = True
+        logger.warning("trajectory reached %d bytes; further events are dropped", self.max_bytes)
+        if self._on_truncated is not None:
+            try:
+                self._on_truncated()
+            except Exception:
+                logger.exception("trace truncation callback failed; ignored")
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "event": HEADER_EVENT,
+            "task_id": self.task_id,
+            "accumulated_events": self.accumulated_events,
+            "accumulated_bytes": self.accumulated_bytes,
+            "dropped": self.dropped,
+            "max_bytes": self.max_bytes,
+        }
+
+    def dump(self) -> bytes | None:
+        """The gzipped JSONL artifact, or None when there is nothing to keep."""
+        if not self.enabled or not self._lines:
+            return None
+        out = io.BytesIO()
+        # mtime=0 and no file name: the same events always give the same bytes.
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=out, compresslevel=_GZIP_LEVEL, mtime=0
+        ) as gz:
+            gz.write(json.dumps(self.header(), separators=(",", ":")).encode() + b"\n")
+            for line in self._lines:
+                gz.write(line)
+                gz.write(b"\n")
+        return out.getvalue()

@@ -1,0 +1,80 @@
+"""The one definition of the trace bucket and the task table.
+
+Every other layer uses or pins these values: the handler checks keys against
+``TRACE_KEY_PREFIX``, the agent's key builder is pinned to it by a contract test,
+and the acceptance fixtures build the moto bucket and table from these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TRACE_KEY_PREFIX = "traces/"
+TRACE_OBJECT_SUFFIX = ".jsonl.gz"
+TRACE_CONTENT_TYPE = "application/gzip"
+PRESIGNED_URL_TTL_SECONDS = 900
+
+# Environment variables shared by the agent runtime and the handler.
+ENV_TRACE_BUCKET = "TRACE_ARTIFACTS_BUCKET_NAME"
+ENV_TASK_TABLE = "TASK_TABLE_NAME"
+
+
+def trace_object_key(user_id: str, task_id: str) -> str:
+    """``traces/<user_id>/<task_id>.jsonl.gz``: the key shape every layer agrees on."""
+    return f"{TRACE_KEY_PREFIX}{user_id}/{task_id}{TRACE_OBJECT_SUFFIX}"
+
+
+def caller_key_prefix(user_id: str) -> str:
+    """The only prefix a caller may be handed a link under."""
+    return f"{TRACE_KEY_PREFIX}{user_id}/"
+
+
+@dataclass(frozen=True)
+class TraceBucketDefinition:
+    lifecycle_rule_id: str = "trace-artifacts-ttl"
+    expiration_days: int = 7
+    abort_incomplete_multipart_days: int = 1
+    sse_algorithm: str = "AES256"
+    block_public_access: bool = True
+    enforce_tls: bool = True
+
+
+AttributeType = Literal["S", "N", "B"]
+Projection = Literal["ALL", "KEYS_ONLY"]
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    name: str
+    partition_key: str
+    sort_key: str | None
+    projection: Projection
+
+
+@dataclass(frozen=True)
+class TaskTableDefinition:
+    partition_key: str = "task_id"
+    billing_mode: Literal["PAY_PER_REQUEST"] = "PAY_PER_REQUEST"
+    ttl_attribute: str = "ttl"
+    point_in_time_recovery: bool = True
+    global_indexes: tuple[GlobalIndex, ...] = field(
+        default=(
+            GlobalIndex("UserStatusIndex", "user_id", "status_created_at", "ALL"),
+            GlobalIndex("StatusIndex", "status", "created_at", "ALL"),
+            GlobalIndex("IdempotencyIndex", "idempotency_key", None, "KEYS_ONLY"),
+        )
+    )
+
+    def key_attributes(self) -> dict[str, AttributeType]:
+        """Every attribute used in a key of the table or an index (all strings)."""
+        names = [self.partition_key]
+        for index in self.global_indexes:
+            names.append(index.partition_key)
+            if index.sort_key:
+                names.append(index.sort_key)
+        return dict.fromkeys(names, "S")
+
+
+TRACE_BUCKET = TraceBucketDefinition()
+TASK_TABLE = TaskTableDefinition()

@@ -1,0 +1,1 @@
+"""Lambda handlers served by the REST API."""

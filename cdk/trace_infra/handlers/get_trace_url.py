@@ -1,0 +1,208 @@
+"""``GET /tasks/{task_id}/trace``: hand a task's owner a short-lived link to its trace.
+
+REST API (v1) proxy event in, proxy result out. The checks run in the order of
+the contract; the first that fails answers. Nothing secret (tokens, presigned
+URLs) is ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from trace_infra.definitions import (
+    ENV_TASK_TABLE,
+    ENV_TRACE_BUCKET,
+    PRESIGNED_URL_TTL_SECONDS,
+    caller_key_prefix,
+)
+
+logger = logging.getLogger(__name__)
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$", re.DOTALL)
+_MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_RESPONSE_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+
+
+class ApiError(Exception):
+    """An answer the handler gives on purpose: status, code and a user-facing message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+_INTERNAL = ApiError(500, "INTERNAL_ERROR", "Internal server error.")
+
+
+@dataclass(frozen=True)
+class HandlerDeps:
+    s3: Any
+    dynamodb: Any
+    table_name: str
+    bucket: str
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def handle(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str, Any]:
+    """Answer one proxy event; never raises."""
+    request_id = _request_id(event)
+    task_id = (event.get("pathParameters") or {}).get("task_id")
+    try:
+        return _respond(200, {"data": _presign_for_owner(event, deps)}, request_id)
+    except ApiError as err:
+        log = logger.error if err.status >= 500 else logger.info
+        log("trace url refused: %s", err.code, extra=_log_context(task_id, request_id))
+        return _error_response(err, request_id)
+    except Exception:
+        logger.exception("trace url failed", extra=_log_context(task_id, request_id))
+        return _error_response(_INTERNAL, request_id)
+
+
+def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str, str]:
+    caller = _caller_sub(event)
+    if not caller:
+        raise ApiError(401, "UNAUTHORIZED", "Missing or invalid caller identity.")
+    task_id = (event.get("pathParameters") or {}).get("task_id")
+    if not task_id:
+        raise ApiError(400, "VALIDATION_ERROR", "Missing task_id path parameter.")
+
+    item = deps.dynamodb.get_item(
+        TableName=deps.table_name, Key={"task_id": {"S": task_id}}, ConsistentRead=True
+    ).get("Item")
+    if item is None:
+        raise ApiError(404, "TASK_NOT_FOUND", f"Task {task_id} not found.")
+    if _string(item, "user_id") != caller:
+        raise ApiError(403, "FORBIDDEN", "You do not have access to this task.")
+    uri = _string(item, "trace_s3_uri")
+    if not uri:
+        raise ApiError(404, "TRACE_NOT_AVAILABLE", "No trace is available for this task.")
+
+    match = _S3_URI.match(uri)
+    if match is None:
+        raise ApiError(500, "INTERNAL_ERROR", "The task's trace location is malformed.")
+    bucket, key = match["bucket"], match["key"]
+    if bucket != deps.bucket:
+        # Never sign an object in a bucket this API does not own.
+        raise ApiError(500, "INTERNAL_ERROR", "The task's trace is stored in an unknown bucket.")
+    if not key_belongs_to(key, caller):
+        raise ApiError(403, "FORBIDDEN", "You do not have access to this trace.")
+
+    try:
+        deps.s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if _is_missing(err):
+            raise ApiError(
+                404, "TRACE_NOT_AVAILABLE", "No trace is available for this task."
+            ) from err
+        raise ApiError(500, "INTERNAL_ERROR", "Could not check the task's trace.") from err
+
+    url = deps.s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": key},
+        ExpiresIn=PRESIGNED_URL_TTL_SECONDS,
+    )
+    expires_at = deps.now() + timedelta(seconds=PRESIGNED_URL_TTL_SECONDS)
+    return {"url": url, "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def key_belongs_to(key: str, caller: str) -> bool:
+    """True only for a plain key under the caller's own prefix.
+
+    S3 keys are literal, but HTTP clients may normalise ``.``/``..`` and empty
+    path segments, so a key carrying them is refused rather than reasoned about.
+    """
+    if not caller or "/" in caller or not key.startswith(caller_key_prefix(caller)):
+        return False
+    return all(segment not in ("", ".", "..") for segment in key.split("/"))
+
+
+def _caller_sub(event: Mapping[str, Any]) -> str | None:
+    context = event.get("requestContext") or {}
+    claims = (context.get("authorizer") or {}).get("claims") or {}
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) and sub else None
+
+
+def _request_id(event: Mapping[str, Any]) -> str:
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    return request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4())
+
+
+def _string(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name) or {}
+    return value.get("S") if isinstance(value, dict) else None
+
+
+def _is_missing(err: ClientError) -> bool:
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _MISSING_OBJECT_CODES or status == 404
+
+
+def _respond(status: int, body: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {**_RESPONSE_HEADERS, "X-Request-Id": request_id},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def _error_response(err: ApiError, request_id: str) -> dict[str, Any]:
+    body = {"error": {"code": err.code, "message": err.message, "request_id": request_id}}
+    return _respond(err.status, body, request_id)
+
+
+def _log_context(task_id: object, request_id: str) -> dict[str, object]:
+    return {"task_id": task_id, "request_id": request_id}
+
+
+@lru_cache(maxsize=4)
+def _deps_for(
+    bucket: str, table_name: str, region: str | None, endpoint: str | None
+) -> HandlerDeps:
+    # Clients are reused across warm invocations; the cache key follows the
+    # environment so a changed configuration builds fresh clients.
+    del endpoint  # boto3 reads AWS_ENDPOINT_URL itself; it is part of the key only.
+    session = boto3.session.Session(region_name=region)
+    return HandlerDeps(
+        # Real S3 wants SigV4; boto3 would presign SigV2 in some regions.
+        s3=session.client("s3", config=Config(signature_version="s3v4")),
+        dynamodb=session.client("dynamodb"),
+        table_name=table_name,
+        bucket=bucket,
+    )
+
+
+def deps_from_environment(environ: Mapping[str, str] = os.environ) -> HandlerDeps:
+    return _deps_for(
+        environ[ENV_TRACE_BUCKET],
+        environ[ENV_TASK_TABLE],
+        environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"),
+    )
+
+
+def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+    """The Lambda entry point."""
+    try:
+        deps = deps_from_environment()
+    except KeyError as err:
+        logger.error("handler misconfigured: %s is not set", err)
+        return _error_response(_INTERNAL, _request_id(event))
+    return handle(event, deps)

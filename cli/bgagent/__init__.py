@@ -1,0 +1,1 @@
+"""``bgagent``: the command line of the background coding agent."""

@@ -1,0 +1,84 @@
+"""The REST API as the CLI sees it: authenticated calls and the error envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from bgagent.config import Config, Credentials
+from bgagent.errors import CliError
+
+API_TIMEOUT_SECONDS = 30
+
+
+class ApiError(CliError):
+    """The API answered with an error."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        self.status = status
+        self.code = code
+        text = f"{message} ({code})" if code else message
+        if status == 401:
+            text += " Your session may have expired: run `bgagent login` to sign in again."
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class TraceLink:
+    url: str
+    expires_at: str
+
+
+class ApiClient:
+    def __init__(self, config: Config, credentials: Credentials, session: requests.Session) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+
+    def get_trace_link(self, task_id: str) -> TraceLink:
+        data = self._get(f"/tasks/{quote(task_id, safe='')}/trace")
+        try:
+            return TraceLink(url=str(data["url"]), expires_at=str(data.get("expires_at", "")))
+        except (KeyError, TypeError):
+            raise CliError("The API answered without a trace link; please report this.") from None
+
+    def _get(self, path: str) -> Any:
+        url = self._config.api_url + path
+        try:
+            response = self._session.get(
+                url,
+                headers={"Authorization": self._credentials.id_token},
+                timeout=API_TIMEOUT_SECONDS,
+            )
+        except requests.Timeout:
+            raise CliError(f"The API at {self._config.api_url} did not answer in time.") from None
+        except requests.RequestException as err:
+            raise CliError(
+                f"Could not reach the API at {self._config.api_url} ({type(err).__name__})."
+            ) from None
+        body = _json_or_none(response)
+        if response.status_code != 200:
+            raise _api_error(response.status_code, body)
+        if not isinstance(body, dict) or "data" not in body:
+            raise CliError("The API answered HTTP 200 without data; please report this.")
+        return body["data"]
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _api_error(status: int, body: Any) -> ApiError:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return ApiError(status, str(error.get("code") or "") or None, str(error["message"]))
+        if body.get("message"):  # API Gateway's own answers: {"message": "Unauthorized"}
+            return ApiError(status, None, f"{body['message']} (HTTP {status})")
+    return ApiError(status, None, f"The API request failed with HTTP {status}.")

@@ -1,0 +1,178 @@
+"""Streaming download of a trace artifact: raw to a file, or gunzipped to a stream.
+
+The body is always read undecoded (``decode_content=False``): the artifact is a
+gzip file, and whatever ``Content-Encoding`` the server claims, ``-o`` must hold
+exactly the stored bytes and stdout exactly one gunzip of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+import urllib3
+
+from bgagent.errors import CliError
+
+CHUNK_BYTES = 256 * 1024
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
+
+
+class DownloadTimeout(CliError):
+    pass
+
+
+class CorruptArtifact(CliError):
+    pass
+
+
+class DownloadFailed(CliError):
+    pass
+
+
+class Download:
+    """One GET of a presigned URL, streamed, under an overall deadline."""
+
+    def __init__(self, session: requests.Session, url: str, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._timed_out = threading.Event()
+        try:
+            self._response = session.get(url, stream=True, timeout=timeout_seconds)
+        except requests.Timeout:
+            raise DownloadTimeout(self._timeout_message()) from None
+        except requests.RequestException as err:
+            raise DownloadFailed(
+                f"Could not reach the trace storage ({type(err).__name__})."
+            ) from None
+        if not self._response.ok:
+            status = self._response.status_code
+            self._response.close()
+            raise DownloadFailed(
+                f"The trace storage answered HTTP {status}. The link may have expired "
+                "(links last 15 minutes): run the command again for a new one."
+            )
+        # A stalled or trickling body cannot outlive the deadline: shutting the
+        # socket down from a timer unblocks the read wherever it is.
+        self._watchdog = threading.Timer(timeout_seconds, self._expire)
+        self._watchdog.daemon = True
+
+    def _expire(self) -> None:
+        self._timed_out.set()
+        self._response.raw.shutdown()
+
+    def _timeout_message(self) -> str:
+        return f"The download timed out after {self._timeout:g} s; run the command again."
+
+    def chunks(self) -> Iterator[bytes]:
+        """The stored bytes, as they arrive; raises CliError if the body is cut short."""
+        self._watchdog.start()
+        try:
+            yield from self._response.raw.stream(CHUNK_BYTES, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            if self._timed_out.is_set() or isinstance(err, urllib3.exceptions.ReadTimeoutError):
+                raise DownloadTimeout(self._timeout_message()) from None
+            raise DownloadFailed(
+                f"The download was interrupted ({type(err).__name__}); run the command again."
+            ) from None
+        finally:
+            self._watchdog.cancel()
+            self._response.close()
+        if self._timed_out.is_set():
+            raise DownloadTimeout(self._timeout_message())
+
+
+def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
+    """Write the gunzipped stream to ``out``; returns the bytes written.
+
+    Concatenated gzip members are decoded in turn, as ``gunzip`` does.
+    """
+    written = 0
+    members = 0
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    member_started = False
+    try:
+        for chunk in chunks:
+            pending = chunk
+            while pending:
+                member_started = True
+                data = inflater.decompress(pending, _MAX_INFLATE_STEP)
+                out.write(data)
+                written += len(data)
+                if inflater.eof:
+                    members += 1
+                    pending = inflater.unused_data
+                    inflater = zlib.decompressobj(_GZIP_WBITS)
+                    member_started = False
+                else:
+                    pending = inflater.unconsumed_tail
+        while member_started and not inflater.eof:  # drain what the step bound held back
+            data = inflater.decompress(b"", _MAX_INFLATE_STEP)
+            if not data:
+                break
+            out.write(data)
+            written += len(data)
+        if inflater.eof:
+            members += 1
+            member_started = False
+    except zlib.error:
+        raise CorruptArtifact(_CORRUPT) from None
+    if member_started or members == 0:  # cut short, or no gzip at all
+        raise CorruptArtifact(_CORRUPT)
+    out.flush()
+    return written
+
+
+_CORRUPT = (
+    "The trace artifact is corrupt or not gzipped; "
+    "use -o FILE to save the raw bytes and inspect them."
+)
+
+
+def write_atomically(chunks: Iterator[bytes], target: Path, *, replace: bool) -> int:
+    """Stream into a hidden file beside ``target``, then move it into place.
+
+    ``target`` holds either nothing new or the complete download, never a part.
+    Without ``replace`` an existing ``target`` is never overwritten, even one
+    that appeared while the download ran.
+    """
+    directory = target.parent
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+    except OSError as err:
+        raise CliError(f"Cannot write to {directory}: {err.strerror}.") from None
+    temp = Path(temp_name)
+    try:
+        return _fill_and_place(fd, temp, chunks, target, replace=replace)
+    except OSError as err:
+        raise CliError(f"Could not write {target}: {err.strerror}.") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def _fill_and_place(
+    fd: int, temp: Path, chunks: Iterator[bytes], target: Path, *, replace: bool
+) -> int:
+    size = 0
+    with os.fdopen(fd, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            size += len(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if replace:
+        os.replace(temp, target)
+    else:
+        try:
+            os.link(temp, target)  # fails, atomically, if target exists
+        except FileExistsError:
+            raise CliError(f"{target} already exists; use --force to replace it.") from None
+    return size

@@ -1,0 +1,107 @@
+"""Entry point of the ``bgagent`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, NoReturn, TextIO
+
+from bgagent.config import Config, config_dir, save_config
+from bgagent.errors import CliError
+from bgagent.trace_command import download_trace
+
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+class _Parser(argparse.ArgumentParser):
+    """Writes usage and errors to the stream ``run`` was given."""
+
+    stderr: TextIO = sys.stderr
+
+    def _print_message(self, message: str, file: object = None) -> None:
+        if message:
+            (sys.stdout if file is sys.stdout else self.stderr).write(message)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(self.stderr)
+        self.exit(2, f"bgagent: error: {message}\n")
+
+
+def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
+    _Parser.stderr = stderr
+    parser = _Parser(
+        prog="bgagent",
+        description="Command line of the background coding agent.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    configure = commands.add_parser("configure", help="save the API endpoint and Cognito settings")
+    configure.add_argument("--api-url", required=True, help="base URL of the REST API")
+    configure.add_argument("--region", required=True, help="AWS region of the user pool")
+    configure.add_argument("--user-pool-id", required=True, help="Cognito user pool id")
+    configure.add_argument("--client-id", required=True, help="Cognito app client id")
+
+    trace = commands.add_parser("trace", help="work with task traces")
+    trace_commands = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
+    download = trace_commands.add_parser(
+        "download",
+        help="download a task's trace",
+        description=(
+            "Download the trajectory of a task run with --trace. By default the "
+            "JSON Lines go to stdout (pipe them to `jq -s .`); with -o the gzip "
+            "artifact is saved as stored."
+        ),
+    )
+    download.add_argument("task_id", metavar="TASK_ID", help="the task whose trace to download")
+    download.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="save the raw .jsonl.gz artifact to FILE"
+    )
+    download.add_argument(
+        "-f", "--force", action="store_true", help="replace FILE if it already exists"
+    )
+    return parser
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: BinaryIO | None = None,
+    stderr: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run one command; returns the exit status. Expected failures print one line."""
+    out = stdout if stdout is not None else sys.stdout.buffer
+    err = stderr if stderr is not None else sys.stderr
+    env = environ if environ is not None else os.environ
+    try:
+        args = build_parser(err).parse_args(argv)
+        if args.command == "configure":
+            path = save_config(
+                config_dir(env),
+                Config(args.api_url.rstrip("/"), args.region, args.user_pool_id, args.client_id),
+            )
+            print(f"Saved {path}", file=err)
+            return 0
+        return download_trace(
+            args.task_id, args.output, force=args.force, stdout=out, stderr=err, environ=env
+        )
+    except CliError as failure:
+        print(f"bgagent: {failure}", file=err)
+        return failure.exit_code
+    except KeyboardInterrupt:
+        print("bgagent: interrupted; nothing was saved.", file=err)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_BROKEN_PIPE  # the reader went away (`| head`): nothing to report
+
+
+def main() -> NoReturn:
+    status = run()
+    if status == EXIT_BROKEN_PIPE:
+        # Python would report the broken pipe again when flushing at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
