@@ -1,0 +1,55 @@
+"""Session-wide local AWS for the acceptance suite: moto's server and the API gateway.
+
+Both start once, on 127.0.0.1; each scenario gets a freshly reset account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
+from trace_harness.local_aws import MotoServer
+from trace_harness.stack import TraceStack, code_under_test_environment
+from trace_infra.handlers.get_trace_url import lambda_handler
+
+pytest_plugins = [
+    "trace_steps.scene",
+    "trace_steps.accounts",
+    "trace_steps.tasks",
+    "trace_steps.downloads",
+]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_environment(moto_server: MotoServer) -> Iterator[dict[str, str]]:
+    environment = code_under_test_environment(moto_server)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        yield environment
+
+
+@pytest.fixture(scope="session")
+def api_gateway(aws_environment: dict[str, str]) -> Iterator[tuple[LocalApiGateway, str]]:
+    gateway = LocalApiGateway(lambda_handler)
+    url = gateway.start()
+    yield gateway, url
+    gateway.stop()
+
+
+@pytest.fixture
+def stack(moto_server: MotoServer, api_gateway: tuple[LocalApiGateway, str]) -> TraceStack:
+    gateway, url = api_gateway
+    built = TraceStack.build(moto_server, url)
+    gateway.authorizer = CognitoAuthorizer(built.pool)
+    return built

@@ -1,0 +1,5 @@
+"""Binds the scenarios of trace_download.feature; the steps live in ``trace_steps``."""
+
+from pytest_bdd import scenarios
+
+scenarios("trace_download.feature")

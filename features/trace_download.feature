@@ -1,0 +1,47 @@
+@integration
+Feature: Downloading the trace of a task
+  A task run with --trace keeps its whole agent trajectory. When the task
+  ends, the agent packs the trajectory as gzipped JSON Lines, stores it as
+  the task's trace, and links the trace on the task record.
+
+  Later the task's owner asks for the trace with `bgagent trace download`.
+  The API checks that the caller owns the task and that the trace is really
+  stored, then hands back a download link that lasts 15 minutes. The CLI
+  follows the link and prints the trajectory, or saves the stored artifact
+  to a file.
+
+  Background:
+    Given Alice and Bob have accounts on the platform
+
+  Scenario: A traced task uploads, is presigned for its owner, and downloads intact
+    Given Alice ran a task with trace on, which finished after 3 turns of agent work
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And she reads the trajectory as JSON Lines, headed by a summary of the trace
+    And the summary counts every event of the task, none dropped
+    And every event of the task follows in the order it happened
+
+  Scenario: Saving the trace to a file keeps the stored artifact byte for byte
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    When Alice saves the task's trace to a file
+    Then the download succeeds
+    And the file holds exactly the artifact stored for the task
+    And she is told where the trace was written
+
+  Scenario: The trace link hands any HTTP client the artifact as stored
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    When Alice's trace link is fetched by an ordinary HTTP client
+    Then the client receives exactly the gzip artifact stored for the task
+
+  Scenario: Another user is refused and receives nothing
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    When Bob downloads the trace of Alice's task
+    Then the download fails, telling him he does not have access to the task
+    And nothing was downloaded
+
+  Scenario: A task run without trace gets a friendly explanation
+    Given Alice ran a task with trace off, which finished after 2 turns of agent work
+    When Alice downloads the task's trace
+    Then the download fails, explaining that the task did not run with --trace or its upload has not completed
+    And she is told how to submit the task again with a trace
+    And nothing was downloaded

@@ -1,0 +1,61 @@
+"""Users of the platform: a Cognito user pool in moto, its users and their ID tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ID_TOKEN_ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class UserPool:
+    id: str
+    client_id: str
+    region: str
+    endpoint: str
+
+    @property
+    def issuer(self) -> str:
+        # moto stamps the real AWS issuer, even in server mode.
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.id}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.endpoint}/{self.id}/.well-known/jwks.json"
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    password: str
+    sub: str
+
+
+def create_user_pool(cognito: Any, *, name: str, region: str, endpoint: str) -> UserPool:
+    pool_id = cognito.create_user_pool(PoolName=name)["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="bgagent-cli",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    return UserPool(pool_id, client_id, region, endpoint)
+
+
+def create_user(cognito: Any, pool: UserPool, username: str, password: str) -> User:
+    cognito.admin_create_user(UserPoolId=pool.id, Username=username, MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(
+        UserPoolId=pool.id, Username=username, Password=password, Permanent=True
+    )
+    attributes = cognito.admin_get_user(UserPoolId=pool.id, Username=username)["UserAttributes"]
+    sub = next(attr["Value"] for attr in attributes if attr["Name"] == "sub")
+    return User(username, password, sub)
+
+
+def id_token_for(cognito: Any, pool: UserPool, user: User) -> dict[str, Any]:
+    """The user's tokens, as Cognito issues them on a password sign-in."""
+    return cognito.initiate_auth(
+        ClientId=pool.client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
+    )["AuthenticationResult"]

@@ -1,0 +1,142 @@
+"""moto's server on 127.0.0.1, and the stack's resources built in it from ``trace_infra``.
+
+The bucket and the table are created from the same definitions the
+infrastructure uses, so a change there reaches these fixtures too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+from trace_infra.definitions import (
+    TASK_TABLE,
+    TRACE_BUCKET,
+    TaskTableDefinition,
+    TraceBucketDefinition,
+)
+
+REGION = "us-east-1"
+TEST_ACCESS_KEY_ID = "testing"
+TEST_SECRET_ACCESS_KEY = "testing"
+
+
+@dataclass
+class MotoServer:
+    """moto in server mode: every call of the code under test crosses real HTTP."""
+
+    _server: ThreadedMotoServer
+    endpoint: str
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls) -> MotoServer:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on stderr
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        return cls(server, f"http://{host}:{port}")
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def reset(self) -> None:
+        """Forget every resource: each scenario starts from an empty account."""
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id=TEST_ACCESS_KEY_ID,
+                aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+            )
+        return self._clients[service]
+
+
+def create_trace_bucket(
+    s3: Any, name: str, definition: TraceBucketDefinition = TRACE_BUCKET
+) -> None:
+    """The trace bucket as TraceArtifactsBucket defines it (less the TLS-only policy).
+
+    moto denies every request under a policy with any Deny statement, so the
+    TLS-only policy cannot be carried here; it is checked in the template instead.
+    """
+    s3.create_bucket(Bucket=name)
+    if definition.block_public_access:
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": definition.sse_algorithm}}
+            ]
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": definition.lifecycle_rule_id,
+                    "Filter": {"Prefix": ""},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": definition.expiration_days},
+                    "AbortIncompleteMultipartUpload": {
+                        "DaysAfterInitiation": definition.abort_incomplete_multipart_days
+                    },
+                }
+            ]
+        },
+    )
+
+
+def create_task_table(
+    dynamodb: Any, name: str, definition: TaskTableDefinition = TASK_TABLE
+) -> None:
+    """The task table as TaskTable defines it: keys, GSIs, billing, TTL, PITR."""
+    indexes = []
+    for index in definition.global_indexes:
+        schema = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+        if index.sort_key:
+            schema.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": schema,
+                "Projection": {"ProjectionType": index.projection},
+            }
+        )
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": attr, "AttributeType": kind}
+            for attr, kind in definition.key_attributes().items()
+        ],
+        KeySchema=[{"AttributeName": definition.partition_key, "KeyType": "HASH"}],
+        BillingMode=definition.billing_mode,
+        GlobalSecondaryIndexes=indexes,
+    )
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": definition.ttl_attribute},
+    )
+    if definition.point_in_time_recovery:
+        dynamodb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )

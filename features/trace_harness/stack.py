@@ -1,0 +1,97 @@
+"""The trace round trip's AWS side, as one scenario sees it, built fresh in moto."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
+
+from trace_harness.identities import UserPool, create_user_pool
+from trace_harness.local_aws import (
+    REGION,
+    TEST_ACCESS_KEY_ID,
+    TEST_SECRET_ACCESS_KEY,
+    MotoServer,
+    create_task_table,
+    create_trace_bucket,
+)
+
+BUCKET_NAME = "bgagent-trace-artifacts"
+TABLE_NAME = "bgagent-tasks"
+
+
+def code_under_test_environment(moto: MotoServer) -> dict[str, str]:
+    """What the agent runtime and the handler read, pointed at moto.
+
+    boto3 honours AWS_ENDPOINT_URL itself, so production code needs no test hook;
+    the empty config files keep any real AWS profile on this machine out of reach.
+    """
+    return {
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        ENV_TRACE_BUCKET: BUCKET_NAME,
+        ENV_TASK_TABLE: TABLE_NAME,
+    }
+
+
+@dataclass(frozen=True)
+class TraceStack:
+    moto: MotoServer
+    pool: UserPool
+    api_url: str
+    bucket: str = BUCKET_NAME
+    table: str = TABLE_NAME
+
+    @classmethod
+    def build(cls, moto: MotoServer, api_url: str) -> TraceStack:
+        """An empty account holding the stack's bucket, table and user pool."""
+        moto.reset()
+        create_trace_bucket(moto.client("s3"), BUCKET_NAME)
+        create_task_table(moto.client("dynamodb"), TABLE_NAME)
+        pool = create_user_pool(
+            moto.client("cognito-idp"), name="bgagent-users", region=REGION, endpoint=moto.endpoint
+        )
+        return cls(moto, pool, api_url)
+
+    def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
+        """The task record as the API writes it when a task is submitted and starts."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.moto.client("dynamodb").put_item(
+            TableName=self.table,
+            Item={
+                "task_id": {"S": task_id},
+                "user_id": {"S": user_id},
+                "status": {"S": "RUNNING"},
+                "created_at": {"S": now},
+                "status_created_at": {"S": f"RUNNING#{now}"},
+                "trace": {"BOOL": trace},
+            },
+        )
+
+    def task_record(self, task_id: str) -> dict[str, Any]:
+        item = self.moto.client("dynamodb").get_item(
+            TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
+        )["Item"]
+        return {name: next(iter(value.values())) for name, value in item.items()}
+
+    def stored_object(self, task_id: str) -> dict[str, Any]:
+        """The object the task record links to, read straight from the bucket."""
+        uri = self.task_record(task_id)["trace_s3_uri"]
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return self.moto.client("s3").get_object(Bucket=bucket, Key=key)
+
+    def stored_artifact(self, task_id: str) -> bytes:
+        return self.stored_object(task_id)["Body"].read()
+
+
+def jsonl_lines(artifact: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in gzip.decompress(artifact).splitlines()]

@@ -1,0 +1,17 @@
+"""Running the real ``bgagent`` CLI module as a given person, in-process."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from bgagent.main import run
+
+from trace_steps.scene import CliRun, Person
+
+
+def run_bgagent(person: Person, *args: str) -> CliRun:
+    stdout, stderr = io.BytesIO(), io.StringIO()
+    environ = {**os.environ, "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    exit_code = run(list(args), stdout=stdout, stderr=stderr, environ=environ)
+    return CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue())
