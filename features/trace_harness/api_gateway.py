@@ -90,7 +90,9 @@ class LocalApiGateway:
 
     def start(self) -> str:
         self._server = make_server("127.0.0.1", 0, self, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), daemon=True
+        )
         self._thread.start()
         return f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
 

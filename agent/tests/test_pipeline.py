@@ -1,0 +1,163 @@
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
+from trace_agent.task_config import InvalidTaskConfig, TaskConfig
+from trace_agent.task_record import TaskRecords
+from trace_agent.trajectory import MAX_TRACE_BYTES
+
+EVENTS = [
+    {"event": "TRAJECTORY_TURN", "turn": 1},
+    {"event": "TRAJECTORY_RESULT", "is_error": False},
+]
+
+
+def submit(aws: dict, task_id: str, status: str = "RUNNING", user_id: str = "user-a") -> None:
+    aws["dynamodb"].put_item(
+        TableName=aws["table"],
+        Item={"task_id": {"S": task_id}, "user_id": {"S": user_id}, "status": {"S": status}},
+    )
+
+
+def record(aws: dict, task_id: str) -> dict[str, str]:
+    item = aws["dynamodb"].get_item(TableName=aws["table"], Key={"task_id": {"S": task_id}})
+    return {k: next(iter(v.values())) for k, v in item["Item"].items()}
+
+
+def records(aws: dict) -> TaskRecords:
+    return TaskRecords(aws["table"], aws["dynamodb"])
+
+
+def test_a_traced_task_ends_with_its_trace_linked_in_the_terminal_write(aws: dict) -> None:
+    submit(aws, "t1")
+    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+
+    stored = record(aws, "t1")
+    assert stored["status"] == "COMPLETED"
+    assert stored["trace_s3_uri"] == f"s3://{aws['bucket']}/traces/user-a/t1.jsonl.gz"
+    assert stored["status_created_at"].startswith("COMPLETED#")
+    assert stored["status_created_at"] == f"COMPLETED#{stored['completed_at']}"
+    assert outcome.trace_linked
+
+
+def test_an_untraced_task_uploads_nothing(aws: dict) -> None:
+    submit(aws, "t1")
+    run_task(TaskConfig("t1", "user-a", trace=False), EVENTS, records=records(aws))
+    assert "trace_s3_uri" not in record(aws, "t1")
+    assert aws["s3"].list_objects_v2(Bucket=aws["bucket"])["KeyCount"] == 0
+
+
+def test_an_error_result_ends_the_task_failed_with_its_trace(aws: dict) -> None:
+    submit(aws, "t1")
+    events = [{"event": "TRAJECTORY_RESULT", "is_error": True}]
+    run_task(TaskConfig("t1", "user-a", trace=True), events, records=records(aws))
+    assert record(aws, "t1")["status"] == "FAILED"
+    assert "trace_s3_uri" in record(aws, "t1")
+
+
+def test_losing_the_terminal_write_to_a_cancel_self_heals_the_link(aws: dict) -> None:
+    submit(aws, "t1", status="CANCELLED")
+    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+
+    stored = record(aws, "t1")
+    assert stored["status"] == "CANCELLED"  # the cancel stands
+    assert stored["trace_s3_uri"].endswith("traces/user-a/t1.jsonl.gz")
+    assert not outcome.status_written
+    assert outcome.trace_linked
+
+
+def test_self_heal_never_overwrites_an_existing_link(aws: dict) -> None:
+    submit(aws, "t1", status="CANCELLED")
+    aws["dynamodb"].update_item(
+        TableName=aws["table"],
+        Key={"task_id": {"S": "t1"}},
+        UpdateExpression="SET trace_s3_uri = :u",
+        ExpressionAttributeValues={":u": {"S": "s3://b/earlier"}},
+    )
+    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    assert record(aws, "t1")["trace_s3_uri"] == "s3://b/earlier"
+    assert not outcome.trace_linked
+
+
+def crashing_run() -> Iterator[dict[str, Any]]:
+    yield {"event": "TRAJECTORY_TURN", "turn": 1}
+    raise RuntimeError("model API exploded")
+
+
+def test_a_crash_writes_failed_with_the_trace_and_reraises_its_own_exception(aws: dict) -> None:
+    submit(aws, "t1")
+    with pytest.raises(RuntimeError, match="model API exploded"):
+        run_task(TaskConfig("t1", "user-a", trace=True), crashing_run(), records=records(aws))
+    stored = record(aws, "t1")
+    assert stored["status"] == "FAILED"
+    assert "trace_s3_uri" in stored
+
+
+def test_a_crash_is_not_masked_when_the_terminal_write_fails_too(aws: dict) -> None:
+    submit(aws, "t1")
+    broken = TaskRecords("no-such-table", aws["dynamodb"])
+    with pytest.raises(RuntimeError, match="model API exploded"):
+        run_task(TaskConfig("t1", "user-a", trace=True), crashing_run(), records=broken)
+
+
+def cancelled_run() -> Iterator[dict[str, Any]]:
+    yield {"event": "TRAJECTORY_TURN", "turn": 1}
+    raise TaskCancelled
+
+
+def test_the_cancel_path_uploads_and_links_to_the_cancelled_record(aws: dict) -> None:
+    submit(aws, "t1", status="CANCELLED")  # the API recorded the cancel
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), cancelled_run(), records=records(aws)
+    )
+    assert outcome.status == "CANCELLED"
+    assert record(aws, "t1")["trace_s3_uri"].endswith("t1.jsonl.gz")
+
+
+def test_a_failed_upload_still_reaches_a_terminal_status(
+    aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit(aws, "t1")
+    monkeypatch.setenv("TRACE_ARTIFACTS_BUCKET_NAME", "bucket-that-does-not-exist")
+    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    assert record(aws, "t1")["status"] == "COMPLETED"
+    assert "trace_s3_uri" not in record(aws, "t1")
+    assert outcome.trace_s3_uri is None
+
+
+def test_a_failing_terminal_write_does_not_raise_out_of_the_pipeline(aws: dict) -> None:
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=TaskRecords("no-such-table", aws["dynamodb"]),
+    )
+    assert not outcome.status_written
+
+
+def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
+    submit(aws, "t1")
+    seen: list[str] = []
+    big = {"event": "TRAJECTORY_TURN", "pad": "x" * (MAX_TRACE_BYTES // 2)}
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        [big, big, big, big],
+        records=records(aws),
+        on_milestone=seen.append,
+    )
+    assert seen == [TRACE_TRUNCATED]
+    assert outcome.milestones == [TRACE_TRUNCATED]
+
+
+@pytest.mark.parametrize("user_id", ["", "   "])
+def test_a_traced_task_without_an_owner_is_rejected_when_configured(user_id: str) -> None:
+    with pytest.raises(InvalidTaskConfig, match="no user_id"):
+        TaskConfig("t1", user_id, trace=True)
+    TaskConfig("t1", user_id, trace=False)  # untraced tasks do not need one here
+
+
+def test_records_from_environment_reads_the_table_name(
+    aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASK_TABLE_NAME", aws["table"])
+    assert TaskRecords.from_environment().table_name == aws["table"]

@@ -1,0 +1,88 @@
+import gzip
+import json
+
+import pytest
+from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
+
+
+def lines_of(artifact: bytes) -> list[dict]:
+    return [json.loads(line) for line in gzip.decompress(artifact).splitlines()]
+
+
+def test_dump_is_a_header_then_every_event_in_capture_order() -> None:
+    trajectory = TrajectoryAccumulator("t-1", enabled=True, max_bytes=10_000)
+    events = [{"event": "TRAJECTORY_TURN", "turn": i, "text": "été ✓"} for i in range(3)]
+    for event in events:
+        trajectory.record(event)
+
+    header, *rest = lines_of(trajectory.dump())
+
+    assert header == {
+        "event": HEADER_EVENT,
+        "task_id": "t-1",
+        "accumulated_events": 3,
+        "accumulated_bytes": trajectory.accumulated_bytes,
+        "dropped": 0,
+        "max_bytes": 10_000,
+    }
+    assert rest == events
+
+
+def test_dump_is_deterministic_gzip_with_mtime_zero() -> None:
+    def dump() -> bytes:
+        trajectory = TrajectoryAccumulator("t", enabled=True)
+        trajectory.record({"event": "TRAJECTORY_TURN"})
+        return trajectory.dump()
+
+    first = dump()
+    assert first == dump()
+    assert first[:2] == b"\x1f\x8b"
+    assert first[4:8] == b"\x00\x00\x00\x00"  # MTIME field
+
+
+def test_events_past_the_cap_are_dropped_counted_and_reported_once() -> None:
+    fired: list[int] = []
+    event = {"event": "TRAJECTORY_TURN", "pad": "x" * 50}
+    size = len(json.dumps(event, separators=(",", ":")))
+    trajectory = TrajectoryAccumulator(
+        "t", enabled=True, max_bytes=size * 2, on_truncated=lambda: fired.append(1)
+    )
+    for _ in range(5):
+        trajectory.record(event)
+
+    assert trajectory.accumulated_events == 2
+    assert trajectory.dropped == 3
+    assert fired == [1]
+    assert lines_of(trajectory.dump())[0]["dropped"] == 3
+
+
+def test_after_the_first_drop_smaller_events_are_dropped_too() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=40)
+    trajectory.record({"big": "x" * 100})
+    trajectory.record({"s": 1})
+    assert (trajectory.accumulated_events, trajectory.dropped) == (0, 2)
+
+
+def test_a_raising_truncation_callback_is_swallowed() -> None:
+    def boom() -> None:
+        raise RuntimeError("milestone sink down")
+
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=1, on_truncated=boom)
+    trajectory.record({"event": "TRAJECTORY_TURN"})
+    assert trajectory.dropped == 1
+
+
+@pytest.mark.parametrize("bad", [{"x": object()}, {"x": float("nan")}, {"x": {1, 2}}])
+def test_an_unserializable_event_is_dropped_not_raised(bad: dict) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record(bad)
+    trajectory.record({"ok": True})
+    assert trajectory.dropped == 1
+    assert lines_of(trajectory.dump())[1:] == [{"ok": True}]
+
+
+def test_dump_is_none_when_not_accumulating_or_empty() -> None:
+    disabled = TrajectoryAccumulator("t", enabled=False)
+    disabled.record({"event": "TRAJECTORY_TURN"})
+    assert disabled.dump() is None
+    assert TrajectoryAccumulator("t", enabled=True).dump() is None

@@ -1,0 +1,157 @@
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from trace_harness.local_aws import create_task_table, create_trace_bucket
+from trace_infra.handlers.get_trace_url import HandlerDeps, handle, key_belongs_to, lambda_handler
+
+BUCKET, TABLE = "trace-bucket", "tasks"
+OWNER, OTHER = "sub-alice", "sub-bob"
+KEY = f"traces/{OWNER}/t1.jsonl.gz"
+NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def deps() -> Iterator[HandlerDeps]:
+    with mock_aws():
+        s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+        ddb = boto3.client("dynamodb")
+        create_trace_bucket(s3, BUCKET)
+        create_task_table(ddb, TABLE)
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"\x1f\x8b...")
+        yield HandlerDeps(s3=s3, dynamodb=ddb, table_name=TABLE, bucket=BUCKET, now=lambda: NOW)
+
+
+def put_task(deps: HandlerDeps, *, user_id: str = OWNER, uri: str | None = None) -> None:
+    item: dict[str, Any] = {"task_id": {"S": "t1"}, "user_id": {"S": user_id}}
+    if uri is not None:
+        item["trace_s3_uri"] = {"S": uri}
+    deps.dynamodb.put_item(TableName=TABLE, Item=item)
+
+
+def event(sub: str | None = OWNER, task_id: str | None = "t1") -> dict[str, Any]:
+    claims = {"sub": sub} if sub is not None else {}
+    return {
+        "httpMethod": "GET",
+        "pathParameters": {"task_id": task_id} if task_id is not None else None,
+        "requestContext": {"requestId": "req-1", "authorizer": {"claims": claims}},
+    }
+
+
+def answer(deps: HandlerDeps, **kwargs: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    result = handle(event(**kwargs), deps)
+    return result["statusCode"], json.loads(result["body"]), result["headers"]
+
+
+def test_the_owner_gets_a_sigv4_link_for_900_seconds(deps: HandlerDeps) -> None:
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    status, body, headers = answer(deps)
+
+    assert status == 200
+    url = body["data"]["url"]
+    query = parse_qs(urlsplit(url).query)
+    assert urlsplit(url).path.endswith(KEY)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["900"]
+    assert body["data"]["expires_at"] == "2026-11-24T12:15:00Z"
+    assert headers == {
+        "Content-Type": "application/json",
+        "Access-Control-Allow-Origin": "*",
+        "X-Request-Id": "req-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("setup", "kwargs", "status", "code"),
+    [
+        (None, {"sub": None}, 401, "UNAUTHORIZED"),
+        (None, {"sub": ""}, 401, "UNAUTHORIZED"),
+        (None, {"task_id": None}, 400, "VALIDATION_ERROR"),
+        (None, {}, 404, "TASK_NOT_FOUND"),
+        (
+            {"user_id": OTHER, "uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"},
+            {},
+            403,
+            "FORBIDDEN",
+        ),
+        ({}, {}, 404, "TRACE_NOT_AVAILABLE"),
+        ({"uri": f"https://{BUCKET}/{KEY}"}, {}, 500, "INTERNAL_ERROR"),
+        ({"uri": f"s3://{BUCKET}"}, {}, 500, "INTERNAL_ERROR"),
+        ({"uri": f"s3://other-bucket/{KEY}"}, {}, 500, "INTERNAL_ERROR"),
+        ({"uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"}, {}, 403, "FORBIDDEN"),
+        ({"uri": f"s3://{BUCKET}/traces/{OWNER}/missing.jsonl.gz"}, {}, 404, "TRACE_NOT_AVAILABLE"),
+    ],
+)
+def test_each_check_answers_in_contract_order(
+    deps: HandlerDeps, setup: dict | None, kwargs: dict, status: int, code: str
+) -> None:
+    if setup is not None:
+        put_task(deps, **setup)
+    got_status, body, headers = answer(deps, **kwargs)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert body["error"]["request_id"] == "req-1"
+    assert headers["X-Request-Id"] == "req-1"
+
+
+def test_a_head_failure_other_than_missing_is_a_500(deps: HandlerDeps) -> None:
+    class DenyingS3:
+        def head_object(self, **_: object) -> None:
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    denied = HandlerDeps(DenyingS3(), deps.dynamodb, TABLE, BUCKET)
+    status, body, _ = answer(denied)
+    assert (status, body["error"]["code"]) == (500, "INTERNAL_ERROR")
+
+
+def test_an_unexpected_error_is_a_generic_500(deps: HandlerDeps) -> None:
+    broken = HandlerDeps(deps.s3, deps.dynamodb, "no-such-table", BUCKET)
+    status, body, _ = answer(broken)
+    assert (status, body["error"]) == (
+        500,
+        {"code": "INTERNAL_ERROR", "message": "Internal server error.", "request_id": "req-1"},
+    )
+
+
+def test_nothing_secret_is_logged(deps: HandlerDeps, caplog: pytest.LogCaptureFixture) -> None:
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    with caplog.at_level(logging.DEBUG, logger="trace_infra"):
+        url = json.loads(handle(event(), deps)["body"])["data"]["url"]
+        handle(event(sub=OTHER), deps)
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    assert signature not in caplog.text
+    assert "X-Amz-Signature" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "caller", "allowed"),
+    [
+        (f"traces/{OWNER}/t1.jsonl.gz", OWNER, True),
+        ("traces/alice2/t1.jsonl.gz", "alice", False),
+        ("traces/alice/../bob/t1.jsonl.gz", "alice", False),
+        ("traces/alice//t1.jsonl.gz", "alice", False),
+        ("traces/alice/./t1.jsonl.gz", "alice", False),
+        ("traces/alice/", "alice", False),
+        ("traces//t1.jsonl.gz", "", False),
+        ("traces/a/b/t1.jsonl.gz", "a/b", False),
+    ],
+)
+def test_key_belongs_to_only_the_callers_plain_prefix(key: str, caller: str, allowed: bool) -> None:
+    assert key_belongs_to(key, caller) is allowed
+
+
+def test_the_lambda_entry_reads_its_configuration_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRACE_ARTIFACTS_BUCKET_NAME", raising=False)
+    result = lambda_handler(event(), None)
+    assert result["statusCode"] == 500
+    assert json.loads(result["body"])["error"]["code"] == "INTERNAL_ERROR"

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bgagent.config import Config, Credentials, save_config, save_credentials
+from bgagent.main import run
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+TRACE_LINES = b'{"event":"TRAJECTORY_ARTIFACT_HEADER"}\n{"event":"TRAJECTORY_TURN"}\n'
+ARTIFACT = gzip.compress(TRACE_LINES, mtime=0)
+ID_TOKEN = "header.payload.signature-of-the-id-token"
+
+
+@dataclass
+class FakeBackend:
+    """A stand-in API and object store on 127.0.0.1, answering as configured."""
+
+    url: str = ""
+    trace_lines: bytes = TRACE_LINES
+    artifact: bytes = ARTIFACT
+    id_token: str = ID_TOKEN
+    api_status: int = 200
+    api_body: bytes | None = None
+    object_status: int = 200
+    object_body: bytes = ARTIFACT
+    object_headers: dict[str, str] = field(default_factory=dict)
+    object_stall_seconds: float = 0.0
+    seen_paths: list[str] = field(default_factory=list)
+    seen_authorization: list[str] = field(default_factory=list)
+
+    def app(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        request = Request(environ)
+        self.seen_paths.append(environ.get("RAW_URI", request.path))
+        if request.path == "/object":
+            return self._object()(environ, start_response)
+        self.seen_authorization.append(request.headers.get("Authorization", ""))
+        body = self.api_body
+        if body is None:
+            body = json.dumps(
+                {"data": {"url": f"{self.url}/object?X-Amz-Signature=s3cr3t", "expires_at": "x"}}
+            ).encode()
+        return Response(body, self.api_status, content_type="application/json")(
+            environ, start_response
+        )
+
+    def _object(self) -> Response:
+        def body() -> Iterator[bytes]:
+            half = len(self.object_body) // 2
+            yield self.object_body[:half]
+            time.sleep(self.object_stall_seconds)
+            yield self.object_body[half:]
+
+        response = Response(body(), self.object_status, headers=self.object_headers)
+        response.headers["Content-Length"] = str(len(self.object_body))
+        return response
+
+
+@pytest.fixture
+def backend() -> Iterator[FakeBackend]:
+    fake = FakeBackend()
+    server = make_server("127.0.0.1", 0, fake.app, threaded=True)
+    server.daemon_threads = True  # a stalled response must not hold up the teardown
+    fake.url = f"http://127.0.0.1:{server.server_port}"
+    # A short poll interval: shutdown() otherwise waits up to half a second.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: bytes
+    stderr: str
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, backend: FakeBackend) -> Path:
+    directory = tmp_path / "bgagent"
+    save_config(directory, Config(f"{backend.url}/prod", "us-east-1", "pool", "client"))
+    save_credentials(directory, Credentials(ID_TOKEN, "refresh", "2099-01-01T00:00:00+00:00"))
+    return directory
+
+
+@pytest.fixture
+def bgagent(config_dir: Path) -> Callable[..., CliResult]:
+    def invoke(*args: str, **extra_env: str) -> CliResult:
+        stdout, stderr = io.BytesIO(), io.StringIO()
+        env = {"BGAGENT_CONFIG_DIR": str(config_dir), **extra_env}
+        code = run(list(args), stdout=stdout, stderr=stderr, environ=env)
+        return CliResult(code, stdout.getvalue(), stderr.getvalue())
+
+    return invoke

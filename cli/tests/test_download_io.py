@@ -1,0 +1,109 @@
+import gzip
+import io
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bgagent.config import Config, Credentials, load_config, save_config, save_credentials
+from bgagent.download import CorruptArtifact, gunzip_to, write_atomically
+from bgagent.errors import CliError
+
+PAYLOAD = b"".join(b'{"event":"TRAJECTORY_TURN","turn":%d}\n' % i for i in range(2000))
+
+
+def chunked(data: bytes, size: int = 97) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_gunzip_streams_in_small_chunks() -> None:
+    out = io.BytesIO()
+    assert gunzip_to(chunked(gzip.compress(PAYLOAD)), out) == len(PAYLOAD)
+    assert out.getvalue() == PAYLOAD
+
+
+def test_gunzip_decodes_concatenated_members_like_gunzip() -> None:
+    out = io.BytesIO()
+    gunzip_to(iter([gzip.compress(b"a\n") + gzip.compress(b"b\n")]), out)
+    assert out.getvalue() == b"a\nb\n"
+
+
+def test_gunzip_keeps_memory_bounded_on_highly_compressible_input() -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    sizes: list[int] = []
+
+    class Sink(io.RawIOBase):
+        def write(self, data: bytes) -> int:
+            sizes.append(len(data))
+            return len(data)
+
+    gunzip_to(iter([bomb]), Sink())
+    assert sum(sizes) == 64 * 1024 * 1024
+    assert max(sizes) <= 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"plain text\n", gzip.compress(PAYLOAD)[:-20], gzip.compress(b"a") + b"junk"],
+    ids=["empty", "not-gzip", "truncated", "trailing-junk"],
+)
+def test_gunzip_refuses_what_is_not_a_whole_gzip_stream(data: bytes) -> None:
+    with pytest.raises(CorruptArtifact, match="corrupt or not gzipped"):
+        gunzip_to(iter([data]), io.BytesIO())
+
+
+def test_gunzip_accepts_an_empty_but_valid_gzip() -> None:
+    assert gunzip_to(iter([gzip.compress(b"")]), io.BytesIO()) == 0
+
+
+def failing_after(data: bytes) -> Iterator[bytes]:
+    yield data
+    raise CliError("The download was interrupted (ProtocolError); run the command again.")
+
+
+def test_an_interrupted_write_leaves_neither_target_nor_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "t.gz"
+    with pytest.raises(CliError, match="interrupted"):
+        write_atomically(failing_after(b"partial"), target, replace=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_forced_write_keeps_the_earlier_file(tmp_path: Path) -> None:
+    target = tmp_path / "t.gz"
+    target.write_bytes(b"earlier")
+    with pytest.raises(CliError):
+        write_atomically(failing_after(b"partial"), target, replace=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.gz"]
+    assert target.read_bytes() == b"earlier"
+
+
+def test_a_file_that_appears_during_the_download_is_not_overwritten(tmp_path: Path) -> None:
+    target = tmp_path / "t.gz"
+
+    def racing() -> Iterator[bytes]:
+        yield b"new"
+        target.write_bytes(b"written meanwhile")
+
+    with pytest.raises(CliError, match="already exists"):
+        write_atomically(racing(), target, replace=False)
+    assert target.read_bytes() == b"written meanwhile"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.gz"]
+
+
+def test_credentials_are_private_to_the_user(tmp_path: Path) -> None:
+    path = save_credentials(tmp_path / "cfg", Credentials("token"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_config_round_trips_and_rejects_a_bad_api_url(tmp_path: Path) -> None:
+    config = Config("https://api.example.test/prod", "eu-west-1", "pool", "client")
+    save_config(tmp_path, config)
+    assert load_config(tmp_path) == config
+    (tmp_path / "config.json").write_text('{"api_url": "ftp://x"}')
+    with pytest.raises(CliError, match="no valid api_url"):
+        load_config(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CliError, match="not valid JSON"):
+        load_config(tmp_path)

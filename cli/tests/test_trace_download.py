@@ -1,0 +1,129 @@
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from bgagent.main import run
+
+
+def test_stdout_gets_the_gunzipped_jsonl(bgagent, backend) -> None:
+    result = bgagent("trace", "download", "t-1")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, backend.trace_lines, "")
+    assert backend.seen_authorization == [backend.id_token]
+
+
+def test_dash_o_writes_the_stored_bytes_and_says_so(bgagent, backend, tmp_path: Path) -> None:
+    target = tmp_path / "t.jsonl.gz"
+    result = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert result.exit_code == 0
+    assert target.read_bytes() == backend.artifact
+    assert result.stderr == f"Wrote {target}\n"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity", "br"])
+def test_a_claimed_content_encoding_changes_nothing(
+    bgagent, backend, tmp_path: Path, encoding: str
+) -> None:
+    backend.object_headers = {"Content-Encoding": encoding}
+    target = tmp_path / "t.jsonl.gz"
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == backend.artifact
+    assert bgagent("trace", "download", "t-1").stdout == backend.trace_lines
+
+
+def test_an_existing_file_is_refused_before_any_network_call(bgagent, backend, tmp_path) -> None:
+    target = tmp_path / "t.jsonl.gz"
+    target.write_bytes(b"earlier artifact")
+    result = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert result.exit_code == 1
+    assert "already exists; use --force" in result.stderr
+    assert backend.seen_paths == []
+    assert target.read_bytes() == b"earlier artifact"
+
+
+def test_force_replaces_an_existing_file(bgagent, backend, tmp_path: Path) -> None:
+    target = tmp_path / "t.jsonl.gz"
+    target.write_bytes(b"earlier artifact")
+    assert bgagent("trace", "download", "t-1", "-o", str(target), "--force").exit_code == 0
+    assert target.read_bytes() == backend.artifact
+
+
+def test_odd_task_ids_are_url_encoded(bgagent, backend) -> None:
+    bgagent("trace", "download", "a/b c?d#%")
+    assert backend.seen_paths[0] == "/prod/tasks/a%2Fb%20c%3Fd%23%25/trace"
+
+
+@pytest.mark.parametrize("task_id", ["", "   ", "t\n1", "t\x1b[2J"])
+def test_unusable_task_ids_are_refused(bgagent, backend, task_id: str) -> None:
+    result = bgagent("trace", "download", task_id)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("bgagent: The task id")
+    assert backend.seen_paths == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (403, {"error": {"code": "FORBIDDEN", "message": "No."}}, "No. (FORBIDDEN)"),
+        (401, {"message": "Unauthorized"}, "run `bgagent login`"),
+        (502, None, "HTTP 502"),
+        (404, {"error": {"code": "TRACE_NOT_AVAILABLE", "message": "x"}}, "--trace"),
+    ],
+)
+def test_api_errors_become_one_line(bgagent, backend, status, body, expected) -> None:
+    backend.api_status = status
+    backend.api_body = json.dumps(body).encode() if body is not None else b"<html>oops</html>"
+    result = bgagent("trace", "download", "t-1")
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == b""
+
+
+@pytest.mark.parametrize("status", [403, 404, 500])
+def test_storage_errors_suggest_a_fresh_link(bgagent, backend, tmp_path, status) -> None:
+    backend.object_status = status
+    target = tmp_path / "t.jsonl.gz"
+    result = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert result.exit_code == 1
+    assert f"HTTP {status}" in result.stderr
+    assert "15 minutes" in result.stderr
+    assert not target.exists()
+    assert list(tmp_path.glob(".t.jsonl.gz*")) == []
+
+
+def test_bytes_that_are_not_gzip_are_reported_as_corrupt(bgagent, backend) -> None:
+    backend.object_body = b'{"not": "gzipped"}\n'
+    result = bgagent("trace", "download", "t-1")
+    assert result.exit_code == 1
+    assert "corrupt or not gzipped" in result.stderr
+    assert "-o FILE" in result.stderr
+
+
+def test_a_stalled_download_times_out_and_leaves_no_file(bgagent, backend, tmp_path) -> None:
+    backend.object_stall_seconds = 5
+    target = tmp_path / "t.jsonl.gz"
+    result = bgagent("trace", "download", "t-1", "-o", str(target), BGAGENT_DOWNLOAD_TIMEOUT="0.3")
+    assert result.exit_code == 1
+    assert "timed out after 0.3 s" in result.stderr
+    assert os.listdir(tmp_path) == ["bgagent"]
+
+
+def test_secrets_never_reach_the_terminal(bgagent, backend) -> None:
+    backend.object_status = 403
+    result = bgagent("trace", "download", "t-1")
+    assert backend.id_token not in result.stderr
+    assert "s3cr3t" not in result.stderr
+
+
+def test_missing_configuration_points_to_configure(tmp_path: Path) -> None:
+    stderr = io.StringIO()
+    code = run(
+        ["trace", "download", "t"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        environ={"BGAGENT_CONFIG_DIR": str(tmp_path / "none")},
+    )
+    assert code == 1
+    assert "bgagent configure" in stderr.getvalue()
