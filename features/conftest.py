@@ -1,6 +1,7 @@
 """Session-wide local AWS for the acceptance suite: moto's server and the API gateway.
 
-Both start once, on 127.0.0.1; each scenario gets a freshly reset account.
+moto's server, the S3 gate in front of it and the API gateway start once, on
+127.0.0.1; each scenario gets a freshly reset account and an honest gate.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
-from trace_harness.local_aws import MotoServer
+from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
+from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack, code_under_test_environment
 from trace_infra.handlers.get_trace_url import lambda_handler
 
@@ -29,10 +32,18 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture(scope="session")
-def aws_environment(moto_server: MotoServer) -> Iterator[dict[str, str]]:
-    environment = code_under_test_environment(moto_server)
+def s3_gate(moto_server: MotoServer) -> Iterator[S3Gate]:
+    gate = S3Gate(moto_server.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
+    gate.start()
+    yield gate
+    gate.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_environment(moto_server: MotoServer, s3_gate: S3Gate) -> Iterator[dict[str, str]]:
+    environment = code_under_test_environment(moto_server, s3_gate.url)
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             patch.delenv(name, raising=False)
         for name, value in environment.items():
             patch.setenv(name, value)

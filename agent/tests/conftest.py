@@ -6,6 +6,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from trace_harness.local_aws import create_task_table, create_trace_bucket
 
 BUCKET = "trace-bucket"

@@ -2,6 +2,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords

@@ -2,6 +2,7 @@ import gzip
 import json
 
 import pytest
+
 from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
 
 

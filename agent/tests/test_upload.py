@@ -2,6 +2,7 @@ import logging
 
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
+
 from trace_agent.upload import upload_trace_to_s3
 
 

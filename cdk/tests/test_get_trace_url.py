@@ -10,6 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
 from trace_harness.local_aws import create_task_table, create_trace_bucket
 from trace_infra.handlers.get_trace_url import HandlerDeps, handle, key_belongs_to, lambda_handler
 

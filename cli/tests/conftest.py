@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bgagent.config import Config, Credentials, save_config, save_credentials
-from bgagent.main import run
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from bgagent.config import Config, Credentials, save_config, save_credentials
+from bgagent.main import run
 
 TRACE_LINES = b'{"event":"TRAJECTORY_ARTIFACT_HEADER"}\n{"event":"TRAJECTORY_TURN"}\n'
 ARTIFACT = gzip.compress(TRACE_LINES, mtime=0)

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
+
 from trace_infra.definitions import (
     TASK_TABLE,
     TRACE_BUCKET,

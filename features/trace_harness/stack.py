@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
-
 from trace_harness.identities import UserPool, create_user_pool
 from trace_harness.local_aws import (
     REGION,
@@ -19,19 +17,22 @@ from trace_harness.local_aws import (
     create_task_table,
     create_trace_bucket,
 )
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 BUCKET_NAME = "bgagent-trace-artifacts"
 TABLE_NAME = "bgagent-tasks"
 
 
-def code_under_test_environment(moto: MotoServer) -> dict[str, str]:
-    """What the agent runtime and the handler read, pointed at moto.
+def code_under_test_environment(moto: MotoServer, s3_endpoint: str) -> dict[str, str]:
+    """What the agent runtime and the handler read, pointed at moto (S3 through the gate).
 
-    boto3 honours AWS_ENDPOINT_URL itself, so production code needs no test hook;
-    the empty config files keep any real AWS profile on this machine out of reach.
+    boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 itself, so production
+    code needs no test hook; the empty config files keep any real AWS profile on
+    this machine out of reach.
     """
     return {
         "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
         "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": REGION,

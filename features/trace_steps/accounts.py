@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bgagent.config import Credentials, save_credentials
 from pytest_bdd import given, parsers
+
+from bgagent.config import Credentials, save_credentials
 from trace_harness.identities import create_user, id_token_for
 from trace_harness.stack import TraceStack
-
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Person, Scene
 

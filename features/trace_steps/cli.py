@@ -6,7 +6,6 @@ import io
 import os
 
 from bgagent.main import run
-
 from trace_steps.scene import CliRun, Person
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import requests
+from pytest_bdd import parsers, then, when
+
 from bgagent.api import ApiClient
 from bgagent.config import config_dir, load_config, load_credentials
-from pytest_bdd import parsers, then, when
 from trace_agent.trajectory import HEADER_EVENT
 from trace_harness.stack import TraceStack
-
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Scene
 

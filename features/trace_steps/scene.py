@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from trace_agent.pipeline import TaskOutcome
 from trace_harness.identities import User
 

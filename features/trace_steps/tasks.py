@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 
 from pytest_bdd import given, parsers
+
 from trace_agent.pipeline import run_task
 from trace_agent.task_config import TaskConfig
 from trace_agent.task_record import TaskRecords
 from trace_harness.stack import TraceStack
 from trace_harness.trajectories import agent_run
-
 from trace_steps.scene import Scene, Task
 
 
