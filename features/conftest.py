@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
+from trace_harness.identities import UserDirectory, create_user_pool
 from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack, code_under_test_environment
@@ -58,9 +59,24 @@ def api_gateway(aws_environment: dict[str, str]) -> Iterator[tuple[LocalApiGatew
     gateway.stop()
 
 
+@pytest.fixture(scope="session")
+def directory(moto_server: MotoServer, api_gateway: tuple[LocalApiGateway, str]) -> UserDirectory:
+    """The platform's users: one user pool for the session, each user signed up once."""
+    gateway, _ = api_gateway
+    cognito = moto_server.client("cognito-idp")
+    pool = create_user_pool(
+        cognito, name="bgagent-users", region=REGION, endpoint=moto_server.endpoint
+    )
+    gateway.authorizer = CognitoAuthorizer(pool)
+    return UserDirectory(cognito, pool)
+
+
 @pytest.fixture
-def stack(moto_server: MotoServer, api_gateway: tuple[LocalApiGateway, str]) -> TraceStack:
-    gateway, url = api_gateway
-    built = TraceStack.build(moto_server, url)
-    gateway.authorizer = CognitoAuthorizer(built.pool)
-    return built
+def stack(
+    moto_server: MotoServer,
+    s3_gate: S3Gate,
+    directory: UserDirectory,
+    api_gateway: tuple[LocalApiGateway, str],
+) -> TraceStack:
+    s3_gate.reset()
+    return TraceStack.build(moto_server, directory.pool, api_gateway[1])

@@ -28,11 +28,6 @@ Feature: Downloading the trace of a task
     And the file holds exactly the artifact stored for the task
     And she is told where the trace was written
 
-  Scenario: The trace link hands any HTTP client the artifact as stored
-    Given Alice ran a task with trace on, which finished after 2 turns of agent work
-    When Alice's trace link is fetched by an ordinary HTTP client
-    Then the client receives exactly the gzip artifact stored for the task
-
   Scenario: Another user is refused and receives nothing
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Bob downloads the trace of Alice's task

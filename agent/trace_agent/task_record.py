@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
+
+from trace_agent import aws_clients
 
 ACTIVE_STATUSES = ("RUNNING", "HYDRATING", "FINALIZING", "AWAITING_APPROVAL")
 TERMINAL_STATUSES = ("CANCELLED", "COMPLETED", "FAILED", "TIMED_OUT")
@@ -35,7 +36,7 @@ class TaskRecords:
 
     @classmethod
     def from_environment(cls) -> TaskRecords:
-        return cls(os.environ[ENV_TASK_TABLE], boto3.client("dynamodb"))
+        return cls(os.environ[ENV_TASK_TABLE], aws_clients.client("dynamodb"))
 
     def write_terminal(self, task_id: str, status: str, trace_s3_uri: str | None) -> bool:
         """Move an active task to ``status``, with its trace link in the same write.

@@ -6,13 +6,14 @@ import logging
 import os
 from typing import Any
 
-import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     NoCredentialsError,
     PartialCredentialsError,
 )
+
+from trace_agent import aws_clients
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def upload_trace_to_s3(
 
     key = trace_key(user_id, task_id)
     try:
-        client = s3_client or boto3.client("s3")
+        client = s3_client or aws_clients.client("s3")
         # The object *is* a gzip file, so it is typed as one and carries no
         # Content-Encoding: with that header HTTP clients would unpack it on the fly.
         client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/gzip")

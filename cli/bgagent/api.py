@@ -17,10 +17,15 @@ API_TIMEOUT_SECONDS = 30
 class ApiError(CliError):
     """The API answered with an error."""
 
-    def __init__(self, status: int, code: str | None, message: str) -> None:
+    def __init__(
+        self, status: int, code: str | None, message: str, request_id: str | None = None
+    ) -> None:
         self.status = status
         self.code = code
-        text = f"{message} ({code})" if code else message
+        details = [code] if code else []
+        if status >= 500 and request_id:  # lets the user's report find the server's log
+            details.append(f"request id {request_id}")
+        text = f"{message} ({', '.join(details)})" if details else message
         if status == 401:
             text += " Your session may have expired: run `bgagent login` to sign in again."
         super().__init__(text)
@@ -78,7 +83,12 @@ def _api_error(status: int, body: Any) -> ApiError:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return ApiError(status, str(error.get("code") or "") or None, str(error["message"]))
+            return ApiError(
+                status,
+                str(error.get("code") or "") or None,
+                str(error["message"]),
+                str(error.get("request_id") or "") or None,
+            )
         if body.get("message"):  # API Gateway's own answers: {"message": "Unauthorized"}
             return ApiError(status, None, f"{body['message']} (HTTP {status})")
     return ApiError(status, None, f"The API request failed with HTTP {status}.")

@@ -8,7 +8,9 @@ exactly the stored bytes and stdout exactly one gunzip of them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import tempfile
 import threading
 import zlib
@@ -24,6 +26,8 @@ from bgagent.errors import CliError
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
+# S3's ETag of a single-part upload under SSE-S3 is the MD5 of the stored bytes.
+_MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
 
 
 class DownloadTimeout(CliError):
@@ -59,6 +63,8 @@ class Download:
                 f"The trace storage answered HTTP {status}. The link may have expired "
                 "(links last 15 minutes): run the command again for a new one."
             )
+        etag = _MD5_ETAG.match(self._response.headers.get("ETag", ""))
+        self._expected_md5 = etag.group(1).lower() if etag else None
         # A stalled or trickling body cannot outlive the deadline: shutting the
         # socket down from a timer unblocks the read wherever it is.
         self._watchdog = threading.Timer(timeout_seconds, self._expire)
@@ -72,10 +78,17 @@ class Download:
         return f"The download timed out after {self._timeout:g} s; run the command again."
 
     def chunks(self) -> Iterator[bytes]:
-        """The stored bytes, as they arrive; raises CliError if the body is cut short."""
+        """The stored bytes, as they arrive.
+
+        Raises CliError if the body is cut short, stalls, or does not match the
+        stored object's checksum; a caller writing a file must not keep it then.
+        """
+        digest = hashlib.md5(usedforsecurity=False)
         self._watchdog.start()
         try:
-            yield from self._response.raw.stream(CHUNK_BYTES, decode_content=False)
+            for chunk in self._response.raw.stream(CHUNK_BYTES, decode_content=False):
+                digest.update(chunk)
+                yield chunk
         except (urllib3.exceptions.HTTPError, OSError) as err:
             if self._timed_out.is_set() or isinstance(err, urllib3.exceptions.ReadTimeoutError):
                 raise DownloadTimeout(self._timeout_message()) from None
@@ -87,6 +100,11 @@ class Download:
             self._response.close()
         if self._timed_out.is_set():
             raise DownloadTimeout(self._timeout_message())
+        if self._expected_md5 is not None and digest.hexdigest() != self._expected_md5:
+            raise CorruptArtifact(
+                "The downloaded bytes do not match the stored trace (checksum mismatch); "
+                "run the command again."
+            )
 
 
 def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:

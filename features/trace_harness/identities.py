@@ -59,3 +59,24 @@ def id_token_for(cognito: Any, pool: UserPool, user: User) -> dict[str, Any]:
         AuthFlow="USER_PASSWORD_AUTH",
         AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
     )["AuthenticationResult"]
+
+
+@dataclass
+class SignedInUser:
+    user: User
+    tokens: dict[str, Any]
+
+
+class UserDirectory:
+    """Users of one pool, each created and signed in once, on first use."""
+
+    def __init__(self, cognito: Any, pool: UserPool) -> None:
+        self._cognito = cognito
+        self.pool = pool
+        self._users: dict[str, SignedInUser] = {}
+
+    def signed_in(self, name: str) -> SignedInUser:
+        if name not in self._users:
+            user = create_user(self._cognito, self.pool, name.lower(), f"Correct-Horse-{name}-1")
+            self._users[name] = SignedInUser(user, id_token_for(self._cognito, self.pool, user))
+        return self._users[name]

@@ -7,12 +7,19 @@ infrastructure uses, so a change there reaches these fixtures too.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import requests
-from moto.server import ThreadedMotoServer
+from moto.backends import get_backend
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from trace_infra.definitions import (
     TASK_TABLE,
@@ -28,26 +35,43 @@ TEST_SECRET_ACCESS_KEY = "testing"
 
 @dataclass
 class MotoServer:
-    """moto in server mode: every call of the code under test crosses real HTTP."""
+    """moto in server mode: every call of the code under test crosses real HTTP.
 
-    _server: ThreadedMotoServer
+    The same WSGI app and request handler as moto's ThreadedMotoServer, served
+    with a short poll interval: ThreadedMotoServer's stop() waits up to 0.5 s.
+    """
+
+    _server: BaseWSGIServer
     endpoint: str
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(cls) -> MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on stderr
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        return cls(server, f"http://{host}:{port}")
+        app = DomainDispatcherApplication(create_backend_app)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+        return cls(server, f"http://127.0.0.1:{server.server_port}")
 
     def stop(self) -> None:
-        self._server.stop()
+        self._server.shutdown()
+        self._server.server_close()
 
     def reset(self) -> None:
-        """Forget every resource: each scenario starts from an empty account."""
+        """Forget every resource of every service."""
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+    def reset_services(self, *services: str) -> None:
+        """Forget the resources of some services only, keeping the rest.
+
+        moto's reset API forgets everything, and a Cognito user pool costs about
+        100 ms to create (moto loads an RSA key per pool), so the user pool lives
+        for the session while S3 and DynamoDB start empty for every scenario. The
+        server runs in this process, so its backends can be reset directly.
+        """
+        for service in services:
+            for account_backend in get_backend(service).values():  # type: ignore[call-overload]
+                account_backend.reset()
 
     def client(self, service: str) -> Any:
         if service not in self._clients:

@@ -144,6 +144,7 @@ class S3Gate:
         """Back to an honest clock and a well-behaved wire."""
         self.clock_offset = timedelta(0)
         self.fault: Fault | None = None
+        self.deny_uploads = False
         self.stall_seconds = 5.0
         self.presigned: list[PresignedRequest] = []
 
@@ -180,6 +181,8 @@ class S3Gate:
                 return _s3_error(start_response, seen.verdict)
             if self.fault is not None and method == "GET":
                 return self._misbehave(environ, start_response, split.path, split.query, headers)
+        elif self.deny_uploads and method == "PUT":
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
         return self._forward(environ, start_response, method, raw_uri, headers)
 
     def _forward(
@@ -222,17 +225,22 @@ class S3Gate:
             return _s3_error(start_response, "AccessDenied")
         if fault is Fault.SERVER_ERROR:
             return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
-        stored = self._session.get(
+        original = self._session.get(
             f"{self._upstream}{path}?{query}",
             headers={k: v for k, v in headers.items() if k.lower() != "host"},
-        ).content
+        )
+        stored = original.content
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
             stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
         half = len(stored) // 2
         start_response(
             "200 OK",
-            [("Content-Type", "application/gzip"), ("Content-Length", str(len(stored)))],
+            [
+                ("Content-Type", "application/gzip"),
+                ("Content-Length", str(len(stored))),
+                ("ETag", original.headers.get("ETag", "")),
+            ],
         )
 
         def body() -> Iterator[bytes]:
@@ -285,11 +293,16 @@ _S3_MESSAGES = {
 
 
 def _s3_error(
-    start_response: StartResponse, code: str, *, status: str = "403 Forbidden"
+    start_response: StartResponse,
+    code: str,
+    *,
+    status: str = "403 Forbidden",
+    message: str | None = None,
 ) -> list[bytes]:
+    text = message or _S3_MESSAGES.get(code, code)
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{_S3_MESSAGES.get(code, code)}</Message></Error>"
+        f"<Error><Code>{code}</Code><Message>{text}</Message></Error>"
     ).encode()
     start_response(
         status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from trace_harness.identities import UserPool, create_user_pool
+from trace_harness.identities import UserPool
 from trace_harness.local_aws import (
     REGION,
     TEST_ACCESS_KEY_ID,
@@ -53,14 +53,11 @@ class TraceStack:
     table: str = TABLE_NAME
 
     @classmethod
-    def build(cls, moto: MotoServer, api_url: str) -> TraceStack:
-        """An empty account holding the stack's bucket, table and user pool."""
-        moto.reset()
+    def build(cls, moto: MotoServer, pool: UserPool, api_url: str) -> TraceStack:
+        """Empty storage: the stack's bucket and table, new; the session's user pool."""
+        moto.reset_services("s3", "dynamodb")
         create_trace_bucket(moto.client("s3"), BUCKET_NAME)
         create_task_table(moto.client("dynamodb"), TABLE_NAME)
-        pool = create_user_pool(
-            moto.client("cognito-idp"), name="bgagent-users", region=REGION, endpoint=moto.endpoint
-        )
         return cls(moto, pool, api_url)
 
     def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
@@ -78,16 +75,84 @@ class TraceStack:
             },
         )
 
+    def cancel_task(self, task_id: str) -> None:
+        """What the API's cancel does: an active task becomes CANCELLED."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.moto.client("dynamodb").update_item(
+            TableName=self.table,
+            Key={"task_id": {"S": task_id}},
+            UpdateExpression="SET #s = :c, status_created_at = :sca",
+            ConditionExpression="#s IN (:r, :h, :f, :a)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":c": {"S": "CANCELLED"},
+                ":sca": {"S": f"CANCELLED#{now}"},
+                ":r": {"S": "RUNNING"},
+                ":h": {"S": "HYDRATING"},
+                ":f": {"S": "FINALIZING"},
+                ":a": {"S": "AWAITING_APPROVAL"},
+            },
+        )
+
+    def relink_trace(self, task_id: str, uri: str) -> None:
+        """Damage the record's trace link, as corruption or a bad migration would."""
+        self.moto.client("dynamodb").update_item(
+            TableName=self.table,
+            Key={"task_id": {"S": task_id}},
+            UpdateExpression="SET trace_s3_uri = :u",
+            ExpressionAttributeValues={":u": {"S": uri}},
+        )
+
+    def delete_stored_trace(self, task_id: str) -> None:
+        """moto does not apply lifecycle expiry: remove the object as expiry would."""
+        bucket, key = self._location(task_id)
+        self.moto.client("s3").delete_object(Bucket=bucket, Key=key)
+
+    def restore_with_content_encoding(self, task_id: str, encoding: str) -> None:
+        """Store the same bytes again, the way the buggy agent release did."""
+        bucket, key = self._location(task_id)
+        body = self.stored_artifact(task_id)
+        self.moto.client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/gzip",
+            ContentEncoding=encoding,
+        )
+
+    def deny_all_bucket_access(self) -> None:
+        """A bucket policy that denies everyone: every object request gets 403."""
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"],
+                }
+            ],
+        }
+        self.moto.client("s3").put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+
+    def stored_keys(self) -> list[str]:
+        listing = self.moto.client("s3").list_objects_v2(Bucket=self.bucket)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
     def task_record(self, task_id: str) -> dict[str, Any]:
         item = self.moto.client("dynamodb").get_item(
             TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
         )["Item"]
         return {name: next(iter(value.values())) for name, value in item.items()}
 
-    def stored_object(self, task_id: str) -> dict[str, Any]:
-        """The object the task record links to, read straight from the bucket."""
+    def _location(self, task_id: str) -> tuple[str, str]:
         uri = self.task_record(task_id)["trace_s3_uri"]
         bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return bucket, key
+
+    def stored_object(self, task_id: str) -> dict[str, Any]:
+        """The object the task record links to, read straight from the bucket."""
+        bucket, key = self._location(task_id)
         return self.moto.client("s3").get_object(Bucket=bucket, Key=key)
 
     def stored_artifact(self, task_id: str) -> bytes:

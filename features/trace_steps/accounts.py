@@ -7,21 +7,24 @@ from datetime import UTC, datetime, timedelta
 from pytest_bdd import given, parsers
 
 from bgagent.config import Credentials, save_credentials
-from trace_harness.identities import create_user, id_token_for
+from trace_harness.identities import UserDirectory
 from trace_harness.stack import TraceStack
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Person, Scene
 
 
 @given(parsers.parse("{first} and {second} have accounts on the platform"))
-def users_with_accounts(first: str, second: str, scene: Scene, stack: TraceStack) -> None:
+def users_with_accounts(
+    first: str, second: str, scene: Scene, stack: TraceStack, directory: UserDirectory
+) -> None:
     for name in (first, second):
-        scene.people[name] = _sign_up(name, scene, stack)
+        scene.people[name] = _signed_in_cli(name, scene, stack, directory)
 
 
-def _sign_up(name: str, scene: Scene, stack: TraceStack) -> Person:
-    cognito = stack.moto.client("cognito-idp")
-    user = create_user(cognito, stack.pool, name.lower(), f"Correct-Horse-{name}-1")
+def _signed_in_cli(name: str, scene: Scene, stack: TraceStack, directory: UserDirectory) -> Person:
+    """The person's own ``bgagent``: configured for the stack, holding their tokens."""
+    account = directory.signed_in(name)
+    user, tokens = account.user, account.tokens
     person = Person(name, user, scene.workdir.parent / f"bgagent-{name.lower()}")
     configured = run_bgagent(
         person,
@@ -36,10 +39,26 @@ def _sign_up(name: str, scene: Scene, stack: TraceStack) -> Person:
         stack.pool.client_id,
     )
     assert configured.exit_code == 0, configured.stderr
-    tokens = id_token_for(cognito, stack.pool, user)
     expiry = datetime.now(UTC) + timedelta(seconds=tokens["ExpiresIn"])
     save_credentials(
         person.config_dir,
         Credentials(tokens["IdToken"], tokens.get("RefreshToken", ""), expiry.isoformat()),
     )
+    person.id_token = tokens["IdToken"]
     return person
+
+
+@given(parsers.parse("{name}'s sign-in is no longer accepted"))
+def sign_in_not_accepted(name: str, scene: Scene) -> None:
+    person = scene.person(name)
+    header, payload, signature = person.id_token.split(".")
+    forged = f"{header}.{payload}.{signature[::-1]}"  # the signature no longer matches
+    save_credentials(person.config_dir, Credentials(forged))
+    person.id_token = forged
+
+
+@given(parsers.parse("{name}'s downloads give up after {seconds:g} second"))
+@given(parsers.parse("{name}'s downloads give up after {seconds:g} seconds"))
+def download_time_limit(name: str, seconds: float, scene: Scene) -> None:
+    scene.person(name)
+    scene.cli_env["BGAGENT_DOWNLOAD_TIMEOUT"] = f"{seconds:g}"

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+from datetime import timedelta
+from urllib.parse import quote
 
 import requests
-from pytest_bdd import parsers, then, when
+from pytest_bdd import given, parsers, then, when
 
 from bgagent.api import ApiClient
 from bgagent.config import config_dir, load_config, load_credentials
+from bgagent.main import EXIT_INTERRUPTED
 from trace_agent.trajectory import HEADER_EVENT
+from trace_harness.s3_gate import ALGORITHM as SIGV4
+from trace_harness.s3_gate import Fault, S3Gate
 from trace_harness.stack import TraceStack
+from trace_infra.definitions import trace_object_key
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Scene
 
@@ -20,40 +29,109 @@ SAVED_TRACE_NAME = "trace.jsonl.gz"
 # --- asking for the trace -------------------------------------------------------------
 
 
+def _download(scene: Scene, name: str, *extra: str) -> None:
+    task_id = scene.current_task().task_id
+    scene.cli = run_bgagent(
+        scene.person(name), "trace", "download", task_id, *extra, env=scene.cli_env
+    )
+
+
 @when(parsers.parse("{name} downloads the task's trace"))
 def download_own_trace(name: str, scene: Scene) -> None:
-    scene.cli = run_bgagent(scene.person(name), "trace", "download", scene.current_task().task_id)
+    _download(scene, name)
 
 
 @when(parsers.parse("{name} downloads the trace of {owner}'s task"))
 def download_someone_elses_trace(name: str, owner: str, scene: Scene) -> None:
-    task = scene.current_task()
-    assert task.owner.name == owner
-    scene.cli = run_bgagent(scene.person(name), "trace", "download", task.task_id)
+    scene.task = scene.tasks[owner]
+    _download(scene, name)
 
 
 @when(parsers.parse("{name} saves the task's trace to a file"))
+@when(parsers.parse("{name} saves the task's trace to that file"))
 def save_trace_to_file(name: str, scene: Scene) -> None:
     scene.output = scene.workdir / SAVED_TRACE_NAME
-    scene.cli = run_bgagent(
-        scene.person(name),
-        "trace",
-        "download",
-        scene.current_task().task_id,
-        "-o",
-        str(scene.output),
-    )
+    _download(scene, name, "-o", str(scene.output))
+
+
+@when(parsers.parse("{name} saves the task's trace to that file, replacing it"))
+def save_trace_replacing(name: str, scene: Scene) -> None:
+    scene.output = scene.workdir / SAVED_TRACE_NAME
+    _download(scene, name, "-o", str(scene.output), "--force")
+
+
+@when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
+def interrupt_download(name: str, scene: Scene, s3_gate: S3Gate) -> None:
+    assert s3_gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
+    # Ctrl-C: a real SIGINT to this process while the CLI waits for bytes.
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        save_trace_to_file(name, scene)
+    finally:
+        timer.cancel()
+
+
+def _trace_link(scene: Scene, name: str) -> str:
+    """The link the API hands the person for the current task, through the CLI's client."""
+    directory = config_dir({"BGAGENT_CONFIG_DIR": str(scene.person(name).config_dir)})
+    with requests.Session() as session:
+        client = ApiClient(load_config(directory), load_credentials(directory), session)
+        return client.get_trace_link(scene.current_task().task_id).url
 
 
 @when(parsers.parse("{name}'s trace link is fetched by an ordinary HTTP client"))
 def fetch_link_with_plain_client(name: str, scene: Scene) -> None:
-    directory = config_dir({"BGAGENT_CONFIG_DIR": str(scene.person(name).config_dir)})
-    with requests.Session() as session:
-        link = ApiClient(load_config(directory), load_credentials(directory), session)
-        url = link.get_trace_link(scene.current_task().task_id).url
+    url = _trace_link(scene, name)
     # A plain GET, as a browser or a script would do it: requests unpacks any
     # Content-Encoding on the way, exactly as those clients do.
     scene.http_response = requests.get(url, timeout=10)
+
+
+@when(parsers.parse("{name}'s trace link is altered to point at {other}'s trace and fetched"))
+def fetch_link_pointing_elsewhere(name: str, other: str, scene: Scene) -> None:
+    scene.task = scene.tasks[name]
+    url = _trace_link(scene, name)
+    mine = quote(trace_object_key(scene.person(name).user.sub, scene.tasks[name].task_id))
+    theirs = quote(trace_object_key(scene.person(other).user.sub, scene.tasks[other].task_id))
+    assert mine in url
+    scene.http_response = requests.get(url.replace(mine, theirs), timeout=10)
+
+
+@when(parsers.parse("{name}'s trace link is altered to last a week and fetched"))
+def fetch_link_lasting_longer(name: str, scene: Scene) -> None:
+    url = _trace_link(scene, name)
+    assert "X-Amz-Expires=900" in url
+    scene.http_response = requests.get(url.replace("X-Amz-Expires=900", "X-Amz-Expires=604800"))
+
+
+# --- the wire between the CLI and the trace storage -------------------------------------
+
+_FAULTS = {
+    "a connection reset mid-body": Fault.RESET_MID_BODY,
+    "a body shorter than its stated length": Fault.SHORT_BODY,
+    "corrupt gzip bytes": Fault.CORRUPT_BODY,
+    "access denied": Fault.FORBIDDEN,
+    "a server error": Fault.SERVER_ERROR,
+    "a stall mid-body": Fault.STALL,
+}
+
+
+@given(parsers.parse("the trace storage will answer the download with {fault}"))
+def storage_fault(fault: str, s3_gate: S3Gate) -> None:
+    s3_gate.fault = _FAULTS[fault]
+
+
+@given(parsers.parse("{name}'s download starts {minutes:d} minutes after the link was issued"))
+def link_used_late(name: str, minutes: int, s3_gate: S3Gate) -> None:
+    s3_gate.clock_offset = timedelta(minutes=minutes)
+
+
+@given(parsers.parse("{name} already has a file at the download target"))
+def earlier_file(name: str, scene: Scene) -> None:
+    scene.output = scene.workdir / SAVED_TRACE_NAME
+    scene.earlier_file = b"an artifact saved earlier\n"
+    scene.output.write_bytes(scene.earlier_file)
 
 
 # --- what the person sees -------------------------------------------------------------
@@ -136,6 +214,57 @@ def told_how_to_resubmit(scene: Scene) -> None:
 def nothing_downloaded(scene: Scene) -> None:
     assert scene.last_run().stdout == b""
     assert list(scene.workdir.iterdir()) == []
+
+
+@then("no file was written")
+def no_file_written(scene: Scene) -> None:
+    assert list(scene.workdir.iterdir()) == []
+
+
+@then("the earlier file is unchanged")
+def earlier_file_unchanged(scene: Scene) -> None:
+    assert scene.output is not None
+    assert scene.output.read_bytes() == scene.earlier_file
+    assert [p.name for p in scene.workdir.iterdir()] == [SAVED_TRACE_NAME]
+
+
+@then(parsers.parse('the download fails and {name} is told "{message}"'))
+def fails_with_message(name: str, message: str, scene: Scene) -> None:
+    assert message in _one_line_failure(scene)
+
+
+@then(parsers.re(r"the download stops, telling (?:him|her) nothing was saved"))
+def interrupted(scene: Scene) -> None:
+    run = scene.last_run()
+    assert run.exit_code == EXIT_INTERRUPTED
+    assert run.stderr_lines == ["bgagent: interrupted; nothing was saved."]
+
+
+@then(parsers.re(r"the link (?:she|he) used was signed with AWS Signature Version 4"))
+def link_was_sigv4(s3_gate: S3Gate) -> None:
+    used = s3_gate.presigned[-1]
+    assert (used.algorithm, used.verdict) == (SIGV4, "ok")
+
+
+@then("it was valid for exactly 15 minutes")
+def link_valid_15_minutes(s3_gate: S3Gate) -> None:
+    assert s3_gate.presigned[-1].expires_seconds == 15 * 60
+
+
+@then("the trace storage refuses it as a forged link")
+def refused_as_forged(scene: Scene) -> None:
+    response = scene.http_response
+    assert response is not None
+    assert response.status_code == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in response.text
+
+
+@then(parsers.parse("none of {other}'s trace was received"))
+def nothing_of_theirs(other: str, scene: Scene, stack: TraceStack) -> None:
+    response = scene.http_response
+    assert response is not None
+    theirs = stack.stored_artifact(scene.tasks[other].task_id)
+    assert theirs not in response.content
 
 
 def _stdout_jsonl(scene: Scene) -> list[dict]:

@@ -13,11 +13,12 @@ from trace_agent.pipeline import TaskOutcome
 from trace_harness.identities import User
 
 
-@dataclass(frozen=True)
+@dataclass
 class Person:
     name: str
     user: User
     config_dir: Path
+    id_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class Task:
     task_id: str
     owner: Person
     traced: bool
-    events: list[dict[str, Any]]
-    outcome: TaskOutcome
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outcome: TaskOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,18 @@ class CliRun:
 class Scene:
     workdir: Path
     people: dict[str, Person] = field(default_factory=dict)
-    task: Task | None = None
+    tasks: dict[str, Task] = field(default_factory=dict)  # each person's latest task
+    task: Task | None = None  # the task the scenario is about
+    cli_env: dict[str, str] = field(default_factory=dict)  # the user's own settings
     cli: CliRun | None = None
     output: Path | None = None
+    earlier_file: bytes | None = None
     http_response: requests.Response | None = None
+
+    def add_task(self, task: Task) -> Task:
+        self.tasks[task.owner.name] = task
+        self.task = task
+        return task
 
     def person(self, name: str) -> Person:
         return self.people[name]

@@ -39,14 +39,20 @@ _RESPONSE_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-O
 class ApiError(Exception):
     """An answer the handler gives on purpose: status, code and a user-facing message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.reason = reason or code  # for the log only: users get the message
 
 
-_INTERNAL = ApiError(500, "INTERNAL_ERROR", "Internal server error.")
+def internal_error(reason: str) -> ApiError:
+    """A 500 that tells the user nothing of the platform's configuration."""
+    return ApiError(500, "INTERNAL_ERROR", "Internal server error.", reason=reason)
+
+
+_INTERNAL = internal_error("INTERNAL_ERROR")
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def handle(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str, Any]:
         return _respond(200, {"data": _presign_for_owner(event, deps)}, request_id)
     except ApiError as err:
         log = logger.error if err.status >= 500 else logger.info
-        log("trace url refused: %s", err.code, extra=_log_context(task_id, request_id))
+        log("trace url refused: %s", err.reason, extra=_log_context(task_id, request_id))
         return _error_response(err, request_id)
     except Exception:
         logger.exception("trace url failed", extra=_log_context(task_id, request_id))
@@ -94,11 +100,11 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
 
     match = _S3_URI.match(uri)
     if match is None:
-        raise ApiError(500, "INTERNAL_ERROR", "The task's trace location is malformed.")
+        raise internal_error("trace_s3_uri is not s3://<bucket>/<key>")
     bucket, key = match["bucket"], match["key"]
     if bucket != deps.bucket:
         # Never sign an object in a bucket this API does not own.
-        raise ApiError(500, "INTERNAL_ERROR", "The task's trace is stored in an unknown bucket.")
+        raise internal_error("trace_s3_uri names a bucket other than the trace bucket")
     if not key_belongs_to(key, caller):
         raise ApiError(403, "FORBIDDEN", "You do not have access to this trace.")
 
@@ -109,7 +115,7 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
             raise ApiError(
                 404, "TRACE_NOT_AVAILABLE", "No trace is available for this task."
             ) from err
-        raise ApiError(500, "INTERNAL_ERROR", "Could not check the task's trace.") from err
+        raise internal_error(f"HEAD of the trace failed: {_error_code(err)}") from err
 
     url = deps.s3.generate_presigned_url(
         "get_object",
@@ -148,8 +154,12 @@ def _string(item: Mapping[str, Any], name: str) -> str | None:
     return value.get("S") if isinstance(value, dict) else None
 
 
+def _error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
 def _is_missing(err: ClientError) -> bool:
-    code = str(err.response.get("Error", {}).get("Code", ""))
+    code = _error_code(err)
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in _MISSING_OBJECT_CODES or status == 404
 

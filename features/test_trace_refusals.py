@@ -1,0 +1,5 @@
+"""Binds trace_refusals.feature; the steps live in ``trace_steps``."""
+
+from pytest_bdd import scenarios
+
+scenarios("trace_refusals.feature")

@@ -1,0 +1,75 @@
+@integration
+Feature: A download or an upload that goes wrong loses nothing
+  Between the CLI and the trace storage a connection can drop, a body can
+  arrive short or damaged, the storage can answer with an error or stall.
+  Saving to a file, the file appears only once the whole artifact has
+  arrived intact; an earlier file is replaced only by a complete download,
+  and only with --force. Printing to the terminal, a broken download ends
+  with a failure status and a one-line reason.
+
+  On the agent's side, a trace that cannot be stored never stops the task
+  from finishing, and a task cancelled mid-run keeps the trace of its work.
+
+  Background:
+    Given Alice and Bob have accounts on the platform
+    And Alice's downloads give up after 0.2 seconds
+
+  Scenario Outline: A broken download to a file leaves no file behind
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage will answer the download with <fault>
+    When Alice saves the task's trace to a file
+    Then the download fails and Alice is told "<message>"
+    And nothing was downloaded
+
+    Examples:
+      | fault                                 | message                                   |
+      | a connection reset mid-body           | The download was interrupted              |
+      | a body shorter than its stated length | The download was interrupted              |
+      | corrupt gzip bytes                    | do not match the stored trace             |
+      | access denied                         | The trace storage answered HTTP 403       |
+      | a server error                        | The trace storage answered HTTP 500       |
+      | a stall mid-body                      | The download timed out after 0.2 s          |
+
+  Scenario Outline: A broken download to the terminal fails with a clear reason
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage will answer the download with <fault>
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "<message>"
+
+    Examples:
+      | fault                                 | message                                   |
+      | a connection reset mid-body           | The download was interrupted              |
+      | a body shorter than its stated length | The download was interrupted              |
+      | corrupt gzip bytes                    | corrupt or not gzipped                    |
+      | access denied                         | The trace storage answered HTTP 403       |
+      | a server error                        | The trace storage answered HTTP 500       |
+      | a stall mid-body                      | The download timed out after 0.2 s          |
+
+  Scenario: A broken download never replaces an earlier file, even with --force
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And Alice already has a file at the download target
+    And the trace storage will answer the download with a connection reset mid-body
+    When Alice saves the task's trace to that file, replacing it
+    Then the download fails and Alice is told "The download was interrupted"
+    And the earlier file is unchanged
+
+  Scenario: Interrupting a download with Ctrl-C leaves nothing behind
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage will answer the download with a stall mid-body
+    When Alice interrupts the download of the task's trace to a file
+    Then the download stops, telling her nothing was saved
+    And nothing was downloaded
+
+  Scenario: A task whose trace cannot be stored still finishes
+    Given the trace storage refuses the agent's uploads
+    And Alice ran a task with trace on, which finished after 2 turns of agent work
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "or its trace upload has not completed yet"
+    And the task still ended as completed
+
+  Scenario: A task cancelled while the agent worked keeps the trace of what it did
+    Given Alice ran a task with trace on, which was cancelled while the agent worked
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And every event of the task follows in the order it happened
+    And the task stays cancelled
