@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# The acceptance suite's step modules hold its assertions: rewrite them for clear failures.
+pytest.register_assert_rewrite("trace_steps", "trace_harness")
+
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

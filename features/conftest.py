@@ -6,6 +6,7 @@ moto's server, the S3 gate in front of it and the API gateway start once, on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack, code_under_test_environment
 from trace_infra.handlers.get_trace_url import lambda_handler
+from trace_steps.scene import Scene
 
 pytest_plugins = [
     "trace_steps.scene",
@@ -80,3 +82,18 @@ def stack(
 ) -> TraceStack:
     s3_gate.reset()
     return TraceStack.build(moto_server, directory.pool, api_gateway[1])
+
+
+@pytest.fixture(autouse=True)
+def _secrets_stay_secret(scene: Scene, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """In every scenario: no ID token and no link signature in any layer's logs or in
+    what the CLI printed."""
+    for layer in ("trace_agent", "trace_infra", "bgagent"):
+        caplog.set_level(logging.DEBUG, logger=layer)
+    yield
+    # In teardown, caplog.text would only hold the teardown's records.
+    logged = [r.getMessage() for when in ("setup", "call") for r in caplog.get_records(when)]
+    shown = "\n".join(logged) + (scene.cli.stderr if scene.cli else "")
+    assert "X-Amz-Signature" not in shown
+    for person in scene.people.values():
+        assert person.id_token not in shown, f"{person.name}'s ID token was shown"

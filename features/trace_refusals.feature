@@ -62,3 +62,8 @@ Feature: Who may download a trace, and for how long
   Scenario: A link altered to last longer is refused
     When Alice's trace link is altered to last a week and fetched
     Then the trace storage refuses it as a forged link
+
+  Scenario: A task id with unusual characters reaches the API intact
+    Given the task id is "task/with space?#%"
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "Task task/with space?#% not found. (TASK_NOT_FOUND)"

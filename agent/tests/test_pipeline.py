@@ -2,11 +2,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords
 from trace_agent.trajectory import MAX_TRACE_BYTES
+from trace_agent.upload import upload_trace_to_s3
 
 EVENTS = [
     {"event": "TRAJECTORY_TURN", "turn": 1},
@@ -162,3 +164,55 @@ def test_records_from_environment_reads_the_table_name(
 ) -> None:
     monkeypatch.setenv("TASK_TABLE_NAME", aws["table"])
     assert TaskRecords.from_environment().table_name == aws["table"]
+
+
+class ThrottledDynamoDB:
+    """Every write is throttled, as DynamoDB answers past its retries."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update_item(self, **_: object) -> None:
+        self.calls += 1
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "UpdateItem",
+        )
+
+
+def test_a_throttled_terminal_write_is_logged_not_raised(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled = ThrottledDynamoDB()
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=TaskRecords("tasks", throttled)
+    )
+    assert throttled.calls == 1
+    assert not outcome.status_written
+    assert outcome.trace_s3_uri is not None  # the trace itself was stored
+    assert "terminal write failed for task t1" in caplog.text
+
+
+def test_a_crash_with_a_throttled_terminal_write_still_raises_the_crash(aws: dict) -> None:
+    with pytest.raises(RuntimeError, match="model API exploded"):
+        run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            crashing_run(),
+            records=TaskRecords("tasks", ThrottledDynamoDB()),
+        )
+
+
+def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
+    def timing_out(task_id: str, user_id: str, body: bytes) -> str | None:
+        class SlowS3:
+            def put_object(self, **_: object) -> None:
+                raise ReadTimeoutError(endpoint_url="https://s3")
+
+        return upload_trace_to_s3(task_id, user_id, body, s3_client=SlowS3())
+
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), upload=timing_out
+    )
+    assert record(aws, "t1")["status"] == "COMPLETED"
+    assert outcome.trace_s3_uri is None

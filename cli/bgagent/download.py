@@ -154,43 +154,64 @@ _CORRUPT = (
 )
 
 
-def write_atomically(chunks: Iterator[bytes], target: Path, *, replace: bool) -> int:
-    """Stream into a hidden file beside ``target``, then move it into place.
+class AtomicFile:
+    """A file that appears at ``target`` complete, or not at all.
 
-    ``target`` holds either nothing new or the complete download, never a part.
-    Without ``replace`` an existing ``target`` is never overwritten, even one
-    that appeared while the download ran.
+    The bytes go to a hidden file beside ``target``, created up front so that
+    an unwritable place is found before any download; ``commit`` moves it into
+    place. Without ``replace`` an existing ``target`` is never overwritten, even
+    one that appeared while the download ran. Leaving the ``with`` block without
+    a commit removes the hidden file.
     """
-    directory = target.parent
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-    except OSError as err:
-        raise CliError(f"Cannot write to {directory}: {err.strerror}.") from None
-    temp = Path(temp_name)
-    try:
-        return _fill_and_place(fd, temp, chunks, target, replace=replace)
-    except OSError as err:
-        raise CliError(f"Could not write {target}: {err.strerror}.") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
 
-
-def _fill_and_place(
-    fd: int, temp: Path, chunks: Iterator[bytes], target: Path, *, replace: bool
-) -> int:
-    size = 0
-    with os.fdopen(fd, "wb") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-            size += len(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if replace:
-        os.replace(temp, target)
-    else:
+    def __init__(self, target: Path, *, replace: bool) -> None:
+        self.target = target
+        self._replace = replace
         try:
-            os.link(temp, target)  # fails, atomically, if target exists
+            fd, name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+            )
+        except OSError as err:
+            raise CliError(f"Cannot write {target}: {err.strerror}.") from None
+        self._temp = Path(name)
+        self._handle = os.fdopen(fd, "wb")
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._temp.unlink()
+
+    def write_all(self, chunks: Iterator[bytes]) -> int:
+        size = 0
+        try:
+            for chunk in chunks:
+                self._handle.write(chunk)
+                size += len(chunk)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as err:
+            raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
+        return size
+
+    def commit(self) -> None:
+        self._handle.close()
+        try:
+            if self._replace:
+                os.replace(self._temp, self.target)
+            else:
+                os.link(self._temp, self.target)  # fails, atomically, if target exists
         except FileExistsError:
-            raise CliError(f"{target} already exists; use --force to replace it.") from None
-    return size
+            raise CliError(f"{self.target} already exists; use --force to replace it.") from None
+        except OSError as err:
+            raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
+
+
+def write_atomically(chunks: Iterator[bytes], target: Path, *, replace: bool) -> int:
+    """Stream ``chunks`` into ``target`` through an AtomicFile."""
+    with AtomicFile(target, replace=replace) as sink:
+        size = sink.write_all(chunks)
+        sink.commit()
+        return size

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -11,7 +11,7 @@ import requests
 
 from bgagent.api import ApiClient, ApiError
 from bgagent.config import config_dir, load_config, load_credentials
-from bgagent.download import Download, gunzip_to, write_atomically
+from bgagent.download import AtomicFile, Download, gunzip_to
 from bgagent.errors import CliError
 
 DEFAULT_DOWNLOAD_TIMEOUT_SECONDS = 120.0
@@ -34,7 +34,11 @@ def download_trace(
     directory = config_dir(environ)
     config, credentials = load_config(directory), load_credentials(directory)
 
-    with requests.Session() as session:
+    with contextlib.ExitStack() as stack:
+        # The file is opened first: a place that cannot be written is found
+        # before anything is downloaded.
+        sink = stack.enter_context(AtomicFile(output, replace=force)) if output else None
+        session = stack.enter_context(requests.Session())
         try:
             link = ApiClient(config, credentials, session).get_trace_link(task_id)
         except ApiError as err:
@@ -42,10 +46,11 @@ def download_trace(
                 raise CliError(trace_not_available_message(task_id)) from None
             raise
         download = Download(session, link.url, timeout)
-        if output is None:
+        if sink is None:
             gunzip_to(download.chunks(), stdout)
         else:
-            write_atomically(download.chunks(), output, replace=force)
+            sink.write_all(download.chunks())
+            sink.commit()
             print(f"Wrote {output}", file=stderr)
     return 0
 
@@ -73,8 +78,6 @@ def check_output_path(output: Path, *, force: bool) -> None:
     parent = output.parent
     if not parent.is_dir():
         raise CliError(f"Cannot write {output}: the directory {parent} does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CliError(f"Cannot write {output}: the directory {parent} is not writable.")
 
 
 def download_timeout(environ: Mapping[str, str]) -> float:

@@ -177,3 +177,8 @@ def nothing_stored(stack: TraceStack) -> None:
 @then(parsers.parse("the task still ended as {status}"))
 def task_status(status: str, scene: Scene, stack: TraceStack) -> None:
     assert stack.task_record(scene.current_task().task_id)["status"] == status.upper()
+
+
+@given(parsers.parse('the task id is "{task_id}"'))
+def task_id_given(task_id: str, scene: Scene) -> None:
+    scene.task = Task(task_id, scene.current_task().owner, traced=True)

@@ -1,0 +1,5 @@
+"""``python -m bgagent``: the same as the ``bgagent`` command."""
+
+from bgagent.main import main
+
+main()
