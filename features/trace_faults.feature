@@ -29,6 +29,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
       | a stall mid-body                      | The download timed out after 0.2 s          |
+      | a trickle too slow to finish in time  | The download timed out after 0.2 s          |
 
   Scenario Outline: A broken download to the terminal fails with a clear reason
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -66,6 +67,13 @@ Feature: A download or an upload that goes wrong loses nothing
     When Alice downloads the task's trace
     Then the download fails and Alice is told "or its trace upload has not completed yet"
     And the task still ended as completed
+
+  Scenario: A task whose agent crashed keeps the trace of what it did
+    Given Alice ran a task with trace on, whose agent crashed after 2 turns
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And every event of the task follows in the order it happened
+    And the task still ended as failed
 
   Scenario: A task cancelled while the agent worked keeps the trace of what it did
     Given Alice ran a task with trace on, which was cancelled while the agent worked

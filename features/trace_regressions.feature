@@ -51,6 +51,7 @@ Feature: Regressions that reached users
       When Alice saves the task's trace to that file
       Then the download fails and Alice is told "already exists; use --force to replace it"
       And the earlier file is unchanged
+      And the trace storage was never asked for the trace
 
     Scenario: Regression 5: with --force, a complete download replaces the earlier file
       Given Alice ran a task with trace on, which finished after 2 turns of agent work

@@ -43,6 +43,7 @@ class Fault(enum.Enum):
     FORBIDDEN = "403"
     SERVER_ERROR = "500"
     STALL = "stall mid-body"
+    TRICKLE = "a byte at a time, too slowly to finish"
 
 
 @dataclass(frozen=True)
@@ -228,8 +229,9 @@ class S3Gate:
         original = self._session.get(
             f"{self._upstream}{path}?{query}",
             headers={k: v for k, v in headers.items() if k.lower() != "host"},
+            stream=True,
         )
-        stored = original.content
+        stored = original.raw.read(decode_content=False)  # the bytes as stored, never unpacked
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
             stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
@@ -252,6 +254,14 @@ class S3Gate:
                 return  # the connection closes with Content-Length unmet
             if fault is Fault.STALL:
                 time.sleep(self.stall_seconds)
+            if fault is Fault.TRICKLE:  # never silent long enough for a read timeout
+                deadline = time.monotonic() + self.stall_seconds
+                for index in range(half, len(stored)):
+                    if time.monotonic() > deadline:
+                        return
+                    yield stored[index : index + 1]
+                    time.sleep(0.02)
+                return
             yield stored[half:]
 
         return body()

@@ -114,6 +114,7 @@ _FAULTS = {
     "access denied": Fault.FORBIDDEN,
     "a server error": Fault.SERVER_ERROR,
     "a stall mid-body": Fault.STALL,
+    "a trickle too slow to finish in time": Fault.TRICKLE,
 }
 
 
@@ -219,6 +220,11 @@ def nothing_downloaded(scene: Scene) -> None:
 @then("no file was written")
 def no_file_written(scene: Scene) -> None:
     assert list(scene.workdir.iterdir()) == []
+
+
+@then("the trace storage was never asked for the trace")
+def storage_never_asked(s3_gate: S3Gate) -> None:
+    assert s3_gate.presigned == []
 
 
 @then("the earlier file is unchanged")

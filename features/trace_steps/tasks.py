@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 
 from trace_agent.pipeline import TaskCancelled, run_task
@@ -24,10 +25,19 @@ def new_task_id() -> str:
 
 
 def run_agent(
-    stack: TraceStack, owner: Person, *, traced: bool, events: Any, recorded: list[dict] | None
+    stack: TraceStack,
+    owner: Person,
+    *,
+    traced: bool,
+    events: Any,
+    recorded: list[dict] | None,
+    task_id: str | None = None,
 ) -> Task:
-    """Submit a task for ``owner`` and let the real pipeline bring it to its end."""
-    task_id = new_task_id()
+    """Submit a task for ``owner`` and let the real pipeline bring it to its end.
+
+    ``events`` is the run's events, or a function of the task id that yields them.
+    """
+    task_id = task_id or new_task_id()
     stack.submit_task(task_id, owner.user.sub, trace=traced)
     outcome = run_task(
         TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced),
@@ -85,6 +95,31 @@ def cancelled_at_the_end(owner: str, scene: Scene, stack: TraceStack) -> None:
             stack, scene.person(owner), traced=True, events=run_then_lose_the_race, recorded=events
         )
     )
+
+
+class AgentCrash(RuntimeError):
+    """What the agent's run raised."""
+
+
+@given(parsers.parse("{owner} ran a task with trace on, whose agent crashed after {turns:d} turns"))
+def crashed_task(owner: str, turns: int, scene: Scene, stack: TraceStack) -> None:
+    events = agent_run(turns)[: 2 * turns]  # the turns, and no result
+
+    def run_then_crash(_: str) -> Iterator[dict[str, Any]]:
+        yield from events
+        raise AgentCrash("model API went away")
+
+    task_id = new_task_id()
+    with pytest.raises(AgentCrash, match="model API went away"):  # the crash is not masked
+        run_agent(
+            stack,
+            scene.person(owner),
+            traced=True,
+            events=run_then_crash,
+            recorded=events,
+            task_id=task_id,
+        )
+    scene.add_task(Task(task_id, scene.person(owner), True, events))
 
 
 @given("the trace storage refuses the agent's uploads")
