@@ -1,0 +1,175 @@
+"""The synthesized stack has every property the contract gives the infrastructure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from trace_infra.constructs import HANDLER
+from trace_infra.definitions import (
+    ENV_TASK_TABLE,
+    ENV_TRACE_BUCKET,
+    TRACE_KEY_PREFIX,
+)
+
+
+def statements_of_role(synthesized, role_name_part: str) -> list[dict]:
+    policies = [
+        resource
+        for resource in synthesized.resources_of("AWS::IAM::Policy").values()
+        if any(role_name_part in ref["Ref"] for ref in resource["Properties"]["Roles"])
+    ]
+    return [s for policy in policies for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def object_arn_suffix(resource: Any) -> str:
+    """The literal tail of an ``arn_for_objects`` Fn::Join: ``/traces/*``."""
+    parts = resource["Fn::Join"][1]
+    return parts[-1]
+
+
+def test_trace_bucket_is_private_encrypted_tls_only_and_short_lived(synthesized) -> None:
+    template = synthesized.template
+    template.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "DeletionPolicy": "Delete",
+            "Properties": {
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "trace-artifacts-ttl",
+                            "Status": "Enabled",
+                            "ExpirationInDays": 7,
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                        }
+                    ]
+                },
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    # Destroyed with the stack: emptied first, or CloudFormation could not delete it.
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+
+
+def test_task_table_keys_billing_ttl_pitr_and_indexes(synthesized) -> None:
+    synthesized.template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "task_id", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "UserStatusIndex",
+                    "KeySchema": [
+                        {"AttributeName": "user_id", "KeyType": "HASH"},
+                        {"AttributeName": "status_created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
+                {
+                    "IndexName": "StatusIndex",
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
+                {
+                    "IndexName": "IdempotencyIndex",
+                    "KeySchema": [{"AttributeName": "idempotency_key", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+            ],
+        },
+    )
+
+
+def test_the_handler_is_a_python_lambda_with_the_tables_it_reads(synthesized) -> None:
+    function = synthesized.one("AWS::Lambda::Function", name_part="GetTraceUrl")
+    properties = function["Properties"]
+    assert properties["Runtime"].startswith("python3.")
+    assert properties["Handler"] == HANDLER
+    variables = properties["Environment"]["Variables"]
+    assert variables[ENV_TRACE_BUCKET] == {"Ref": synthesized.logical_id("AWS::S3::Bucket")}
+    assert variables[ENV_TASK_TABLE] == {"Ref": synthesized.logical_id("AWS::DynamoDB::Table")}
+
+
+def test_the_route_is_get_tasks_task_id_trace_behind_the_user_pool(synthesized) -> None:
+    paths = {
+        name: resource["Properties"]["PathPart"]
+        for name, resource in synthesized.resources_of("AWS::ApiGateway::Resource").items()
+    }
+    assert sorted(paths.values()) == sorted(["tasks", "{task_id}", "trace"])
+    method = synthesized.one("AWS::ApiGateway::Method")["Properties"]
+    assert method["HttpMethod"] == "GET"
+    assert method["ResourceId"] == {"Ref": next(n for n, p in paths.items() if p == "trace")}
+    assert method["AuthorizationType"] == "COGNITO_USER_POOLS"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    authorizer = synthesized.one("AWS::ApiGateway::Authorizer")["Properties"]
+    assert authorizer["Type"] == "COGNITO_USER_POOLS"
+    pool = synthesized.logical_id("AWS::Cognito::UserPool")
+    assert authorizer["ProviderARNs"] == [{"Fn::GetAtt": [pool, "Arn"]}]
+    client = synthesized.one("AWS::Cognito::UserPoolClient")["Properties"]
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
+
+
+def test_least_privilege_for_the_handler_and_the_agent(synthesized) -> None:
+    bucket = synthesized.logical_id("AWS::S3::Bucket")
+    table = synthesized.logical_id("AWS::DynamoDB::Table")
+
+    handler = statements_of_role(synthesized, "GetTraceUrlServiceRole")
+    assert {(s["Action"], s["Effect"]) for s in handler} == {
+        ("s3:GetObject", "Allow"),
+        ("dynamodb:GetItem", "Allow"),
+    }
+    by_action = {s["Action"]: s["Resource"] for s in handler}
+    assert by_action["dynamodb:GetItem"] == {"Fn::GetAtt": [table, "Arn"]}
+    assert by_action["s3:GetObject"]["Fn::Join"][1][0] == {"Fn::GetAtt": [bucket, "Arn"]}
+    assert object_arn_suffix(by_action["s3:GetObject"]) == f"/{TRACE_KEY_PREFIX}*"
+
+    agent = statements_of_role(synthesized, "AgentRuntimeRole")
+    assert [s["Action"] for s in agent] == ["s3:PutObject"]
+    assert object_arn_suffix(agent[0]["Resource"]) == f"/{TRACE_KEY_PREFIX}*"
+
+
+def test_the_lambda_package_holds_the_handler_and_no_tests(synthesized) -> None:
+    [root] = [
+        asset for asset in synthesized.outdir.glob("asset.*") if (asset / "trace_infra").is_dir()
+    ]
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    assert "trace_infra/handlers/get_trace_url.py" in files
+    assert "trace_infra/definitions.py" in files
+    assert not [f for f in files if f.startswith("tests/") or "__pycache__" in f]

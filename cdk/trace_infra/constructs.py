@@ -1,0 +1,167 @@
+"""The trace round trip's infrastructure as aws-cdk-lib constructs.
+
+Every property comes from ``trace_infra.definitions``, the same definitions the
+acceptance fixtures build moto's bucket and table from; ``cdk/tests`` checks the
+synthesized template against both. Importing this module needs aws-cdk-lib; the
+Lambda handler never imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from trace_infra.definitions import (
+    ENV_TASK_TABLE,
+    ENV_TRACE_BUCKET,
+    TASK_TABLE,
+    TRACE_BUCKET,
+    TRACE_KEY_PREFIX,
+    TaskTableDefinition,
+    TraceBucketDefinition,
+)
+
+HANDLER = "trace_infra.handlers.get_trace_url.lambda_handler"
+# The Lambda asset is the folder that holds the trace_infra package (cdk/).
+HANDLER_ASSET_DIR = Path(__file__).resolve().parent.parent
+_ASSET_EXCLUDES = ["tests", "cdk.out", "**/__pycache__", "**/*.pyc", "cdk.json", "*.md"]
+
+
+class TraceArtifactsBucket(Construct):
+    """Where the agent stores traces: private, encrypted, TLS only, kept 7 days."""
+
+    key_prefix = TRACE_KEY_PREFIX
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        definition: TraceBucketDefinition = TRACE_BUCKET,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.definition = definition
+        destroy = removal_policy == RemovalPolicy.DESTROY
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL
+            if definition.block_public_access
+            else None,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=definition.enforce_tls,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id=definition.lifecycle_rule_id,
+                    expiration=Duration.days(definition.expiration_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(
+                        definition.abort_incomplete_multipart_days
+                    ),
+                )
+            ],
+            removal_policy=removal_policy,
+            auto_delete_objects=destroy,  # a bucket holding traces could not be deleted
+        )
+
+    def traces_arn(self) -> str:
+        return self.bucket.arn_for_objects(f"{self.key_prefix}*")
+
+    def grant_put_traces(self, grantee: iam.IGrantable) -> None:
+        """Only s3:PutObject, only under the trace prefix: what the agent runtime needs."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.traces_arn()])
+        )
+
+
+class TaskTable(Construct):
+    """The task records: one item per task, its status, and its trace link."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        definition: TaskTableDefinition = TASK_TABLE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.definition = definition
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=_string_key(definition.partition_key),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=definition.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=definition.point_in_time_recovery
+            ),
+        )
+        for index in definition.global_indexes:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_string_key(index.partition_key),
+                sort_key=_string_key(index.sort_key) if index.sort_key else None,
+                projection_type=dynamodb.ProjectionType(index.projection),
+            )
+
+
+def _string_key(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+
+class TraceEndpoint(Construct):
+    """``GET /tasks/{task_id}/trace`` behind a Cognito user pool authorizer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        traces: TraceArtifactsBucket,
+        tasks: TaskTable,
+        user_pool: cognito.IUserPool,
+        agent_runtime_role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = lambda_.Function(
+            self,
+            "GetTraceUrl",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(HANDLER_ASSET_DIR), exclude=_ASSET_EXCLUDES),
+            environment={
+                ENV_TRACE_BUCKET: traces.bucket.bucket_name,
+                ENV_TASK_TABLE: tasks.table.table_name,
+            },
+            timeout=Duration.seconds(10),
+            memory_size=256,
+        )
+        # Least privilege: GetObject (which also allows HEAD) on trace objects,
+        # GetItem on the table; nothing else.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[traces.traces_arn()])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[tasks.table.table_arn])
+        )
+        traces.grant_put_traces(agent_runtime_role)
+
+        self.api = apigw.RestApi(self, "Api", description="bgagent task API: trace download")
+        authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[user_pool]
+        )
+        trace = self.api.root.add_resource("tasks").add_resource("{task_id}").add_resource("trace")
+        trace.add_method(
+            "GET",
+            apigw.LambdaIntegration(self.function),
+            authorizer=authorizer,
+            authorization_type=apigw.AuthorizationType.COGNITO,
+        )
