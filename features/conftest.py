@@ -1,13 +1,16 @@
 """Session-wide local AWS for the acceptance suite: moto's server and the API gateway.
 
 moto's server, the S3 gate in front of it and the API gateway start once, on
-127.0.0.1; each scenario gets a freshly reset account and an honest gate.
+127.0.0.1, with the stack's bucket, table and user pool. Scenarios are kept apart by
+their own task ids; each gets an honest gate and clock, and what it changes in the
+shared resources is put back after it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -73,15 +76,27 @@ def directory(moto_server: MotoServer, api_gateway: tuple[LocalApiGateway, str])
     return UserDirectory(cognito, pool)
 
 
+@pytest.fixture(scope="session")
+def session_stack(
+    moto_server: MotoServer, directory: UserDirectory, api_gateway: tuple[LocalApiGateway, str]
+) -> TraceStack:
+    return TraceStack.build(moto_server, directory.pool, api_gateway[1])
+
+
 @pytest.fixture
 def stack(
-    moto_server: MotoServer,
+    session_stack: TraceStack,
     s3_gate: S3Gate,
     directory: UserDirectory,
     api_gateway: tuple[LocalApiGateway, str],
-) -> TraceStack:
+) -> Iterator[TraceStack]:
+    """The stack as a scenario finds it: an honest gate and clock, its own task ids."""
     s3_gate.reset()
-    return TraceStack.build(moto_server, directory.pool, api_gateway[1])
+    authorizer = api_gateway[0].authorizer
+    assert authorizer is not None
+    authorizer.clock_offset = timedelta(0)
+    yield session_stack
+    session_stack.undo_scenario_changes()
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,12 @@ Feature: Downloading the trace of a task
     And the summary counts every event of the task, none dropped
     And every event of the task follows in the order it happened
 
+  Scenario: The bgagent command prints the trace, as users run it in a terminal
+    Given Alice ran a task with trace on, which finished after 3 turns of agent work
+    When Alice runs the bgagent command to download the task's trace
+    Then the command exits successfully and prints nothing but the trajectory
+    And every event of the task follows in the order it happened
+
   Scenario: Saving the trace to a file keeps the stored artifact byte for byte
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Alice saves the task's trace to a file

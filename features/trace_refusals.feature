@@ -67,3 +67,16 @@ Feature: Who may download a trace, and for how long
     Given the task id is "task/with space?#%"
     When Alice downloads the task's trace
     Then the download fails and Alice is told "Task task/with space?#% not found. (TASK_NOT_FOUND)"
+
+  @needs_test_clock
+  Scenario: An expired sign-in is refused, with a hint to sign in again
+    Given Alice's sign-in expired an hour ago
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "The incoming token has expired (HTTP 401) Your session may have expired: run `bgagent login` to sign in again."
+    And nothing was downloaded
+
+  Scenario: A sign-in from another user pool is refused
+    Given Mallory signed in to another user pool
+    When Mallory downloads the trace of Alice's task
+    Then the download fails and Mallory is told "Unauthorized (HTTP 401)"
+    And nothing was downloaded

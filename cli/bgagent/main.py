@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
-from bgagent.config import Config, config_dir, save_config
+from bgagent.auth import login
+from bgagent.config import Config, config_dir, load_config, save_config
 from bgagent.errors import CliError
 from bgagent.trace_command import download_trace
 
@@ -31,13 +33,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"bgagent: error: {message}\n")
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=28)
+
+
 def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
     _Parser.stderr = stderr
     parser = _Parser(
         prog="bgagent",
         description="Command line of the background coding agent.",
+        epilog=(
+            "first time:  bgagent configure --api-url URL --region R --user-pool-id P "
+            "--client-id C\n"
+            "             bgagent login\n"
+            "a trace:     bgagent trace download TASK_ID | jq -s .\n"
+            "             bgagent trace download TASK_ID -o trace.jsonl.gz"
+        ),
+        formatter_class=_formatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     configure = commands.add_parser("configure", help="save the API endpoint and Cognito settings")
     configure.add_argument("--api-url", required=True, help="base URL of the REST API")
@@ -45,8 +61,26 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
     configure.add_argument("--user-pool-id", required=True, help="Cognito user pool id")
     configure.add_argument("--client-id", required=True, help="Cognito app client id")
 
-    trace = commands.add_parser("trace", help="work with task traces")
-    trace_commands = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
+    login = commands.add_parser(
+        "login",
+        help="sign in and cache your tokens",
+        description=(
+            "Sign in with your platform username and password (Cognito). The tokens "
+            "are cached in credentials.json, readable by you only, and refreshed "
+            "before they expire."
+        ),
+    )
+    login.add_argument("--username", help="your username (asked for if not given)")
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+
+    trace = commands.add_parser("trace", help="work with task traces", formatter_class=_formatter)
+    trace_commands = trace.add_subparsers(
+        dest="trace_command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     download = trace_commands.add_parser(
         "download",
         help="download a task's trace",
@@ -55,6 +89,7 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
             "JSON Lines go to stdout (pipe them to `jq -s .`); with -o the gzip "
             "artifact is saved as stored."
         ),
+        formatter_class=_formatter,
     )
     download.add_argument("task_id", metavar="TASK_ID", help="the task whose trace to download")
     download.add_argument(
@@ -71,6 +106,7 @@ def run(
     *,
     stdout: BinaryIO | None = None,
     stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run one command; returns the exit status. Expected failures print one line."""
@@ -86,6 +122,8 @@ def run(
             )
             print(f"Saved {path}", file=err)
             return 0
+        if args.command == "login":
+            return _login(args, env, stdin if stdin is not None else sys.stdin, err)
         return download_trace(
             args.task_id, args.output, force=args.force, stdout=out, stderr=err, environ=env
         )
@@ -97,6 +135,24 @@ def run(
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE  # the reader went away (`| head`): nothing to report
+
+
+def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err: TextIO) -> int:
+    directory = config_dir(env)
+    config = load_config(directory)  # before asking for anything: it may be missing
+    username = args.username or _ask("Username: ", stdin, err)
+    if args.password_stdin:
+        password = stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ", stream=err)
+    login(config, directory, username.strip(), password)
+    print(f"Signed in as {username.strip()}.", file=err)
+    return 0
+
+
+def _ask(prompt: str, stdin: TextIO, err: TextIO) -> str:
+    print(prompt, end="", file=err, flush=True)
+    return stdin.readline().strip()
 
 
 def main() -> NoReturn:

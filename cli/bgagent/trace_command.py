@@ -10,7 +10,8 @@ from typing import BinaryIO, TextIO
 import requests
 
 from bgagent.api import ApiClient, ApiError
-from bgagent.config import config_dir, load_config, load_credentials
+from bgagent.auth import fresh_credentials
+from bgagent.config import config_dir, load_config
 from bgagent.download import AtomicFile, Download, gunzip_to
 from bgagent.errors import CliError
 
@@ -32,7 +33,8 @@ def download_trace(
         check_output_path(output, force=force)  # before any network call
     timeout = download_timeout(environ)
     directory = config_dir(environ)
-    config, credentials = load_config(directory), load_credentials(directory)
+    config = load_config(directory)
+    credentials = fresh_credentials(config, directory)
 
     with contextlib.ExitStack() as stack:
         # The file is opened first: a place that cannot be written is found

@@ -14,13 +14,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -45,25 +45,29 @@ _STATUS_TEXT = {
 class CognitoAuthorizer:
     """Verifies an ID token as API Gateway's Cognito authorizer does."""
 
-    def __init__(self, pool: UserPool, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, pool: UserPool) -> None:
         self._pool = pool
-        self._now = now
         self._keys: KeySet | None = None
+        self.clock_offset = timedelta(0)  # the test's clock: lets a token expire
 
-    def claims_for(self, token: str) -> dict[str, str] | None:
-        """The token's claims as strings, or None when it must be refused."""
+    def claims_for(self, token: str) -> dict[str, str]:
+        """The token's claims as strings; raises Unauthorized when it must be refused."""
+        if not token:
+            raise Unauthorized("Unauthorized")
         try:
             decoded = jwt.decode(token, self._key_set(), algorithms=[ID_TOKEN_ALGORITHM])
             jwt.JWTClaimsRegistry(
-                now=lambda: int(self._now()),
+                now=lambda: int(time.time() + self.clock_offset.total_seconds()),
                 iss={"essential": True, "value": self._pool.issuer},
                 aud={"essential": True, "value": self._pool.client_id},
                 token_use={"essential": True, "value": "id"},
                 sub={"essential": True},
                 exp={"essential": True},
             ).validate(decoded.claims)
+        except ExpiredTokenError:
+            raise Unauthorized("The incoming token has expired") from None
         except (JoseError, ValueError):
-            return None
+            raise Unauthorized("Unauthorized") from None
         # API Gateway hands every claim to the handler as a string.
         return {name: _claim_text(value) for name, value in decoded.claims.items()}
 
@@ -73,6 +77,10 @@ class CognitoAuthorizer:
             response.raise_for_status()
             self._keys = KeySet.import_key_set(response.json())
         return self._keys
+
+
+class Unauthorized(Exception):
+    """The authorizer refused the token; API Gateway answers 401 with this message."""
 
 
 def _claim_text(value: object) -> str:
@@ -117,10 +125,12 @@ class LocalApiGateway:
             return _gateway_answer(403, "Missing Authentication Token")
         resource, path, path_parameters = route
 
-        token = environ.get("HTTP_AUTHORIZATION", "")
-        claims = self.authorizer.claims_for(token) if token and self.authorizer else None
-        if claims is None:
+        if self.authorizer is None:
             return _gateway_answer(401, "Unauthorized")
+        try:
+            claims = self.authorizer.claims_for(environ.get("HTTP_AUTHORIZATION", ""))
+        except Unauthorized as refused:
+            return _gateway_answer(401, str(refused))
 
         event = _proxy_event(environ, resource, path, path_parameters, query, claims)
         try:

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import requests
-from moto.backends import get_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -60,18 +59,6 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every resource of every service."""
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
-
-    def reset_services(self, *services: str) -> None:
-        """Forget the resources of some services only, keeping the rest.
-
-        moto's reset API forgets everything, and a Cognito user pool costs about
-        100 ms to create (moto loads an RSA key per pool), so the user pool lives
-        for the session while S3 and DynamoDB start empty for every scenario. The
-        server runs in this process, so its backends can be reset directly.
-        """
-        for service in services:
-            for account_backend in get_backend(service).values():  # type: ignore[call-overload]
-                account_backend.reset()
 
     def client(self, service: str) -> Any:
         if service not in self._clients:

@@ -54,11 +54,18 @@ class TraceStack:
 
     @classmethod
     def build(cls, moto: MotoServer, pool: UserPool, api_url: str) -> TraceStack:
-        """Empty storage: the stack's bucket and table, new; the session's user pool."""
-        moto.reset_services("s3", "dynamodb")
+        """The stack's bucket and table, new, beside the session's user pool."""
         create_trace_bucket(moto.client("s3"), BUCKET_NAME)
         create_task_table(moto.client("dynamodb"), TABLE_NAME)
         return cls(moto, pool, api_url)
+
+    def undo_scenario_changes(self) -> None:
+        """Put back what a scenario may change in the shared resources: the bucket policy.
+
+        Everything else a scenario writes is keyed by its own task ids, which no
+        other scenario ever uses.
+        """
+        self.moto.client("s3").delete_bucket_policy(Bucket=self.bucket)
 
     def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
         """The task record as the API writes it when a task is submitted and starts."""

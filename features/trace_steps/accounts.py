@@ -2,50 +2,94 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from pytest_bdd import given, parsers
 
-from bgagent.config import Credentials, save_credentials
-from trace_harness.identities import UserDirectory
+from bgagent.config import Credentials, load_credentials, save_credentials
+from trace_harness.api_gateway import LocalApiGateway
+from trace_harness.identities import User, UserDirectory, UserPool, create_user, create_user_pool
 from trace_harness.stack import TraceStack
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Person, Scene
 
+SignIns = Callable[[str, Path], Person]
+
+
+@pytest.fixture(scope="session")
+def signed_in(directory: UserDirectory, api_gateway: tuple[LocalApiGateway, str]) -> SignIns:
+    """Each person configures bgagent and signs in through it once per session; every
+    scenario then works on its own copy of that configuration."""
+    sessions: dict[str, Person] = {}
+
+    def person(name: str, workdir: Path) -> Person:
+        if name not in sessions:
+            sessions[name] = signed_in_cli(
+                name, directory.user(name), api_gateway[1], directory.pool
+            )
+        first = sessions[name]
+        own = workdir.parent / f"bgagent-{name.lower()}"
+        shutil.copytree(first.config_dir, own)
+        return Person(name, first.user, own, first.id_token)
+
+    return person
+
 
 @given(parsers.parse("{first} and {second} have accounts on the platform"))
 def users_with_accounts(
-    first: str, second: str, scene: Scene, stack: TraceStack, directory: UserDirectory
+    first: str, second: str, scene: Scene, stack: TraceStack, signed_in: SignIns
 ) -> None:
     for name in (first, second):
-        scene.people[name] = _signed_in_cli(name, scene, stack, directory)
+        scene.people[name] = signed_in(name, scene.workdir)
 
 
-def _signed_in_cli(name: str, scene: Scene, stack: TraceStack, directory: UserDirectory) -> Person:
-    """The person's own ``bgagent``: configured for the stack, holding their tokens."""
-    account = directory.signed_in(name)
-    user, tokens = account.user, account.tokens
-    person = Person(name, user, scene.workdir.parent / f"bgagent-{name.lower()}")
+def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool) -> Person:
+    """A ``bgagent`` of the person's own, configured and signed in as a user would do it."""
+    person = Person(name, user, Path(tempfile.mkdtemp(prefix=f"bgagent-{name.lower()}-")))
     configured = run_bgagent(
         person,
         "configure",
         "--api-url",
-        stack.api_url,
+        api_url,
         "--region",
-        stack.pool.region,
+        pool.region,
         "--user-pool-id",
-        stack.pool.id,
+        pool.id,
         "--client-id",
-        stack.pool.client_id,
+        pool.client_id,
     )
     assert configured.exit_code == 0, configured.stderr
-    expiry = datetime.now(UTC) + timedelta(seconds=tokens["ExpiresIn"])
-    save_credentials(
-        person.config_dir,
-        Credentials(tokens["IdToken"], tokens.get("RefreshToken", ""), expiry.isoformat()),
+    signed_in = run_bgagent(
+        person, "login", "--username", user.username, "--password-stdin", stdin=user.password
     )
-    person.id_token = tokens["IdToken"]
+    assert signed_in.exit_code == 0, signed_in.stderr
+    person.id_token = load_credentials(person.config_dir).id_token
     return person
+
+
+@given(parsers.parse("{name} signed in to another user pool"))
+def signed_in_elsewhere(name: str, scene: Scene, stack: TraceStack) -> None:
+    cognito = stack.moto.client("cognito-idp")
+    other = create_user_pool(
+        cognito, name="someone-elses-users", region=stack.pool.region, endpoint=stack.pool.endpoint
+    )
+    user = create_user(cognito, other, name.lower(), f"Correct-Horse-{name}-1")
+    # Configured for this platform's API, signed in with the other pool's client.
+    person = signed_in_cli(name, user, stack.api_url, other)
+    scene.people[name] = person
+
+
+@given(parsers.parse("{name}'s sign-in expired an hour ago"))
+def sign_in_expired(name: str, scene: Scene, api_gateway: tuple[LocalApiGateway, str]) -> None:
+    scene.person(name)
+    authorizer = api_gateway[0].authorizer
+    assert authorizer is not None
+    authorizer.clock_offset = timedelta(hours=2)  # the token lasts one hour
 
 
 @given(parsers.parse("{name}'s sign-in is no longer accepted"))

@@ -20,7 +20,7 @@ from trace_harness.s3_gate import ALGORITHM as SIGV4
 from trace_harness.s3_gate import Fault, S3Gate
 from trace_harness.stack import TraceStack
 from trace_infra.definitions import trace_object_key
-from trace_steps.cli import run_bgagent
+from trace_steps.cli import run_bgagent, run_bgagent_process
 from trace_steps.scene import Scene
 
 SAVED_TRACE_NAME = "trace.jsonl.gz"
@@ -58,6 +58,13 @@ def save_trace_to_file(name: str, scene: Scene) -> None:
 def save_trace_replacing(name: str, scene: Scene) -> None:
     scene.output = scene.workdir / SAVED_TRACE_NAME
     _download(scene, name, "-o", str(scene.output), "--force")
+
+
+@when(parsers.parse("{name} runs the bgagent command to download the task's trace"))
+def run_installed_command(name: str, scene: Scene) -> None:
+    scene.cli = run_bgagent_process(
+        scene.person(name), "trace", "download", scene.current_task().task_id
+    )
 
 
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
@@ -136,6 +143,13 @@ def earlier_file(name: str, scene: Scene) -> None:
 
 
 # --- what the person sees -------------------------------------------------------------
+
+
+@then("the command exits successfully and prints nothing but the trajectory")
+def command_prints_only_the_trajectory(scene: Scene) -> None:
+    run = scene.last_run()
+    assert (run.exit_code, run.stderr) == (0, "")
+    assert _stdout_jsonl(scene)[0]["event"] == HEADER_EVENT
 
 
 @then("the download succeeds")

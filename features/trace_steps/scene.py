@@ -52,6 +52,7 @@ class Scene:
     cli: CliRun | None = None
     output: Path | None = None
     earlier_file: bytes | None = None
+    stored_before: list[str] = field(default_factory=list)
     http_response: requests.Response | None = None
 
     def add_task(self, task: Task) -> Task:

@@ -189,7 +189,8 @@ def legacy_content_encoding(scene: Scene, stack: TraceStack) -> None:
 
 
 @when("a task with trace on but no owner is handed to the agent", target_fixture="refusal")
-def task_without_owner(stack: TraceStack) -> InvalidTaskConfig | None:
+def task_without_owner(scene: Scene, stack: TraceStack) -> InvalidTaskConfig | None:
+    scene.stored_before = stack.stored_keys()
     try:
         TaskConfig(task_id=new_task_id(), user_id="", trace=True)
     except InvalidTaskConfig as refused:
@@ -204,8 +205,9 @@ def agent_refused(refusal: InvalidTaskConfig | None) -> None:
 
 
 @then("nothing is stored in the trace storage")
-def nothing_stored(stack: TraceStack) -> None:
-    assert stack.stored_keys() == []
+def nothing_stored(scene: Scene, stack: TraceStack) -> None:
+    assert stack.stored_keys() == scene.stored_before
+    assert not [key for key in scene.stored_before if key.startswith("traces//")]
 
 
 @then(parsers.parse("the task stays {status}"))

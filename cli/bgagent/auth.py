@@ -1,0 +1,120 @@
+"""Signing in with Cognito (USER_PASSWORD_AUTH) and keeping the ID token fresh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bgagent.config import Config, Credentials, load_credentials, save_credentials
+from bgagent.errors import CliError
+
+# Refresh a little before expiry, so a token never expires on its way to the API.
+REFRESH_MARGIN = timedelta(minutes=5)
+SESSION_EXPIRED = "Your session has expired: run `bgagent login` to sign in again."
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def login(
+    config: Config, directory: Path, username: str, password: str, *, now: Clock = _utc_now
+) -> Credentials:
+    """Sign in with a username and password; cache the tokens (mode 0600)."""
+    if not username or not password:
+        raise CliError("A username and a password are needed to sign in.")
+    result = _initiate_auth(
+        config, "USER_PASSWORD_AUTH", {"USERNAME": username, "PASSWORD": password}
+    )
+    challenge = result.get("ChallengeName")
+    if challenge == "NEW_PASSWORD_REQUIRED":
+        raise CliError(
+            "Your account needs a new password before its first sign-in: set one with "
+            "your administrator's sign-up page, then run `bgagent login` again."
+        )
+    if challenge:
+        raise CliError(f"Cognito asks for a {challenge} step, which bgagent does not support.")
+    credentials = _credentials_from(result["AuthenticationResult"], now(), refresh_token=None)
+    save_credentials(directory, credentials)
+    return credentials
+
+
+def fresh_credentials(config: Config, directory: Path, *, now: Clock = _utc_now) -> Credentials:
+    """The cached credentials, refreshed first if the ID token is (nearly) expired."""
+    credentials = load_credentials(directory)
+    expiry = _parse_time(credentials.token_expiry)
+    current = now()
+    if expiry is None or current < expiry - REFRESH_MARGIN:
+        return credentials
+    if not credentials.refresh_token:
+        raise CliError(SESSION_EXPIRED)
+    try:
+        result = _initiate_auth(
+            config, "REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": credentials.refresh_token}
+        )
+    except CliError:
+        raise CliError(SESSION_EXPIRED) from None
+    refreshed = _credentials_from(
+        result["AuthenticationResult"], current, refresh_token=credentials.refresh_token
+    )
+    save_credentials(directory, refreshed)
+    return refreshed
+
+
+def _credentials_from(
+    auth: dict[str, Any], issued: datetime, *, refresh_token: str | None
+) -> Credentials:
+    expiry = issued + timedelta(seconds=int(auth.get("ExpiresIn", 3600)))
+    return Credentials(
+        id_token=auth["IdToken"],
+        # A refresh answers without a new refresh token: keep the one we have.
+        refresh_token=auth.get("RefreshToken") or refresh_token or "",
+        token_expiry=expiry.isoformat(timespec="seconds"),
+    )
+
+
+def _initiate_auth(config: Config, flow: str, parameters: dict[str, str]) -> dict[str, Any]:
+    if not config.region or not config.client_id:
+        raise CliError("The configuration has no region or client id: run `bgagent configure`.")
+    # InitiateAuth is an unsigned call: no AWS credentials are needed on this machine.
+    cognito = boto3.client(
+        "cognito-idp", region_name=config.region, config=BotoConfig(retries={"max_attempts": 2})
+    )
+    try:
+        return cognito.initiate_auth(
+            ClientId=config.client_id, AuthFlow=flow, AuthParameters=parameters
+        )
+    except ClientError as err:
+        raise CliError(_sign_in_failure(err)) from None
+    except BotoCoreError as err:
+        raise CliError(
+            f"Could not reach Cognito in {config.region} ({type(err).__name__})."
+        ) from None
+
+
+def _sign_in_failure(err: ClientError) -> str:
+    code = err.response.get("Error", {}).get("Code", "")
+    if code in ("NotAuthorizedException", "UserNotFoundException"):
+        return "Incorrect username or password."
+    if code == "PasswordResetRequiredException":
+        return "Your password must be reset before you can sign in."
+    if code == "UserNotConfirmedException":
+        return "Your account is not confirmed yet."
+    if code == "ResourceNotFoundException":
+        return "The configured app client does not exist: check `bgagent configure`."
+    return f"Sign-in failed ({code or 'unknown error'})."
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

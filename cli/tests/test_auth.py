@@ -1,0 +1,121 @@
+import io
+import json
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bgagent.auth import SESSION_EXPIRED, fresh_credentials, login
+from bgagent.config import Config, Credentials, load_credentials, save_config, save_credentials
+from bgagent.errors import CliError
+from bgagent.main import run
+
+PASSWORD = "Correct-Horse-Battery-9"
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+        pool_id = cognito.create_user_pool(PoolName="users")["UserPool"]["Id"]
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id, ClientName="cli", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+        )["UserPoolClient"]["ClientId"]
+        cognito.admin_create_user(UserPoolId=pool_id, Username="alice")
+        cognito.admin_set_user_password(
+            UserPoolId=pool_id, Username="alice", Password=PASSWORD, Permanent=True
+        )
+        config = Config("https://api.example.test/prod", "eu-west-1", pool_id, client_id)
+        directory = tmp_path / "cfg"
+        save_config(directory, config)
+        yield {"cognito": cognito, "config": config, "dir": directory, "pool_id": pool_id}
+
+
+def test_login_caches_tokens_readable_by_the_user_only(pool: dict) -> None:
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdin=io.StringIO(PASSWORD + "\n"),
+        stderr=stderr,
+        environ={"BGAGENT_CONFIG_DIR": str(pool["dir"])},
+    )
+    assert (code, stderr.getvalue()) == (0, "Signed in as alice.\n")
+    path = pool["dir"] / "credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cached = json.loads(path.read_text())
+    assert cached["id_token"].count(".") == 2
+    assert cached["refresh_token"]
+    assert datetime.fromisoformat(cached["token_expiry"]) > datetime.now(UTC)
+
+
+def test_a_wrong_password_is_one_clear_line(pool: dict) -> None:
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdin=io.StringIO("wrong\n"),
+        stderr=stderr,
+        environ={"BGAGENT_CONFIG_DIR": str(pool["dir"])},
+    )
+    assert (code, stderr.getvalue()) == (1, "bgagent: Incorrect username or password.\n")
+    assert not (pool["dir"] / "credentials.json").exists()
+
+
+def test_a_required_new_password_is_explained(pool: dict) -> None:
+    pool["cognito"].admin_create_user(
+        UserPoolId=pool["pool_id"], Username="newbie", TemporaryPassword="Temp-Password-1"
+    )
+    with pytest.raises(CliError, match="needs a new password"):
+        login(pool["config"], pool["dir"], "newbie", "Temp-Password-1")
+
+
+def test_an_unknown_user_gets_the_same_message_as_a_wrong_password(pool: dict) -> None:
+    with pytest.raises(CliError, match=r"^Incorrect username or password\.$"):
+        login(pool["config"], pool["dir"], "mallory", PASSWORD)
+
+
+def test_an_expiring_token_is_refreshed_before_use(pool: dict) -> None:
+    first = login(pool["config"], pool["dir"], "alice", PASSWORD)
+    later = datetime.now(UTC) + timedelta(minutes=58)  # inside the refresh margin
+
+    refreshed = fresh_credentials(pool["config"], pool["dir"], now=lambda: later)
+
+    assert refreshed.refresh_token == first.refresh_token
+    assert datetime.fromisoformat(refreshed.token_expiry) > later + timedelta(minutes=30)
+    assert load_credentials(pool["dir"]) == refreshed
+
+
+def test_a_valid_token_is_used_as_is(pool: dict) -> None:
+    first = login(pool["config"], pool["dir"], "alice", PASSWORD)
+    assert fresh_credentials(pool["config"], pool["dir"]) == first
+
+
+def test_an_expired_session_without_refresh_asks_to_sign_in_again(pool: dict) -> None:
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    save_credentials(pool["dir"], Credentials("old.id.token", "", past))
+    with pytest.raises(CliError, match="run `bgagent login`"):
+        fresh_credentials(pool["config"], pool["dir"])
+
+
+def test_a_rejected_refresh_asks_to_sign_in_again(pool: dict) -> None:
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    save_credentials(pool["dir"], Credentials("old.id.token", "revoked-refresh-token", past))
+    with pytest.raises(CliError) as raised:
+        fresh_credentials(pool["config"], pool["dir"])
+    assert str(raised.value) == SESSION_EXPIRED
+
+
+def test_login_without_configuration_points_to_configure(tmp_path: Path) -> None:
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdin=io.StringIO(PASSWORD),
+        stderr=stderr,
+        environ={"BGAGENT_CONFIG_DIR": str(tmp_path / "nothing")},
+    )
+    assert code == 1
+    assert "bgagent configure" in stderr.getvalue()
