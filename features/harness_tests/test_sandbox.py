@@ -1,0 +1,79 @@
+"""The sandbox as a maintainer uses it: start it, follow what it prints, stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
+
+
+def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    sandbox = subprocess.Popen(
+        [*SANDBOX, "--dir", str(tmp_path / "sbx")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")
+        user_env = {
+            **env,
+            **dict(re.findall(r"export (\w+)=(\S+)", printed)),
+            "HOME": str(tmp_path),  # a user with no AWS credentials at all
+        }
+        commands = re.findall(r"^  (BGAGENT_CONFIG_DIR=\S+ bgagent .+)$", printed, re.MULTILINE)
+        login_alice, login_bob, download, save, as_bob, untraced = commands
+
+        assert _shell(login_alice, user_env, stdin="Alice-Sandbox-Pass-1\n").returncode == 0
+        assert _shell(login_bob, user_env, stdin="Bob-Sandbox-Pass-1\n").returncode == 0
+        shown = _shell(download, user_env)
+        assert shown.returncode == 0
+        assert b'"event":"TRAJECTORY_ARTIFACT_HEADER"' in shown.stdout.splitlines()[0]
+        assert _shell(save, user_env, cwd=tmp_path).returncode == 0
+        assert (tmp_path / "trace.jsonl.gz").read_bytes()[:2] == b"\x1f\x8b"
+        refused = _shell(as_bob, user_env)
+        assert (refused.returncode, refused.stdout) == (1, b"")
+        assert b"(FORBIDDEN)" in refused.stderr
+        assert b"did not run with --trace" in _shell(untraced, user_env).stderr
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        out, err = sandbox.communicate(timeout=20)
+    assert sandbox.returncode == 0, err
+    assert "Sandbox stopped." in out
+    assert "Traceback" not in err
+
+
+def _read_until(process: subprocess.Popen, marker: str) -> str:
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    raise AssertionError(f"the sandbox stopped early: {''.join(lines)}")
+
+
+def _shell(
+    command: str, env: dict[str, str], *, stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    # The printed command, as a user would paste it; --password-stdin stands in for typing.
+    if stdin:
+        command += " --password-stdin"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+    return subprocess.run(
+        ["bash", "-c", command],
+        input=stdin.encode(),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )

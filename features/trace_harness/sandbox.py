@@ -1,0 +1,132 @@
+"""A local sandbox of the trace round trip, to try it by hand: ``bgagent-sandbox``.
+
+Starts moto, the S3 gate and the API gateway on 127.0.0.1; creates the stack's
+bucket, table and user pool, two users and a finished traced task; writes a CLI
+configuration for each user in a directory of its own; prints the commands to
+try. Ctrl-C stops it. Nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from bgagent.config import Config, save_config
+from trace_agent.pipeline import run_task
+from trace_agent.task_config import TaskConfig
+from trace_agent.task_record import TaskRecords
+from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
+from trace_harness.identities import create_user, create_user_pool
+from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
+from trace_harness.s3_gate import S3Gate
+from trace_harness.stack import TraceStack, code_under_test_environment
+from trace_harness.trajectories import agent_run
+from trace_infra.handlers.get_trace_url import lambda_handler
+
+USERS = {"alice": "Alice-Sandbox-Pass-1", "bob": "Bob-Sandbox-Pass-1"}
+COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bgagent-sandbox",
+        description="Run the trace round trip locally (moto, S3 gate, API gateway) to try "
+        "bgagent by hand. Ctrl-C stops it.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".bgagent-sandbox"),
+        help="where the users' CLI configurations are written (default: ./.bgagent-sandbox)",
+    )
+    args = parser.parse_args(argv)
+    workdir = args.dir.resolve()
+
+    moto = MotoServer.start()
+    gate = S3Gate(moto.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
+    gate.start()
+    # The agent and the handler run in this process and read these, as in AWS.
+    os.environ.update(code_under_test_environment(moto, gate.url))
+    gateway = LocalApiGateway(lambda_handler)
+    api_url = gateway.start()
+    try:
+        cognito = moto.client("cognito-idp")
+        pool = create_user_pool(
+            cognito, name="bgagent-users", region=REGION, endpoint=moto.endpoint
+        )
+        gateway.authorizer = CognitoAuthorizer(pool)
+        stack = TraceStack.build(moto, pool, api_url)
+        users = {name: create_user(cognito, pool, name, pw) for name, pw in USERS.items()}
+        traced = _finished_task(stack, users["alice"].sub, trace=True)
+        untraced = _finished_task(stack, users["alice"].sub, trace=False)
+        for name in users:
+            save_config(workdir / name, Config(api_url, REGION, pool.id, pool.client_id))
+        print(_instructions(workdir, moto.endpoint, traced, untraced), flush=True)
+        _wait_for_interrupt()
+    finally:
+        gateway.stop()
+        gate.stop()
+        moto.stop()
+    print("Sandbox stopped.", flush=True)
+    return 0
+
+
+def _finished_task(stack: TraceStack, owner: str, *, trace: bool) -> str:
+    task_id = f"task-{uuid.uuid4().hex[:12]}"
+    stack.submit_task(task_id, owner, trace=trace)
+    run_task(
+        TaskConfig(task_id, owner, trace=trace),
+        agent_run(5),
+        records=TaskRecords.from_environment(),
+    )
+    return task_id
+
+
+def _instructions(workdir: Path, moto_endpoint: str, traced: str, untraced: str) -> str:
+    def as_user(name: str, command: str) -> str:
+        return f"BGAGENT_CONFIG_DIR={shlex.quote(str(workdir / name))} {command}"
+
+    return "\n".join(
+        [
+            "Sandbox ready: moto, the S3 gate and the API gateway run on 127.0.0.1.",
+            "",
+            "In another shell (bgagent is in this project's .venv/bin):",
+            "bgagent login must reach the local user pool:",
+            f"  export {COGNITO_ENDPOINT_ENV}={moto_endpoint}",
+            "",
+            f"Sign in as alice (password {USERS['alice']}) and bob (password {USERS['bob']}):",
+            "  " + as_user("alice", "bgagent login --username alice"),
+            "  " + as_user("bob", "bgagent login --username bob"),
+            "",
+            f"Alice's traced task {traced}:",
+            "  " + as_user("alice", f"bgagent trace download {traced}"),
+            "  " + as_user("alice", f"bgagent trace download {traced} -o trace.jsonl.gz"),
+            "Bob may not download it:",
+            "  " + as_user("bob", f"bgagent trace download {traced}"),
+            f"Alice's task {untraced} ran without --trace:",
+            "  " + as_user("alice", f"bgagent trace download {untraced}"),
+            "",
+            "Ctrl-C stops the sandbox.",
+        ]
+    )
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
