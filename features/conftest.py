@@ -1,7 +1,8 @@
 """Session-wide local AWS for the acceptance suite: moto's server and the API gateway.
 
-moto's server, the S3 gate in front of it and the API gateway start once, on
-127.0.0.1, with the stack's bucket, table and user pool. Scenarios are kept apart by
+moto's server (or the emulator TRACE_SUITE_AWS_ENDPOINT names), the S3 gate in
+front of it and the API gateway start once, on 127.0.0.1, with the stack's bucket,
+table and user pool. Scenarios are kept apart by
 their own task ids; each gets an honest gate and clock, and what it changes in the
 shared resources is put back after it.
 """
@@ -9,6 +10,7 @@ shared resources is put back after it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -16,9 +18,15 @@ import pytest
 
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
 from trace_harness.identities import UserDirectory, create_user_pool
-from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
+from trace_harness.local_aws import (
+    ENV_SUITE_ENDPOINT,
+    REGION,
+    TEST_SECRET_ACCESS_KEY,
+    AwsEndpoint,
+    start_aws,
+)
 from trace_harness.s3_gate import S3Gate
-from trace_harness.stack import TraceStack, code_under_test_environment
+from trace_harness.stack import StackNames, TraceStack, code_under_test_environment
 from trace_infra.handlers.get_trace_url import lambda_handler
 from trace_steps.scene import Scene
 
@@ -31,23 +39,30 @@ pytest_plugins = [
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer.start()
-    yield server
-    server.stop()
+def aws() -> Iterator[AwsEndpoint]:
+    endpoint = start_aws()
+    yield endpoint
+    endpoint.stop()
 
 
 @pytest.fixture(scope="session")
-def s3_gate(moto_server: MotoServer) -> Iterator[S3Gate]:
-    gate = S3Gate(moto_server.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
+def stack_names() -> StackNames:
+    return StackNames.unique()
+
+
+@pytest.fixture(scope="session")
+def s3_gate(aws: AwsEndpoint) -> Iterator[S3Gate]:
+    gate = S3Gate(aws.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
     gate.start()
     yield gate
     gate.stop()
 
 
 @pytest.fixture(scope="session")
-def aws_environment(moto_server: MotoServer, s3_gate: S3Gate) -> Iterator[dict[str, str]]:
-    environment = code_under_test_environment(moto_server, s3_gate.url)
+def aws_environment(
+    aws: AwsEndpoint, s3_gate: S3Gate, stack_names: StackNames
+) -> Iterator[dict[str, str]]:
+    environment = code_under_test_environment(aws, s3_gate.url, stack_names)
     with pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             patch.delenv(name, raising=False)
@@ -65,22 +80,28 @@ def api_gateway(aws_environment: dict[str, str]) -> Iterator[tuple[LocalApiGatew
 
 
 @pytest.fixture(scope="session")
-def directory(moto_server: MotoServer, api_gateway: tuple[LocalApiGateway, str]) -> UserDirectory:
+def directory(
+    aws: AwsEndpoint, api_gateway: tuple[LocalApiGateway, str]
+) -> Iterator[UserDirectory]:
     """The platform's users: one user pool for the session, each user signed up once."""
     gateway, _ = api_gateway
-    cognito = moto_server.client("cognito-idp")
-    pool = create_user_pool(
-        cognito, name="bgagent-users", region=REGION, endpoint=moto_server.endpoint
-    )
+    cognito = aws.client("cognito-idp")
+    pool = create_user_pool(cognito, name="bgagent-users", region=REGION, endpoint=aws.endpoint)
     gateway.authorizer = CognitoAuthorizer(pool)
-    return UserDirectory(cognito, pool)
+    yield UserDirectory(cognito, pool)
+    cognito.delete_user_pool(UserPoolId=pool.id)
 
 
 @pytest.fixture(scope="session")
 def session_stack(
-    moto_server: MotoServer, directory: UserDirectory, api_gateway: tuple[LocalApiGateway, str]
-) -> TraceStack:
-    return TraceStack.build(moto_server, directory.pool, api_gateway[1])
+    aws: AwsEndpoint,
+    directory: UserDirectory,
+    api_gateway: tuple[LocalApiGateway, str],
+    stack_names: StackNames,
+) -> Iterator[TraceStack]:
+    built = TraceStack.build(aws, directory.pool, api_gateway[1], stack_names)
+    yield built
+    built.remove()
 
 
 @pytest.fixture
@@ -112,3 +133,18 @@ def _secrets_stay_secret(scene: Scene, caplog: pytest.LogCaptureFixture) -> Iter
     assert "X-Amz-Signature" not in shown
     for person in scene.people.values():
         assert person.id_token not in shown, f"{person.name}'s ID token was shown"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against another emulator, scenarios that rely on moto's own behaviour are skipped,
+    and say why."""
+    external = os.environ.get(ENV_SUITE_ENDPOINT)
+    if not external:
+        return
+    reason = (
+        f"needs moto's own behaviour (a Deny bucket policy blocks every request); "
+        f"{ENV_SUITE_ENDPOINT} points the suite at {external}"
+    )
+    for item in items:
+        if item.get_closest_marker("needs_moto"):
+            item.add_marker(pytest.mark.skip(reason=reason))

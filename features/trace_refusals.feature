@@ -29,6 +29,10 @@ Feature: Who may download a trace, and for how long
       | the task's record points at a bucket the platform does not own | Internal server error. (INTERNAL_ERROR                 |
       | the task's record points at a trace under Bob's prefix       | You do not have access to this trace. (FORBIDDEN)        |
       | the task's trace has since expired from storage              | or its trace upload has not completed yet                |
+
+    @needs_moto
+    Examples: the trace storage fails the API's check (a Deny bucket policy, as moto applies it)
+      | situation                                                    | message                                                  |
       | the trace storage refuses to let the API check the trace     | Internal server error. (INTERNAL_ERROR                   |
 
   Scenario: A refused sign-in tells the user to sign in again

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -22,8 +21,9 @@ import requests
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
+from trace_harness import serving
 from trace_harness.identities import ID_TOKEN_ALGORITHM, UserPool
 
 LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
@@ -94,20 +94,13 @@ class LocalApiGateway:
         self._handler = handler
         self.authorizer: CognitoAuthorizer | None = None
         self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> str:
-        self._server = make_server("127.0.0.1", 0, self, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), daemon=True
-        )
-        self._thread.start()
+        self._server = serving.serve(self)
         return f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         status, headers, body = self._answer(environ)

@@ -6,20 +6,19 @@ infrastructure uses, so a change there reaches these fixtures too.
 
 from __future__ import annotations
 
-import logging
-import threading
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import requests
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
+from trace_harness import serving
 from trace_infra.definitions import (
     TASK_TABLE,
     TRACE_BUCKET,
@@ -32,33 +31,15 @@ TEST_ACCESS_KEY_ID = "testing"
 TEST_SECRET_ACCESS_KEY = "testing"
 
 
+ENV_SUITE_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
+
+
 @dataclass
-class MotoServer:
-    """moto in server mode: every call of the code under test crosses real HTTP.
+class AwsEndpoint:
+    """Where the suite's AWS lives, and boto3 clients for the harness to reach it."""
 
-    The same WSGI app and request handler as moto's ThreadedMotoServer, served
-    with a short poll interval: ThreadedMotoServer's stop() waits up to 0.5 s.
-    """
-
-    _server: BaseWSGIServer
     endpoint: str
-    _clients: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def start(cls) -> MotoServer:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on stderr
-        app = DomainDispatcherApplication(create_backend_app)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-        return cls(server, f"http://127.0.0.1:{server.server_port}")
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def reset(self) -> None:
-        """Forget every resource of every service."""
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    _clients: dict[str, Any] = field(default_factory=dict, init=False)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -70,6 +51,36 @@ class MotoServer:
                 aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
             )
         return self._clients[service]
+
+    def stop(self) -> None:
+        """An endpoint the suite did not start is left running."""
+
+
+def start_aws() -> AwsEndpoint:
+    """moto's server on 127.0.0.1; or, when TRACE_SUITE_AWS_ENDPOINT names one, an AWS
+    emulator that is already running (LocalStack, a moto_server process)."""
+    external = os.environ.get(ENV_SUITE_ENDPOINT)
+    return AwsEndpoint(external) if external else MotoServer.start()
+
+
+@dataclass
+class MotoServer(AwsEndpoint):
+    """moto in server mode: every call of the code under test crosses real HTTP.
+
+    The same WSGI app and request handler as moto's ThreadedMotoServer, served
+    by trace_harness.serving: ThreadedMotoServer's stop() waits up to 0.5 s.
+    """
+
+    _server: BaseWSGIServer | None = None
+
+    @classmethod
+    def start(cls) -> MotoServer:
+        app = DomainDispatcherApplication(create_backend_app)
+        server = serving.serve(app, request_handler=MotoRequestHandler)
+        return cls(f"http://127.0.0.1:{server.server_port}", _server=server)
+
+    def stop(self) -> None:
+        serving.stop(self._server)
 
 
 def create_trace_bucket(

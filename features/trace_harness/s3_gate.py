@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
+
+from trace_harness import serving
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -153,16 +154,12 @@ class S3Gate:
         return datetime.now(UTC) + self.clock_offset
 
     def start(self) -> str:
-        self._server = make_server("127.0.0.1", 0, self, threaded=True)
-        self._server.daemon_threads = True  # a stalled answer must not hold up the teardown
-        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
+        self._server = serving.serve(self)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]

@@ -26,7 +26,7 @@ from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
 from trace_harness.identities import create_user, create_user_pool
 from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
 from trace_harness.s3_gate import S3Gate
-from trace_harness.stack import TraceStack, code_under_test_environment
+from trace_harness.stack import StackNames, TraceStack, code_under_test_environment
 from trace_harness.trajectories import agent_run
 from trace_infra.handlers.get_trace_url import lambda_handler
 
@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gate = S3Gate(moto.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
     gate.start()
     # The agent and the handler run in this process and read these, as in AWS.
-    os.environ.update(code_under_test_environment(moto, gate.url))
+    names = StackNames.unique()
+    os.environ.update(code_under_test_environment(moto, gate.url, names))
     gateway = LocalApiGateway(lambda_handler)
     api_url = gateway.start()
     try:
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cognito, name="bgagent-users", region=REGION, endpoint=moto.endpoint
         )
         gateway.authorizer = CognitoAuthorizer(pool)
-        stack = TraceStack.build(moto, pool, api_url)
+        stack = TraceStack.build(moto, pool, api_url, names)
         users = {name: create_user(cognito, pool, name, pw) for name, pw in USERS.items()}
         traced = _finished_task(stack, users["alice"].sub, trace=True)
         untraced = _finished_task(stack, users["alice"].sub, trace=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,17 +14,30 @@ from trace_harness.local_aws import (
     REGION,
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
-    MotoServer,
+    AwsEndpoint,
     create_task_table,
     create_trace_bucket,
 )
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
-BUCKET_NAME = "bgagent-trace-artifacts"
-TABLE_NAME = "bgagent-tasks"
+
+@dataclass(frozen=True)
+class StackNames:
+    """Names of one session's bucket and table: unique, so that sessions sharing an
+    emulator (or xdist workers) never meet."""
+
+    bucket: str
+    table: str
+
+    @classmethod
+    def unique(cls) -> StackNames:
+        suffix = uuid.uuid4().hex[:10]
+        return cls(f"bgagent-trace-artifacts-{suffix}", f"bgagent-tasks-{suffix}")
 
 
-def code_under_test_environment(moto: MotoServer, s3_endpoint: str) -> dict[str, str]:
+def code_under_test_environment(
+    aws: AwsEndpoint, s3_endpoint: str, names: StackNames
+) -> dict[str, str]:
     """What the agent runtime and the handler read, pointed at moto (S3 through the gate).
 
     boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 itself, so production
@@ -31,7 +45,7 @@ def code_under_test_environment(moto: MotoServer, s3_endpoint: str) -> dict[str,
     this machine out of reach.
     """
     return {
-        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_ENDPOINT_URL": aws.endpoint,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
         "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
@@ -39,25 +53,33 @@ def code_under_test_environment(moto: MotoServer, s3_endpoint: str) -> dict[str,
         "AWS_REGION": REGION,
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        ENV_TRACE_BUCKET: BUCKET_NAME,
-        ENV_TASK_TABLE: TABLE_NAME,
+        ENV_TRACE_BUCKET: names.bucket,
+        ENV_TASK_TABLE: names.table,
     }
 
 
 @dataclass(frozen=True)
 class TraceStack:
-    moto: MotoServer
+    aws: AwsEndpoint
     pool: UserPool
     api_url: str
-    bucket: str = BUCKET_NAME
-    table: str = TABLE_NAME
+    bucket: str
+    table: str
 
     @classmethod
-    def build(cls, moto: MotoServer, pool: UserPool, api_url: str) -> TraceStack:
+    def build(cls, aws: AwsEndpoint, pool: UserPool, api_url: str, names: StackNames) -> TraceStack:
         """The stack's bucket and table, new, beside the session's user pool."""
-        create_trace_bucket(moto.client("s3"), BUCKET_NAME)
-        create_task_table(moto.client("dynamodb"), TABLE_NAME)
-        return cls(moto, pool, api_url)
+        create_trace_bucket(aws.client("s3"), names.bucket)
+        create_task_table(aws.client("dynamodb"), names.table)
+        return cls(aws, pool, api_url, names.bucket, names.table)
+
+    def remove(self) -> None:
+        """Delete the bucket (emptied first) and the table, on an endpoint that outlives us."""
+        s3 = self.aws.client("s3")
+        for key in self.stored_keys():
+            s3.delete_object(Bucket=self.bucket, Key=key)
+        s3.delete_bucket(Bucket=self.bucket)
+        self.aws.client("dynamodb").delete_table(TableName=self.table)
 
     def undo_scenario_changes(self) -> None:
         """Put back what a scenario may change in the shared resources: the bucket policy.
@@ -65,12 +87,12 @@ class TraceStack:
         Everything else a scenario writes is keyed by its own task ids, which no
         other scenario ever uses.
         """
-        self.moto.client("s3").delete_bucket_policy(Bucket=self.bucket)
+        self.aws.client("s3").delete_bucket_policy(Bucket=self.bucket)
 
     def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
         """The task record as the API writes it when a task is submitted and starts."""
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        self.moto.client("dynamodb").put_item(
+        self.aws.client("dynamodb").put_item(
             TableName=self.table,
             Item={
                 "task_id": {"S": task_id},
@@ -85,7 +107,7 @@ class TraceStack:
     def cancel_task(self, task_id: str) -> None:
         """What the API's cancel does: an active task becomes CANCELLED."""
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        self.moto.client("dynamodb").update_item(
+        self.aws.client("dynamodb").update_item(
             TableName=self.table,
             Key={"task_id": {"S": task_id}},
             UpdateExpression="SET #s = :c, status_created_at = :sca",
@@ -103,7 +125,7 @@ class TraceStack:
 
     def relink_trace(self, task_id: str, uri: str) -> None:
         """Damage the record's trace link, as corruption or a bad migration would."""
-        self.moto.client("dynamodb").update_item(
+        self.aws.client("dynamodb").update_item(
             TableName=self.table,
             Key={"task_id": {"S": task_id}},
             UpdateExpression="SET trace_s3_uri = :u",
@@ -113,13 +135,13 @@ class TraceStack:
     def delete_stored_trace(self, task_id: str) -> None:
         """moto does not apply lifecycle expiry: remove the object as expiry would."""
         bucket, key = self._location(task_id)
-        self.moto.client("s3").delete_object(Bucket=bucket, Key=key)
+        self.aws.client("s3").delete_object(Bucket=bucket, Key=key)
 
     def restore_with_content_encoding(self, task_id: str, encoding: str) -> None:
         """Store the same bytes again, the way the buggy agent release did."""
         bucket, key = self._location(task_id)
         body = self.stored_artifact(task_id)
-        self.moto.client("s3").put_object(
+        self.aws.client("s3").put_object(
             Bucket=bucket,
             Key=key,
             Body=body,
@@ -140,14 +162,14 @@ class TraceStack:
                 }
             ],
         }
-        self.moto.client("s3").put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+        self.aws.client("s3").put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
 
     def stored_keys(self) -> list[str]:
-        listing = self.moto.client("s3").list_objects_v2(Bucket=self.bucket)
+        listing = self.aws.client("s3").list_objects_v2(Bucket=self.bucket)
         return [item["Key"] for item in listing.get("Contents", [])]
 
     def task_record(self, task_id: str) -> dict[str, Any]:
-        item = self.moto.client("dynamodb").get_item(
+        item = self.aws.client("dynamodb").get_item(
             TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
         )["Item"]
         return {name: next(iter(value.values())) for name, value in item.items()}
@@ -160,7 +182,7 @@ class TraceStack:
     def stored_object(self, task_id: str) -> dict[str, Any]:
         """The object the task record links to, read straight from the bucket."""
         bucket, key = self._location(task_id)
-        return self.moto.client("s3").get_object(Bucket=bucket, Key=key)
+        return self.aws.client("s3").get_object(Bucket=bucket, Key=key)
 
     def stored_artifact(self, task_id: str) -> bytes:
         return self.stored_object(task_id)["Body"].read()

@@ -74,7 +74,7 @@ def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool) -> Person
 
 @given(parsers.parse("{name} signed in to another user pool"))
 def signed_in_elsewhere(name: str, scene: Scene, stack: TraceStack) -> None:
-    cognito = stack.moto.client("cognito-idp")
+    cognito = stack.aws.client("cognito-idp")
     other = create_user_pool(
         cognito, name="someone-elses-users", region=stack.pool.region, endpoint=stack.pool.endpoint
     )
