@@ -25,15 +25,15 @@ Feature: Who may download a trace, and for how long
       | the task id is blank                                         | The task id is empty.                                    |
       | the task belongs to Bob                                      | You do not have access to this task. (FORBIDDEN)         |
       | the task ran without trace                                   | either it did not run with --trace                       |
-      | the task's record holds a malformed trace location           | Internal server error. (INTERNAL_ERROR                   |
-      | the task's record points at a bucket the platform does not own | Internal server error. (INTERNAL_ERROR                 |
+      | the task's record holds a malformed trace location           | Internal server error. (INTERNAL_ERROR, request id …)    |
+      | the task's record points at a bucket the platform does not own | Internal server error. (INTERNAL_ERROR, request id …)  |
       | the task's record points at a trace under Bob's prefix       | You do not have access to this trace. (FORBIDDEN)        |
       | the task's trace has since expired from storage              | or its trace upload has not completed yet                |
 
     @needs_moto
     Examples: the trace storage fails the API's check (a Deny bucket policy, as moto applies it)
       | situation                                                    | message                                                  |
-      | the trace storage refuses to let the API check the trace     | Internal server error. (INTERNAL_ERROR                   |
+      | the trace storage refuses to let the API check the trace     | Internal server error. (INTERNAL_ERROR, request id …)    |
 
   Scenario: A refused sign-in tells the user to sign in again
     Given Alice's sign-in is no longer accepted

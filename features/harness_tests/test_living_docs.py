@@ -1,0 +1,123 @@
+"""The living documentation page: features, background, rules, outlines as tables, and
+a failing step with its error, rendered from cucumber JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from trace_harness.living_docs import main, render
+
+FEATURE = """@integration
+Feature: Things
+  Said plainly.
+
+  Background:
+    Given a world
+
+  Scenario: Plain
+    When it runs
+    Then it works
+
+  Rule: Kept out
+
+    Scenario Outline: Many
+      When it gets <input>
+      Then it says <output>
+
+      Examples:
+        | input | output |
+        | 1     | one    |
+        | 2     | two    |
+"""
+
+
+def step(keyword: str, name: str, status: str = "passed", error: str | None = None) -> dict:
+    result = {"status": status, "duration": 1_000_000}
+    if error:
+        result["error_message"] = error
+    return {"keyword": keyword, "name": name, "result": result}
+
+
+def element(name: str, line: int, keyword: str, steps: list[dict]) -> dict:
+    return {"keyword": keyword, "name": name, "line": line, "tags": [], "steps": steps}
+
+
+def cucumber() -> list[dict]:
+    background = step("Given", "a world")
+    return [
+        {
+            "keyword": "Feature",
+            "name": "Things",
+            "uri": "things.feature",
+            "description": "Said plainly.",
+            "tags": [{"name": "integration"}],
+            "elements": [
+                element(
+                    "Plain",
+                    8,
+                    "Scenario",
+                    [background, step("When", "it runs"), step("Then", "it works")],
+                ),
+                element(
+                    "Many",
+                    14,
+                    "Scenario Outline",
+                    [background, step("When", "it gets 1"), step("Then", "it says one")],
+                ),
+                element(
+                    "Many",
+                    14,
+                    "Scenario Outline",
+                    [
+                        background,
+                        step("When", "it gets 2"),
+                        step("Then", "it says two", "failed", "AssertionError: said 'deux'"),
+                    ],
+                ),
+            ],
+        }
+    ]
+
+
+def test_the_page_reads_like_the_feature_file(tmp_path: Path) -> None:
+    (tmp_path / "things.feature").write_text(FEATURE)
+    page = render(cucumber(), tmp_path, generated=datetime(2026, 1, 2, tzinfo=UTC))
+
+    assert "2026-01-02 00:00 UTC" in page
+    assert '<span class="pill passed">2 passed</span>' in page
+    assert '<span class="pill failed">1 failed</span>' in page
+    assert page.count("a world") == 1  # the background, once
+    assert '<span class="kw">Rule</span> Kept out' in page
+    assert '<span class="param">&lt;input&gt;</span>' in page
+    assert "<td>1</td><td>one</td>" in page
+    assert '<tr class="failed">' in page
+    assert "<pre>2 | two: AssertionError: said &#x27;deux&#x27;</pre>" in page
+
+
+def test_a_failing_step_shows_its_error(tmp_path: Path) -> None:
+    (tmp_path / "things.feature").write_text(FEATURE)
+    data = cucumber()
+    data[0]["elements"] = data[0]["elements"][:1]
+    data[0]["elements"][0]["steps"][2] = step("Then", "it works", "failed", "boom: 42 != 43")
+    page = render(data, tmp_path, generated=datetime.now(UTC))
+    assert '<div class="scenario failed">' in page
+    assert "<pre>boom: 42 != 43</pre>" in page
+
+
+def test_an_empty_report_is_refused_with_the_reason(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "cucumber.json"
+    empty.write_text("[]")
+    assert main([str(empty), str(tmp_path / "out.html")]) == 1
+    assert "without xdist" in capsys.readouterr().err
+    assert not (tmp_path / "out.html").exists()
+
+
+def test_the_command_writes_the_page(tmp_path: Path) -> None:
+    source = tmp_path / "cucumber.json"
+    source.write_text(json.dumps(cucumber()))
+    (tmp_path / "things.feature").write_text(FEATURE)
+    out = tmp_path / "docs" / "living-docs.html"
+    assert main([str(source), str(out), "--root", str(tmp_path)]) == 0
+    assert out.read_text().startswith("<!doctype html>")
