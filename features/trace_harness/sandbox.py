@@ -9,26 +9,17 @@ try. Ctrl-C stops it. Nothing leaves this machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from bgagent.config import Config, save_config
-from trace_agent.pipeline import run_task
-from trace_agent.task_config import TaskConfig
-from trace_agent.task_record import TaskRecords
-from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
-from trace_harness.identities import create_user, create_user_pool
-from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
-from trace_harness.s3_gate import S3Gate
-from trace_harness.stack import StackNames, TraceStack, code_under_test_environment
+from trace_harness.local_aws import REGION
+from trace_harness.local_stack import running_stack
 from trace_harness.trajectories import agent_run
-from trace_infra.handlers.get_trace_url import lambda_handler
 
 USERS = {"alice": "Alice-Sandbox-Pass-1", "bob": "Bob-Sandbox-Pass-1"}
 COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
@@ -49,45 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.dir.resolve()
 
-    moto = MotoServer.start()
-    gate = S3Gate(moto.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
-    gate.start()
-    # The agent and the handler run in this process and read these, as in AWS.
-    names = StackNames.unique()
-    os.environ.update(code_under_test_environment(moto, gate.url, names))
-    gateway = LocalApiGateway(lambda_handler)
-    api_url = gateway.start()
-    try:
-        cognito = moto.client("cognito-idp")
-        pool = create_user_pool(
-            cognito, name="bgagent-users", region=REGION, endpoint=moto.endpoint
-        )
-        gateway.authorizer = CognitoAuthorizer(pool)
-        stack = TraceStack.build(moto, pool, api_url, names)
-        users = {name: create_user(cognito, pool, name, pw) for name, pw in USERS.items()}
-        traced = _finished_task(stack, users["alice"].sub, trace=True)
-        untraced = _finished_task(stack, users["alice"].sub, trace=False)
+    with running_stack() as running:
+        users = {name: running.add_user(name, password) for name, password in USERS.items()}
+        traced = running.finished_task(users["alice"], agent_run(5), trace=True)
+        untraced = running.finished_task(users["alice"], agent_run(5), trace=False)
+        pool = running.stack.pool
         for name in users:
-            save_config(workdir / name, Config(api_url, REGION, pool.id, pool.client_id))
-        print(_instructions(workdir, moto.endpoint, traced, untraced), flush=True)
+            save_config(workdir / name, Config(running.api_url, REGION, pool.id, pool.client_id))
+        print(_instructions(workdir, running.moto.endpoint, traced, untraced), flush=True)
         _wait_for_interrupt()
-    finally:
-        gateway.stop()
-        gate.stop()
-        moto.stop()
     print("Sandbox stopped.", flush=True)
     return 0
-
-
-def _finished_task(stack: TraceStack, owner: str, *, trace: bool) -> str:
-    task_id = f"task-{uuid.uuid4().hex[:12]}"
-    stack.submit_task(task_id, owner, trace=trace)
-    run_task(
-        TaskConfig(task_id, owner, trace=trace),
-        agent_run(5),
-        records=TaskRecords.from_environment(),
-    )
-    return task_id
 
 
 def _instructions(workdir: Path, moto_endpoint: str, traced: str, untraced: str) -> str:
