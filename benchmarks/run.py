@@ -1,0 +1,430 @@
+"""Benchmarks of the trace round trip, measured side by side in one run.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--write docs/benchmarks.md]
+
+1. The acceptance suite: wall time over several runs, cost per scenario, and how
+   it grows from an outline of 10 traced tasks to one of 100.
+2. bgagent trace download of a trace at the 50 MiB cap, against
+   `curl -s URL | gunzip` on the same presigned URL, to stdout and with -o; the
+   CLI's peak RSS for a 5 MiB and a 50 MiB trace.
+3. The agent's dump + upload at the cap against `gzip -6` on the same JSONL, and
+   its peak memory against the accumulator's size.
+
+Medians of interleaved runs: this machine is shared and noisy. Not part of the
+tests; nothing here reaches beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bgagent.api import ApiClient
+from bgagent.config import Config, load_config, load_credentials, save_config
+from bgagent.main import run as bgagent_run
+from trace_agent.trajectory import MAX_TRACE_BYTES
+from trace_harness.identities import User
+from trace_harness.local_aws import REGION
+from trace_harness.local_stack import RunningStack, running_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MiB = 1024 * 1024
+Row = tuple[str, str, str]  # measure, figure, target
+
+
+def median_of(runs: int, action: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --- 1. the acceptance suite -------------------------------------------------------------
+
+
+def _pytest(args: list[str], cwd: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    found = re.search(r"(\d+) passed", done.stdout)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"pytest failed in {cwd}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return wall, int(found.group(1))
+
+
+_GROWTH_FEATURE = """@integration
+Feature: Many traced tasks
+  Background:
+    Given Alice and Bob have accounts on the platform
+
+  Scenario Outline: A traced task round trip
+    Given Alice ran a task with trace on, which finished after <turns> turns of agent work
+    When Alice downloads the task's trace
+    Then every event of the task follows in the order it happened
+
+    Examples:
+      | turns |
+{rows}
+"""
+
+
+def _growth_suite(directory: Path, scenarios: int) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "pytest.ini").write_text(
+        "[pytest]\nbdd_features_base_dir = .\nmarkers =\n    integration: acceptance\n"
+    )
+    plugins = (ROOT / "features" / "conftest.py").read_text()
+    (directory / "conftest.py").write_text(plugins)
+    rows = "\n".join(f"      | {3 + i % 5} |" for i in range(scenarios))
+    (directory / "many.feature").write_text(_GROWTH_FEATURE.format(rows=rows))
+    (directory / "test_many.py").write_text(
+        'from pytest_bdd import scenarios\n\nscenarios("many.feature")\n'
+    )
+    return directory
+
+
+def bench_suite(runs: int) -> list[Row]:
+    suite = ["-m", "integration", "features/"]
+    walls, count = [], 0
+    for _ in range(runs):
+        wall, count = _pytest(suite, ROOT)
+        walls.append(wall)
+    suite_wall = statistics.median(walls)
+    with tempfile.TemporaryDirectory() as tmp:
+        small = _growth_suite(Path(tmp) / "s10", 10)
+        large = _growth_suite(Path(tmp) / "s100", 100)
+        t10, t100 = [], []
+        for _ in range(max(2, runs - 1)):  # interleaved
+            t10.append(_pytest(["-c", str(small / "pytest.ini"), str(small)], small)[0])
+            t100.append(_pytest(["-c", str(large / "pytest.ini"), str(large)], large)[0])
+    m10, m100 = statistics.median(t10), statistics.median(t100)
+    per_scenario = (m100 - m10) / 90
+    fixed = m10 - 10 * per_scenario
+    return [
+        (
+            f"acceptance suite, wall ({count} scenarios, median of {runs})",
+            f"{suite_wall:.2f} s",
+            "≤ 3 s",
+        ),
+        ("  of which a fresh interpreter, imports and session set-up", f"{fixed:.2f} s", ""),
+        (
+            "  per scenario (slope from the 10- and 100-task outlines)",
+            f"{per_scenario * 1000:.0f} ms",
+            "",
+        ),
+        ("outline of 10 traced tasks, wall", f"{m10:.2f} s", ""),
+        (
+            "outline of 100 traced tasks, wall",
+            f"{m100:.2f} s (predicted linear: {fixed + 100 * per_scenario:.2f} s)",
+            "linear",
+        ),
+    ]
+
+
+# --- 2 and 3: traces at the cap ----------------------------------------------------------
+
+_WORDS = (
+    "the",
+    "agent",
+    "reads",
+    "repository",
+    "module",
+    "function",
+    "test",
+    "failure",
+    "assertion",
+    "patch",
+    "diff",
+    "commit",
+    "branch",
+    "review",
+    "tool",
+    "bash",
+    "python",
+    "output",
+    "error",
+    "trace",
+    "span",
+    "token",
+    "model",
+    "request",
+    "response",
+    "file",
+    "line",
+    "column",
+    "import",
+    "class",
+    "method",
+    "return",
+    "value",
+    "config",
+    "build",
+    "install",
+    "dependency",
+)
+
+
+def agent_events(total_bytes: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Turns of plausible text, about 2 KiB each, until ``total_bytes`` of JSON."""
+    rng = random.Random(seed)
+    produced, turn = 0, 0
+    while produced < total_bytes:
+        turn += 1
+        text = " ".join(rng.choices(_WORDS, k=300)) + f" {rng.getrandbits(64):x}"
+        event = {"event": "TRAJECTORY_TURN", "turn": turn, "role": "assistant", "text": text}
+        produced += len(text) + 60
+        yield event
+
+
+def _cli(
+    config_dir: Path, *args: str, stdout: Any = subprocess.DEVNULL
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    return subprocess.run(
+        [str(BIN / "bgagent"), *args], env=env, stdout=stdout, stderr=subprocess.PIPE, check=True
+    )
+
+
+def _peak_rss_kib(config_dir: Path, task_id: str) -> int:
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", str(BIN / "bgagent"), "trace", "download", task_id],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return int(done.stderr.strip().splitlines()[-1])
+
+
+def _signed_in(running: RunningStack, workdir: Path) -> tuple[Path, User]:
+    """Alice, signed in through bgagent with a configuration of her own."""
+    user = running.add_user("alice", "Alice-Bench-Pass-1")
+    config_dir = workdir / "alice"
+    pool = running.stack.pool
+    save_config(config_dir, Config(running.api_url, REGION, pool.id, pool.client_id))
+    code = bgagent_run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdin=io.StringIO("Alice-Bench-Pass-1\n"),
+        stderr=io.StringIO(),
+        environ={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+    )
+    assert code == 0
+    return config_dir, user
+
+
+def _link(config_dir: Path, task_id: str) -> str:
+    with requests.Session() as session:
+        client = ApiClient(load_config(config_dir), load_credentials(config_dir), session)
+        return client.get_trace_link(task_id).url
+
+
+def bench_download(runs: int, cap: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp, running_stack() as running:
+        workdir = Path(tmp)
+        config_dir, user = _signed_in(running, workdir)
+        # The pipeline keeps 50 MiB at most: --quick asks for less than that.
+        large = running.finished_task(user, agent_events(cap + MiB))
+        small = running.finished_task(user, agent_events(cap // 10))
+        small_jsonl = len(gzip.decompress(running.stack.stored_artifact(small)))
+        stored = running.stack.stored_artifact(large)
+        jsonl_bytes = len(gzip.decompress(stored))
+
+        def curl_stdout() -> None:
+            url = _link(config_dir, large)
+            subprocess.run(
+                f"curl -s {shlex.quote(url)} | gunzip > /dev/null", shell=True, check=True
+            )
+
+        def cli_stdout() -> None:
+            _cli(config_dir, "trace", "download", large)
+
+        def curl_file() -> None:
+            url = _link(config_dir, large)
+            target = workdir / "curl.gz"
+            subprocess.run(["curl", "-s", "-o", str(target), url], check=True)
+            target.unlink()
+
+        def cli_file() -> None:
+            target = workdir / "cli.gz"
+            _cli(config_dir, "trace", "download", large, "-o", str(target))
+            target.unlink()
+
+        times: dict[str, list[float]] = {k: [] for k in ("curl", "cli", "curl_o", "cli_o")}
+        for _ in range(runs):  # interleaved, so that noise hits both sides alike
+            times["curl"].append(median_of(1, curl_stdout))
+            times["cli"].append(median_of(1, cli_stdout))
+            times["curl_o"].append(median_of(1, curl_file))
+            times["cli_o"].append(median_of(1, cli_file))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rss_small = statistics.median(_peak_rss_kib(config_dir, small) for _ in range(3))
+        rss_large = statistics.median(_peak_rss_kib(config_dir, large) for _ in range(3))
+        # The fixed cost of any bgagent run: interpreter, imports, the API call.
+        api_only = statistics.median(_time_failing(config_dir) for _ in range(runs))
+    return [
+        (
+            f"the trace downloaded: {jsonl_bytes / MiB:.1f} MiB JSONL, "
+            f"{len(stored) / MiB:.1f} MiB gzip",
+            "",
+            "",
+        ),
+        ("curl -s URL \\| gunzip > /dev/null", f"{med['curl']:.2f} s", ""),
+        (
+            "bgagent trace download > /dev/null",
+            f"{med['cli']:.2f} s = {med['curl'] / med['cli']:.2f}x curl's throughput",
+            "≥ 0.8x",
+        ),
+        ("curl -s -o FILE URL", f"{med['curl_o']:.2f} s", ""),
+        (
+            "bgagent trace download -o FILE",
+            f"{med['cli_o']:.2f} s = {med['curl_o'] / med['cli_o']:.2f}x curl's throughput",
+            "≥ 0.8x",
+        ),
+        (
+            "  of which bgagent's fixed cost (start-up + API call, no download)",
+            f"{api_only:.2f} s",
+            "",
+        ),
+        (
+            f"bgagent peak RSS, {small_jsonl / MiB:.1f} MiB vs {jsonl_bytes / MiB:.1f} MiB trace",
+            f"{rss_small / 1024:.1f} MiB vs {rss_large / 1024:.1f} MiB "
+            f"(+{(rss_large - rss_small) / 1024:.1f} MiB)",
+            "flat, within 30 MB",
+        ),
+    ]
+
+
+def _time_failing(config_dir: Path) -> float:
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    start = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "bgagent"), "trace", "download", "no-such-task"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return time.perf_counter() - start
+
+
+def bench_agent(runs: int, cap: int) -> list[Row]:
+    """In a process of its own: the servers of the local stack stay out of its figures."""
+    with tempfile.TemporaryDirectory() as tmp, running_stack():
+        events = Path(tmp) / "events.jsonl"
+        with events.open("w") as handle:
+            for event in agent_events(cap + MiB):
+                handle.write(json.dumps(event) + "\n")
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "agent_probe.py"),
+                str(cap),
+                str(runs),
+                str(events),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    return [
+        (
+            f"agent: accumulator at its cap ({probe['accumulated'] / MiB:.1f} MiB, "
+            f"{probe['dropped']} events dropped)",
+            "",
+            "",
+        ),
+        ("gzip -6 -c trace.jsonl > /dev/null", f"{probe['gzip6']:.2f} s", ""),
+        (
+            "dump + upload_trace_to_s3",
+            f"{probe['ours']:.2f} s = {probe['ours'] / probe['gzip6']:.2f}x gzip -6",
+            "≤ 1.5x",
+        ),
+        (
+            "  peak memory of dump + upload (Python allocations)",
+            f"{probe['peak'] / MiB:.1f} MiB = {probe['peak'] / probe['accumulated']:.2f}x "
+            "the accumulator",
+            "",
+        ),
+    ]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        model = found.group(1).strip() if found else model
+    return (
+        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| measure | figure | target |", "|---|---|---|"]
+    lines += [f"| {m} | {f} | {t} |" for m, f, t in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, a 5 MiB cap")
+    parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    for tool in ("curl", "gzip", "gunzip"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is needed for the side-by-side figures")
+    runs = 2 if args.quick else 5
+    cap = 5 * MiB if args.quick else MAX_TRACE_BYTES
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = bench_suite(max(2, runs - 2)) + bench_download(runs, cap) + bench_agent(runs, cap)
+    report = (
+        f"Measured {started} on {machine()}, with "
+        f"`.venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}`.\n\n" + table(rows)
+    )
+    print(report)
+    if args.write:
+        args.write.write_text(_DOC.format(report=report))
+    return 0
+
+
+_DOC = """# Benchmarks
+
+Run on demand, not by the tests: `.venv/bin/python benchmarks/run.py --write
+docs/benchmarks.md` (or `mise run bench`). Figures are medians of interleaved
+runs, measured side by side in one run on a shared, noisy machine.
+
+{report}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
