@@ -7,10 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
-
 from bgagent.config import Config, Credentials, load_credentials, save_credentials
 from bgagent.errors import CliError
 
@@ -83,6 +79,12 @@ def _credentials_from(
 def _initiate_auth(config: Config, flow: str, parameters: dict[str, str]) -> dict[str, Any]:
     if not config.region or not config.client_id:
         raise CliError("The configuration has no region or client id: run `bgagent configure`.")
+    # Imported here, not at the top: boto3 takes ~130 ms to import, and most
+    # commands (a download with a fresh token) never talk to Cognito.
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError, ClientError
+
     # InitiateAuth is an unsigned call: no AWS credentials are needed on this machine.
     cognito = boto3.client(
         "cognito-idp", region_name=config.region, config=BotoConfig(retries={"max_attempts": 2})
@@ -99,7 +101,7 @@ def _initiate_auth(config: Config, flow: str, parameters: dict[str, str]) -> dic
         ) from None
 
 
-def _sign_in_failure(err: ClientError) -> str:
+def _sign_in_failure(err: Any) -> str:  # a botocore ClientError
     code = err.response.get("Error", {}).get("Code", "")
     if code in ("NotAuthorizedException", "UserNotFoundException"):
         return "Incorrect username or password."
