@@ -1,8 +1,20 @@
-"""The acceptance suite's fixtures and steps, registered from their packages.
+"""The acceptance suite's fixtures and steps, registered from their packages, and the
+check every scenario ends with.
 
 ``trace_steps.environment`` starts the local AWS (moto, the S3 gate, the API
-gateway) and the users; the other modules hold the steps, by concept.
+gateway) and the users; the other modules hold the steps, by concept. The
+autouse check lives here, not in a plugin module: a plugin's fixtures apply to
+every test of the session, and this one is for the scenarios only.
 """
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from trace_steps.scene import Scene
 
 pytest_plugins = [
     "trace_steps.environment",
@@ -11,3 +23,18 @@ pytest_plugins = [
     "trace_steps.tasks",
     "trace_steps.downloads",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _secrets_stay_secret(scene: Scene, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """In every scenario: no ID token and no link signature in any layer's logs or in
+    what the CLI printed."""
+    for layer in ("trace_agent", "trace_infra", "bgagent"):
+        caplog.set_level(logging.DEBUG, logger=layer)
+    yield
+    # In teardown, caplog.text would only hold the teardown's records.
+    logged = [r.getMessage() for when in ("setup", "call") for r in caplog.get_records(when)]
+    shown = "\n".join(logged) + (scene.cli.stderr if scene.cli else "")
+    assert "X-Amz-Signature" not in shown
+    for person in scene.people.values():
+        assert person.id_token not in shown, f"{person.name}'s ID token was shown"
