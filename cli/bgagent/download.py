@@ -207,11 +207,3 @@ class AtomicFile:
             raise CliError(f"{self.target} already exists; use --force to replace it.") from None
         except OSError as err:
             raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
-
-
-def write_atomically(chunks: Iterator[bytes], target: Path, *, replace: bool) -> int:
-    """Stream ``chunks`` into ``target`` through an AtomicFile."""
-    with AtomicFile(target, replace=replace) as sink:
-        size = sink.write_all(chunks)
-        sink.commit()
-        return size

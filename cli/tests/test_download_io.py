@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from bgagent.config import Config, Credentials, load_config, save_config, save_credentials
-from bgagent.download import CorruptArtifact, gunzip_to, write_atomically
+from bgagent.download import AtomicFile, CorruptArtifact, gunzip_to
 from bgagent.errors import CliError
+
+
+def write_atomically(chunks: Iterator[bytes], target: Path, *, replace: bool) -> None:
+    with AtomicFile(target, replace=replace) as sink:
+        sink.write_all(chunks)
+        sink.commit()
+
 
 PAYLOAD = b"".join(b'{"event":"TRAJECTORY_TURN","turn":%d}\n' % i for i in range(2000))
 

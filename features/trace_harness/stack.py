@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from trace_agent.task_record import ACTIVE_STATUSES
 from trace_harness.identities import UserPool
 from trace_harness.local_aws import (
     REGION,
@@ -106,20 +106,18 @@ class TraceStack:
 
     def cancel_task(self, task_id: str) -> None:
         """What the API's cancel does: an active task becomes CANCELLED."""
+        active = {f":a{i}": status for i, status in enumerate(ACTIVE_STATUSES)}
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         self.aws.client("dynamodb").update_item(
             TableName=self.table,
             Key={"task_id": {"S": task_id}},
             UpdateExpression="SET #s = :c, status_created_at = :sca",
-            ConditionExpression="#s IN (:r, :h, :f, :a)",
+            ConditionExpression=f"#s IN ({', '.join(active)})",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
                 ":c": {"S": "CANCELLED"},
                 ":sca": {"S": f"CANCELLED#{now}"},
-                ":r": {"S": "RUNNING"},
-                ":h": {"S": "HYDRATING"},
-                ":f": {"S": "FINALIZING"},
-                ":a": {"S": "AWAITING_APPROVAL"},
+                **{name: {"S": status} for name, status in active.items()},
             },
         )
 
@@ -186,7 +184,3 @@ class TraceStack:
 
     def stored_artifact(self, task_id: str) -> bytes:
         return self.stored_object(task_id)["Body"].read()
-
-
-def jsonl_lines(artifact: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in gzip.decompress(artifact).splitlines()]
