@@ -52,7 +52,7 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
         formatter_class=_formatter,
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+        dest="command", required=True, title="commands", parser_class=_Parser
     )
 
     configure = commands.add_parser("configure", help="save the API endpoint and Cognito settings")
@@ -65,10 +65,11 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
         "login",
         help="sign in and cache your tokens",
         description=(
-            "Sign in with your platform username and password (Cognito). The tokens "
-            "are cached in credentials.json, readable by you only, and refreshed "
-            "before they expire."
+            "Sign in with your platform username and password (Cognito).\n"
+            "The tokens are cached in credentials.json, readable by you only,\n"
+            "and refreshed before they expire."
         ),
+        formatter_class=_formatter,
     )
     login.add_argument("--username", help="your username (asked for if not given)")
     login.add_argument(
@@ -79,15 +80,15 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
 
     trace = commands.add_parser("trace", help="work with task traces", formatter_class=_formatter)
     trace_commands = trace.add_subparsers(
-        dest="trace_command", required=True, metavar="COMMAND", parser_class=_Parser
+        dest="trace_command", required=True, title="commands", parser_class=_Parser
     )
     download = trace_commands.add_parser(
         "download",
         help="download a task's trace",
         description=(
-            "Download the trajectory of a task run with --trace. By default the "
-            "JSON Lines go to stdout (pipe them to `jq -s .`); with -o the gzip "
-            "artifact is saved as stored."
+            "Download the trajectory of a task run with --trace.\n\n"
+            "By default the JSON Lines go to stdout: pipe them on, e.g. to `jq -s .`.\n"
+            "With -o, the gzip artifact is saved exactly as stored."
         ),
         formatter_class=_formatter,
     )
