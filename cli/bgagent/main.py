@@ -55,7 +55,12 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
         dest="command", required=True, title="commands", parser_class=_Parser
     )
 
-    configure = commands.add_parser("configure", help="save the API endpoint and Cognito settings")
+    configure = commands.add_parser(
+        "configure",
+        help="save the API endpoint and Cognito settings",
+        description="Save the API endpoint and the Cognito user pool settings to config.json.",
+        formatter_class=_formatter,
+    )
     configure.add_argument("--api-url", required=True, help="base URL of the REST API")
     configure.add_argument("--region", required=True, help="AWS region of the user pool")
     configure.add_argument("--user-pool-id", required=True, help="Cognito user pool id")
