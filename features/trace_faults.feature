@@ -28,8 +28,8 @@ Feature: A download or an upload that goes wrong loses nothing
       | corrupt gzip bytes                    | do not match the stored trace             |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
-      | a stall mid-body                      | The download timed out after 0.2 s          |
-      | a trickle too slow to finish in time  | The download timed out after 0.2 s          |
+      | a stall mid-body                      | The download timed out after 0.2 s        |
+      | a trickle too slow to finish in time  | The download timed out after 0.2 s        |
 
   Scenario Outline: A broken download to the terminal fails with a clear reason
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -44,7 +44,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | corrupt gzip bytes                    | corrupt or not gzipped                    |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
-      | a stall mid-body                      | The download timed out after 0.2 s          |
+      | a stall mid-body                      | The download timed out after 0.2 s        |
 
   Scenario: A broken download never replaces an earlier file, even with --force
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
