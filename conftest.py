@@ -1,6 +1,12 @@
-"""Every test runs with fake AWS credentials and no profile: nothing can reach real AWS."""
+"""Every test runs with fake AWS credentials and no profile: nothing can reach real AWS.
+
+The one exception is the acceptance suite pointed at a deployed stack on purpose
+(TRACE_SUITE_API_URL): its scenarios use the credentials of the shell that runs them.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -18,7 +24,9 @@ _FAKE_AWS = {
 
 
 @pytest.fixture(autouse=True)
-def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.environ.get("TRACE_SUITE_API_URL") and request.node.get_closest_marker("integration"):
+        return
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     for name, value in _FAKE_AWS.items():

@@ -14,6 +14,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Given Alice and Bob have accounts on the platform
     And Alice's downloads give up after 0.2 seconds
 
+  @needs_local_stack
   Scenario Outline: A broken download to a file leaves no file behind
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with <fault>
@@ -31,6 +32,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | a stall mid-body                      | The download timed out after 0.2 s        |
       | a trickle too slow to finish in time  | The download timed out after 0.2 s        |
 
+  @needs_local_stack
   Scenario Outline: A broken download to the terminal fails with a clear reason
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with <fault>
@@ -46,6 +48,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | a server error                        | The trace storage answered HTTP 500       |
       | a stall mid-body                      | The download timed out after 0.2 s        |
 
+  @needs_local_stack
   Scenario: A broken download never replaces an earlier file, even with --force
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And Alice already has a file at the download target
@@ -54,6 +57,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download fails and Alice is told "The download was interrupted"
     And the earlier file is unchanged
 
+  @needs_local_stack
   Scenario: Interrupting a download with Ctrl-C leaves nothing behind
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with a stall mid-body
@@ -61,6 +65,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download stops, telling her nothing was saved
     And nothing was downloaded
 
+  @needs_local_stack
   Scenario: A task whose trace cannot be stored still finishes
     Given the trace storage refuses the agent's uploads
     And Alice ran a task with trace on, which finished after 2 turns of agent work

@@ -40,17 +40,20 @@ Feature: Who may download a trace, and for how long
     When Alice downloads the task's trace
     Then the download fails and Alice is told "run `bgagent login` to sign in again"
 
+  @needs_local_stack
   Scenario: The download link is signed with AWS Signature Version 4 and lasts 15 minutes
     When Alice downloads the task's trace
     Then the download succeeds
     And the link she used was signed with AWS Signature Version 4
     And it was valid for exactly 15 minutes
 
+  @needs_local_stack
   Scenario: A link used within its 15 minutes opens the trace
     Given Alice's download starts 14 minutes after the link was issued
     When Alice downloads the task's trace
     Then the download succeeds
 
+  @needs_local_stack
   Scenario: A link older than 15 minutes is refused, and the CLI says to ask for a new one
     Given Alice's download starts 16 minutes after the link was issued
     When Alice downloads the task's trace
@@ -72,13 +75,14 @@ Feature: Who may download a trace, and for how long
     When Alice downloads the task's trace
     Then the download fails and Alice is told "Task task/with space?#% not found. (TASK_NOT_FOUND)"
 
-  @needs_test_clock
+  @needs_local_stack
   Scenario: An expired sign-in is refused, with a hint to sign in again
     Given Alice's sign-in expired an hour ago
     When Alice downloads the task's trace
     Then the download fails and Alice is told "The incoming token has expired (HTTP 401) Your session may have expired: run `bgagent login` to sign in again."
     And nothing was downloaded
 
+  @needs_local_stack
   Scenario: A sign-in from another user pool is refused
     Given Mallory signed in to another user pool
     When Mallory downloads the trace of Alice's task

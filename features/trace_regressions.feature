@@ -45,6 +45,7 @@ Feature: Regressions that reached users
       Then the agent refuses the task before doing any work
       And nothing is stored in the trace storage
 
+    @needs_local_stack
     Scenario: Regression 5: saving a trace never silently overwrites an earlier file
       Given Alice ran a task with trace on, which finished after 2 turns of agent work
       And Alice already has a file at the download target
@@ -59,6 +60,7 @@ Feature: Regressions that reached users
       When Alice saves the task's trace to that file, replacing it
       Then the file holds exactly the artifact stored for the task
 
+    @needs_local_stack
     Scenario: Regression 6: a stalled download gives up instead of hanging
       Given Alice ran a task with trace on, which finished after 30 turns of agent work
       And Alice's downloads give up after 0.2 seconds

@@ -77,3 +77,49 @@ def _shell(
         timeout=60,
         check=False,
     )
+
+
+def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(tmp_path: Path) -> None:
+    """The sandbox in a process of its own stands in for a deployed stack: the suite
+    drives an API it did not start, and skips what needs its own local pieces."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACE_"))}
+    sandbox = subprocess.Popen(
+        [*SANDBOX, "--dir", str(tmp_path / "sbx")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")
+        suite_part = printed.split("as against a deployed stack:", 1)[1]
+        target = dict(re.findall(r"export (\w+)=(\S+)", suite_part))
+        assert "TRACE_SUITE_API_URL" in target
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-m",
+                "integration",
+                "features/",
+                "-q",
+                "-rs",
+                "-p",
+                "no:cacheprovider",
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**env, **target},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.communicate(timeout=20)
+    assert done.returncode == 0, done.stdout[-3000:]
+    counts = re.search(r"(\d+) passed, (\d+) skipped", done.stdout)
+    assert counts, done.stdout[-2000:]
+    assert int(counts.group(1)) >= 20
+    assert "TRACE_SUITE_API_URL points the suite at" in done.stdout

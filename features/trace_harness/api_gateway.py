@@ -94,10 +94,12 @@ class LocalApiGateway:
         self._handler = handler
         self.authorizer: CognitoAuthorizer | None = None
         self._server: BaseWSGIServer | None = None
+        self.url = ""
 
     def start(self) -> str:
         self._server = serving.serve(self)
-        return f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
+        self.url = f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
+        return self.url
 
     def stop(self) -> None:
         serving.stop(self._server)

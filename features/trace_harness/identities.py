@@ -56,13 +56,19 @@ class UserDirectory:
     """Users of one pool, each created once, on first use: signing up is not what the
     scenarios are about, and moto spends about 100 ms on a pool."""
 
-    def __init__(self, cognito: Any, pool: UserPool) -> None:
+    def __init__(self, cognito: Any, pool: UserPool, *, username_suffix: str = "") -> None:
         self._cognito = cognito
         self.pool = pool
+        self._suffix = username_suffix  # in a shared pool, this session's users only
         self._users: dict[str, User] = {}
 
     def user(self, name: str) -> User:
         if name not in self._users:
-            password = f"Correct-Horse-{name}-1"
-            self._users[name] = create_user(self._cognito, self.pool, name.lower(), password)
+            username = f"{name.lower()}{self._suffix}"
+            password = f"Correct-Horse-{name}-1{self._suffix}"
+            self._users[name] = create_user(self._cognito, self.pool, username, password)
         return self._users[name]
+
+    def remove_users(self) -> None:
+        for user in self._users.values():
+            self._cognito.admin_delete_user(UserPoolId=self.pool.id, Username=user.username)

@@ -36,20 +36,26 @@ ENV_SUITE_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
 
 @dataclass
 class AwsEndpoint:
-    """Where the suite's AWS lives, and boto3 clients for the harness to reach it."""
+    """Where the suite's AWS lives, and boto3 clients for the harness to reach it.
 
-    endpoint: str
+    A local emulator gets the suite's fake credentials; a deployed stack (no
+    endpoint of its own) gets whatever credentials the environment holds.
+    """
+
+    endpoint: str | None
+    region: str = REGION
+    fake_credentials: bool = True
     _clients: dict[str, Any] = field(default_factory=dict, init=False)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,
-                endpoint_url=self.endpoint,
-                region_name=REGION,
-                aws_access_key_id=TEST_ACCESS_KEY_ID,
-                aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
-            )
+            settings: dict[str, Any] = {"region_name": self.region}
+            if self.endpoint:
+                settings["endpoint_url"] = self.endpoint
+            if self.fake_credentials:
+                settings["aws_access_key_id"] = TEST_ACCESS_KEY_ID
+                settings["aws_secret_access_key"] = TEST_SECRET_ACCESS_KEY
+            self._clients[service] = boto3.client(service, **settings)
         return self._clients[service]
 
     def stop(self) -> None:

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bgagent.config import Config, save_config
-from trace_harness.local_aws import REGION
-from trace_harness.local_stack import running_stack
+from trace_harness.deployed import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
+from trace_harness.local_aws import REGION, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+from trace_harness.local_stack import RunningStack, running_stack
 from trace_harness.trajectories import agent_run
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 USERS = {"alice": "Alice-Sandbox-Pass-1", "bob": "Bob-Sandbox-Pass-1"}
 COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in users:
             save_config(workdir / name, Config(running.api_url, REGION, pool.id, pool.client_id))
         print(_instructions(workdir, running.moto.endpoint, traced, untraced), flush=True)
+        print(_suite_instructions(running), flush=True)
+        print("Ctrl-C stops the sandbox.", flush=True)
         _wait_for_interrupt()
     print("Sandbox stopped.", flush=True)
     return 0
@@ -77,8 +81,30 @@ def _instructions(workdir: Path, moto_endpoint: str, traced: str, untraced: str)
             f"Alice's task {untraced} ran without --trace:",
             "  " + as_user("alice", f"bgagent trace download {untraced}"),
             "",
-            "Ctrl-C stops the sandbox.",
         ]
+    )
+
+
+def _suite_instructions(running: RunningStack) -> str:
+    """The environment that points the acceptance suite at this sandbox, as at a
+    deployed stack: the suite then drives an API it did not start."""
+    stack = running.stack
+    exports = {
+        ENV_API_URL: running.api_url,
+        ENV_USER_POOL_ID: stack.pool.id,
+        ENV_CLIENT_ID: stack.pool.client_id,
+        ENV_TRACE_BUCKET: stack.bucket,
+        ENV_TASK_TABLE: stack.table,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": running.moto.endpoint,
+        "AWS_ENDPOINT_URL_S3": running.gate.url,
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+    }
+    lines = "\n".join(f"  export {name}={value}" for name, value in exports.items())
+    return (
+        "\nTo run the acceptance suite against this sandbox, as against a deployed stack:\n"
+        f"{lines}\n  .venv/bin/pytest -m integration features/\n"
     )
 
 

@@ -69,8 +69,8 @@ def run_installed_command(name: str, scene: Scene) -> None:
 
 
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
-def interrupt_download(name: str, scene: Scene, s3_gate: S3Gate) -> None:
-    assert s3_gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
+def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
+    assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
     # Ctrl-C: a real SIGINT to this process while the CLI waits for bytes.
     timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -127,13 +127,13 @@ _FAULTS = {
 
 
 @given(parsers.parse("the trace storage will answer the download with {fault}"))
-def storage_fault(fault: str, s3_gate: S3Gate) -> None:
-    s3_gate.fault = _FAULTS[fault]
+def storage_fault(fault: str, gate: S3Gate) -> None:
+    gate.fault = _FAULTS[fault]
 
 
 @given(parsers.parse("{name}'s download starts {minutes:d} minutes after the link was issued"))
-def link_used_late(name: str, minutes: int, s3_gate: S3Gate) -> None:
-    s3_gate.clock_offset = timedelta(minutes=minutes)
+def link_used_late(name: str, minutes: int, gate: S3Gate) -> None:
+    gate.clock_offset = timedelta(minutes=minutes)
 
 
 @given(parsers.parse("{name} already has a file at the download target"))
@@ -238,8 +238,8 @@ def no_file_written(scene: Scene) -> None:
 
 
 @then("the trace storage was never asked for the trace")
-def storage_never_asked(s3_gate: S3Gate) -> None:
-    assert s3_gate.presigned == []
+def storage_never_asked(gate: S3Gate) -> None:
+    assert gate.presigned == []
 
 
 @then("the earlier file is unchanged")
@@ -265,14 +265,14 @@ def interrupted(scene: Scene) -> None:
 
 
 @then(parsers.re(r"the link (?:she|he) used was signed with AWS Signature Version 4"))
-def link_was_sigv4(s3_gate: S3Gate) -> None:
-    used = s3_gate.presigned[-1]
+def link_was_sigv4(gate: S3Gate) -> None:
+    used = gate.presigned[-1]
     assert (used.algorithm, used.verdict) == (SIGV4, "ok")
 
 
 @then("it was valid for exactly 15 minutes")
-def link_valid_15_minutes(s3_gate: S3Gate) -> None:
-    assert s3_gate.presigned[-1].expires_seconds == 15 * 60
+def link_valid_15_minutes(gate: S3Gate) -> None:
+    assert gate.presigned[-1].expires_seconds == 15 * 60
 
 
 @then("the trace storage refuses it as a forged link")

@@ -123,8 +123,8 @@ def crashed_task(owner: str, turns: int, scene: Scene, stack: TraceStack) -> Non
 
 
 @given("the trace storage refuses the agent's uploads")
-def storage_refuses_uploads(s3_gate: S3Gate) -> None:
-    s3_gate.deny_uploads = True
+def storage_refuses_uploads(gate: S3Gate) -> None:
+    gate.deny_uploads = True
 
 
 # --- the outline's situations: what became of the task Alice asks about ------------------
