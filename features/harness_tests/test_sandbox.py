@@ -12,15 +12,19 @@ from pathlib import Path
 SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
 
 
-def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    sandbox = subprocess.Popen(
+def start_sandbox(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [*SANDBOX, "--dir", str(tmp_path / "sbx")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    sandbox = start_sandbox(tmp_path, env)
     try:
         printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")
         user_env = {
@@ -83,13 +87,7 @@ def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(tmp_path
     """The sandbox in a process of its own stands in for a deployed stack: the suite
     drives an API it did not start, and skips what needs its own local pieces."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACE_"))}
-    sandbox = subprocess.Popen(
-        [*SANDBOX, "--dir", str(tmp_path / "sbx")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    sandbox = start_sandbox(tmp_path, env)
     try:
         printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")
         suite_part = printed.split("as against a deployed stack:", 1)[1]
