@@ -51,13 +51,10 @@ MiB = 1024 * 1024
 Row = tuple[str, str, str]  # measure, figure, target
 
 
-def median_of(runs: int, action: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
 
 
 # --- 1. the acceptance suite -------------------------------------------------------------
@@ -208,25 +205,25 @@ def agent_events(total_bytes: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         yield event
 
 
-def _cli(
-    config_dir: Path, *args: str, stdout: Any = subprocess.DEVNULL
+def _bgagent(
+    config_dir: Path, *args: str, measure_rss: bool = False, check: bool = True
 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    """The installed bgagent as Alice, output discarded; under GNU time for its peak RSS."""
+    command = [str(BIN / "bgagent"), *args]
+    if measure_rss:
+        command = ["/usr/bin/time", "-f", "%M", *command]
     return subprocess.run(
-        [str(BIN / "bgagent"), *args], env=env, stdout=stdout, stderr=subprocess.PIPE, check=True
+        command,
+        env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=check,
     )
 
 
 def _peak_rss_kib(config_dir: Path, task_id: str) -> int:
-    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
-    done = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", str(BIN / "bgagent"), "trace", "download", task_id],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=True,
-    )
+    done = _bgagent(config_dir, "trace", "download", task_id, measure_rss=True)
     return int(done.stderr.strip().splitlines()[-1])
 
 
@@ -270,7 +267,7 @@ def bench_download(runs: int, cap: int) -> list[Row]:
             )
 
         def cli_stdout() -> None:
-            _cli(config_dir, "trace", "download", large)
+            _bgagent(config_dir, "trace", "download", large)
 
         def curl_file() -> None:
             url = _link(config_dir, large)
@@ -280,20 +277,24 @@ def bench_download(runs: int, cap: int) -> list[Row]:
 
         def cli_file() -> None:
             target = workdir / "cli.gz"
-            _cli(config_dir, "trace", "download", large, "-o", str(target))
+            _bgagent(config_dir, "trace", "download", large, "-o", str(target))
             target.unlink()
 
         times: dict[str, list[float]] = {k: [] for k in ("curl", "cli", "curl_o", "cli_o")}
         for _ in range(runs):  # interleaved, so that noise hits both sides alike
-            times["curl"].append(median_of(1, curl_stdout))
-            times["cli"].append(median_of(1, cli_stdout))
-            times["curl_o"].append(median_of(1, curl_file))
-            times["cli_o"].append(median_of(1, cli_file))
+            times["curl"].append(timed(curl_stdout))
+            times["cli"].append(timed(cli_stdout))
+            times["curl_o"].append(timed(curl_file))
+            times["cli_o"].append(timed(cli_file))
         med = {k: statistics.median(v) for k, v in times.items()}
         rss_small = statistics.median(_peak_rss_kib(config_dir, small) for _ in range(3))
         rss_large = statistics.median(_peak_rss_kib(config_dir, large) for _ in range(3))
         # The fixed cost of any bgagent run: interpreter, imports, the API call.
-        api_only = statistics.median(_time_failing(config_dir) for _ in range(runs))
+        # No download: the API answers TASK_NOT_FOUND.
+        api_only = statistics.median(
+            timed(lambda: _bgagent(config_dir, "trace", "download", "no-such-task", check=False))
+            for _ in range(runs)
+        )
     return [
         (
             f"the trace downloaded: {jsonl_bytes / MiB:.1f} MiB JSONL, "
@@ -325,19 +326,6 @@ def bench_download(runs: int, cap: int) -> list[Row]:
             "flat, within 30 MB",
         ),
     ]
-
-
-def _time_failing(config_dir: Path) -> float:
-    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
-    start = time.perf_counter()
-    subprocess.run(
-        [str(BIN / "bgagent"), "trace", "download", "no-such-task"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
-    )
-    return time.perf_counter() - start
 
 
 def bench_agent(runs: int, cap: int) -> list[Row]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import requests
 from joserfc import jwt
@@ -110,8 +110,8 @@ class LocalApiGateway:
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        raw_path, _, query = environ.get("RAW_URI", environ.get("PATH_INFO", "")).partition("?")
-        raw_path = urlsplit(raw_path).path
+        target = serving.request_target(environ)
+        raw_path, query = target.path, target.query
         stage_prefix = f"/{STAGE}"
         route = None
         if raw_path.startswith(stage_prefix + "/"):
@@ -152,11 +152,7 @@ def _proxy_event(
     query: str,
     claims: dict[str, str],
 ) -> dict[str, Any]:
-    headers = {
-        key[5:].replace("_", "-").title(): value
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
+    headers = serving.request_headers(dict(environ))
     query_values = parse_qs(query, keep_blank_values=True)
     now = datetime.now(UTC)
     return {

@@ -34,15 +34,14 @@ class Scenario:
 
     @property
     def status(self) -> str:
-        statuses = {_element_status(e) for e in self.examples}
-        for worst in ("failed", "undefined", "skipped"):
-            if worst in statuses:
-                return worst
-        return "passed"
+        return _worst([_element_status(e) for e in self.examples])
 
 
 def _element_status(element: dict[str, Any]) -> str:
-    statuses = [step.get("result", {}).get("status", "undefined") for step in element["steps"]]
+    return _worst([step.get("result", {}).get("status", "undefined") for step in element["steps"]])
+
+
+def _worst(statuses: list[str]) -> str:
     for worst in ("failed", "undefined", "skipped"):
         if worst in statuses:
             return worst

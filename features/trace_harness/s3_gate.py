@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
 import requests
 from werkzeug.serving import BaseWSGIServer
@@ -162,10 +162,10 @@ class S3Gate:
         serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
-        split = urlsplit(raw_uri)
+        split = serving.request_target(environ)
+        raw_uri = split.geturl()
         method = environ["REQUEST_METHOD"]
-        headers = _request_headers(environ)
+        headers = serving.request_headers(environ)
         if "X-Amz-Signature=" in split.query or "X-Amz-Algorithm=" in split.query:
             seen = self._verifier.verify(
                 method,
@@ -178,7 +178,7 @@ class S3Gate:
             if seen.verdict != "ok":
                 return _s3_error(start_response, seen.verdict)
             if self.fault is not None and method == "GET":
-                return self._misbehave(environ, start_response, split.path, split.query, headers)
+                return self._misbehave(environ, start_response, raw_uri, headers)
         elif self.deny_uploads and method == "PUT":
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
         return self._forward(environ, start_response, method, raw_uri, headers)
@@ -193,14 +193,7 @@ class S3Gate:
     ) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else None
-        upstream = self._session.request(
-            method,
-            self._upstream + raw_uri,
-            headers={k: v for k, v in headers.items() if k.lower() != "host"},
-            data=body,
-            stream=True,
-            allow_redirects=False,
-        )
+        upstream = self._upstream_request(method, raw_uri, headers, body)
         start_response(
             f"{upstream.status_code} {upstream.reason}",
             [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP],
@@ -210,12 +203,24 @@ class S3Gate:
             return []
         return _closing(upstream.raw.stream(64 * 1024, decode_content=False), upstream)
 
+    def _upstream_request(
+        self, method: str, raw_uri: str, headers: dict[str, str], body: bytes | None = None
+    ) -> requests.Response:
+        """The same request, sent on to moto; the body is streamed back undecoded."""
+        return self._session.request(
+            method,
+            self._upstream + raw_uri,
+            headers={k: v for k, v in headers.items() if k.lower() != "host"},
+            data=body,
+            stream=True,
+            allow_redirects=False,
+        )
+
     def _misbehave(
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
-        path: str,
-        query: str,
+        raw_uri: str,
         headers: dict[str, str],
     ) -> Iterable[bytes]:
         fault = self.fault
@@ -223,16 +228,11 @@ class S3Gate:
             return _s3_error(start_response, "AccessDenied")
         if fault is Fault.SERVER_ERROR:
             return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
-        original = self._session.get(
-            f"{self._upstream}{path}?{query}",
-            headers={k: v for k, v in headers.items() if k.lower() != "host"},
-            stream=True,
-        )
+        original = self._upstream_request("GET", raw_uri, headers)
         stored = original.raw.read(decode_content=False)  # the bytes as stored, never unpacked
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
             stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
-        half = len(stored) // 2
         start_response(
             "200 OK",
             [
@@ -262,18 +262,6 @@ class S3Gate:
             yield stored[half:]
 
         return body()
-
-
-def _request_headers(environ: dict[str, Any]) -> dict[str, str]:
-    headers = {
-        key[5:].replace("_", "-").title(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").title()] = str(environ[key])
-    return headers
 
 
 def _closing(chunks: Iterator[bytes], response: requests.Response) -> Iterator[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -24,3 +25,21 @@ def stop(server: BaseWSGIServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+def request_target(environ: dict[str, Any]) -> SplitResult:
+    """The request's path and query exactly as sent: werkzeug's PATH_INFO is already
+    decoded, which would turn a task id's %2F into a path separator."""
+    return urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"])
+
+
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").title(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").title()] = str(environ[key])
+    return headers
