@@ -48,6 +48,10 @@ class Download:
     def __init__(self, session: requests.Session, url: str, timeout_seconds: float) -> None:
         self._timeout = timeout_seconds
         self._timed_out = threading.Event()
+        # The watchdog and the end of the download race: whichever comes second
+        # must find the other's work done, not a half-closed response.
+        self._lock = threading.Lock()
+        self._finished = False
         try:
             self._response = session.get(url, stream=True, timeout=timeout_seconds)
         except requests.Timeout:
@@ -71,8 +75,12 @@ class Download:
         self._watchdog.daemon = True
 
     def _expire(self) -> None:
-        self._timed_out.set()
-        self._response.raw.shutdown()
+        with self._lock:
+            if self._finished:
+                return
+            self._timed_out.set()
+            with contextlib.suppress(OSError):  # the peer may have closed it already
+                self._response.raw.shutdown()
 
     def _timeout_message(self) -> str:
         return f"The download timed out after {self._timeout:g} s; run the command again."
@@ -96,7 +104,9 @@ class Download:
                 f"The download was interrupted ({type(err).__name__}); run the command again."
             ) from None
         finally:
-            self._watchdog.cancel()
+            with self._lock:
+                self._finished = True
+                self._watchdog.cancel()
             self._response.close()
         if self._timed_out.is_set():
             raise DownloadTimeout(self._timeout_message())

@@ -4,7 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 
+from bgagent.download import Download
 from bgagent.main import run
 
 
@@ -128,3 +130,12 @@ def test_missing_configuration_points_to_configure(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "bgagent configure" in stderr.getvalue()
+
+
+def test_a_watchdog_firing_as_the_download_ends_does_nothing(backend) -> None:
+    """The deadline timer and the end of a download race; the timer losing must not
+    raise in its thread (seen as a traceback on a loaded machine)."""
+    with requests.Session() as session:
+        download = Download(session, f"{backend.url}/object", timeout_seconds=60)
+        assert b"".join(download.chunks()) == backend.artifact
+        download._expire()  # the timer, firing just after the end
