@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench_suite(max(2, runs - 2)) + bench_download(runs, cap) + bench_agent(runs, cap)
     report = (
         f"Measured {started} on {machine()}, with "
-        f"`.venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}`.\n\n" + table(rows)
+        f"`mise run bench`{' (--quick)' if args.quick else ''}.\n\n" + table(rows)
     )
     print(report)
     if args.write:
@@ -411,9 +411,10 @@ def main(argv: list[str] | None = None) -> int:
 
 _DOC = """# Benchmarks
 
-Run on demand, not by the tests: `.venv/bin/python benchmarks/run.py --write
-docs/benchmarks.md` (or `mise run bench`). Figures are medians of interleaved
-runs, measured side by side in one run on a shared, noisy machine.
+Run on demand, not by the tests: `mise run bench`, or
+`PYTHONPATH=features:tests/support .venv/bin/python benchmarks/run.py --write docs/benchmarks.md`.
+Figures are medians of interleaved runs, measured side by side in one run on a
+shared, noisy machine.
 
 {report}
 

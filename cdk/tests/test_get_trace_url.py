@@ -11,8 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from trace_harness.local_aws import create_task_table, create_trace_bucket
 from trace_infra.handlers.get_trace_url import HandlerDeps, handle, key_belongs_to, lambda_handler
+from trace_testing.resources import create_task_table, create_trace_bucket
 
 BUCKET, TABLE = "trace-bucket", "tasks"
 OWNER, OTHER = "sub-alice", "sub-bob"

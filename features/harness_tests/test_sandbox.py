@@ -9,7 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
+
+
+@pytest.fixture
+def clean_env(pytestconfig: pytest.Config) -> dict[str, str]:
+    """This shell's environment without AWS settings, finding the test code as pytest
+    does (the harness is not installed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACE_"))}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pytestconfig.getini("pythonpath"))
+    return env
 
 
 def start_sandbox(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -22,8 +33,10 @@ def start_sandbox(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    env = clean_env
     sandbox = start_sandbox(tmp_path, env)
     try:
         printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")
@@ -83,10 +96,12 @@ def _shell(
     )
 
 
-def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(tmp_path: Path) -> None:
+def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
     """The sandbox in a process of its own stands in for a deployed stack: the suite
     drives an API it did not start, and skips what needs its own local pieces."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACE_"))}
+    env = clean_env
     sandbox = start_sandbox(tmp_path, env)
     try:
         printed = _read_until(sandbox, "Ctrl-C stops the sandbox.")

@@ -15,10 +15,9 @@ from trace_harness.local_aws import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
     AwsEndpoint,
-    create_task_table,
-    create_trace_bucket,
 )
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
+from trace_testing.resources import create_task_table, create_trace_bucket
 
 
 @dataclass(frozen=True)

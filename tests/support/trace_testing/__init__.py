@@ -1,0 +1,1 @@
+"""Test support shared by the unit tests of every layer and the acceptance harness."""
