@@ -43,7 +43,8 @@ from bgagent.main import run as bgagent_run
 from trace_agent.trajectory import MAX_TRACE_BYTES
 from trace_harness.identities import User
 from trace_harness.local_aws import REGION
-from trace_harness.local_stack import RunningStack, running_stack
+from trace_harness.local_stack import LocalStack, function_environment
+from trace_harness.stack import StackNames
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -227,7 +228,7 @@ def _peak_rss_kib(config_dir: Path, task_id: str) -> int:
     return int(done.stderr.strip().splitlines()[-1])
 
 
-def _signed_in(running: RunningStack, workdir: Path) -> tuple[Path, User]:
+def _signed_in(running: LocalStack, workdir: Path) -> tuple[Path, User]:
     """Alice, signed in through bgagent with a configuration of her own."""
     user = running.add_user("alice", "Alice-Bench-Pass-1")
     config_dir = workdir / "alice"
@@ -237,7 +238,7 @@ def _signed_in(running: RunningStack, workdir: Path) -> tuple[Path, User]:
         ["login", "--username", "alice", "--password-stdin"],
         stdin=io.StringIO("Alice-Bench-Pass-1\n"),
         stderr=io.StringIO(),
-        environ={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+        environ={**os.environ, **running.cli_environment(), "BGAGENT_CONFIG_DIR": str(config_dir)},
     )
     assert code == 0
     return config_dir, user
@@ -250,12 +251,12 @@ def _link(config_dir: Path, task_id: str) -> str:
 
 
 def bench_download(runs: int, cap: int) -> list[Row]:
-    with tempfile.TemporaryDirectory() as tmp, running_stack() as running:
+    with tempfile.TemporaryDirectory() as tmp, LocalStack.running() as running:
         workdir = Path(tmp)
         config_dir, user = _signed_in(running, workdir)
         # The pipeline keeps 50 MiB at most: --quick asks for less than that.
-        large = running.finished_task(user, agent_events(cap + MiB))
-        small = running.finished_task(user, agent_events(cap // 10))
+        large = running.finished_task(user, agent_events(cap + MiB), task_id="bench-large")
+        small = running.finished_task(user, agent_events(cap // 10), task_id="bench-small")
         small_jsonl = len(gzip.decompress(running.stack.stored_artifact(small)))
         stored = running.stack.stored_artifact(large)
         jsonl_bytes = len(gzip.decompress(stored))
@@ -328,9 +329,17 @@ def bench_download(runs: int, cap: int) -> list[Row]:
     ]
 
 
+def _agent_environment(running: LocalStack) -> dict[str, str]:
+    """The agent runtime's environment: the same names and endpoints as the function's."""
+    assert running.aws.endpoint is not None
+    stack = running.stack
+    names = StackNames(stack.bucket, stack.table, stack.pool.id)
+    return function_environment(running.aws.endpoint, running.gate.url, names)
+
+
 def bench_agent(runs: int, cap: int) -> list[Row]:
     """In a process of its own: the servers of the local stack stay out of its figures."""
-    with tempfile.TemporaryDirectory() as tmp, running_stack():
+    with tempfile.TemporaryDirectory() as tmp, LocalStack.running() as running:
         events = Path(tmp) / "events.jsonl"
         with events.open("w") as handle:
             for event in agent_events(cap + MiB):
@@ -343,6 +352,7 @@ def bench_agent(runs: int, cap: int) -> list[Row]:
                 str(runs),
                 str(events),
             ],
+            env={**os.environ, **_agent_environment(running)},
             capture_output=True,
             text=True,
             check=True,

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from trace_harness.local_stack import LocalStack
+from trace_steps.environment import SuiteStack
 from trace_steps.scene import Scene
 
 pytest_plugins = [
@@ -26,14 +28,20 @@ pytest_plugins = [
 
 
 @pytest.fixture(autouse=True)
-def _secrets_stay_secret(scene: Scene, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """In every scenario: no ID token and no link signature in any layer's logs or in
-    what the CLI printed."""
-    for layer in ("trace_agent", "trace_infra", "bgagent"):
+def _secrets_stay_secret(
+    scene: Scene, caplog: pytest.LogCaptureFixture, suite_stack: SuiteStack
+) -> Iterator[None]:
+    """In every scenario: no ID token and no link signature in any layer's logs (the
+    function's log stream included) or in what the CLI printed."""
+    for layer in ("trace_agent", "bgagent"):
         caplog.set_level(logging.DEBUG, logger=layer)
+    local = suite_stack if isinstance(suite_stack, LocalStack) else None
+    seen_before = len(local.function.log_lines()) if local else 0
     yield
     # In teardown, caplog.text would only hold the teardown's records.
     logged = [r.getMessage() for when in ("setup", "call") for r in caplog.get_records(when)]
+    if local:
+        logged += local.function.log_lines()[seen_before:]
     shown = "\n".join(logged) + (scene.cli.stderr if scene.cli else "")
     assert "X-Amz-Signature" not in shown
     for person in scene.people.values():

@@ -8,7 +8,7 @@ from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords
 from trace_agent.trajectory import MAX_TRACE_BYTES
-from trace_agent.upload import upload_trace_to_s3
+from trace_agent.upload import TraceStorage
 
 EVENTS = [
     {"event": "TRAJECTORY_TURN", "turn": 1},
@@ -32,9 +32,15 @@ def records(aws: dict) -> TaskRecords:
     return TaskRecords(aws["table"], aws["dynamodb"])
 
 
+def storage(aws: dict) -> TraceStorage:
+    return TraceStorage(aws["bucket"], aws["s3"])
+
+
 def test_a_traced_task_ends_with_its_trace_linked_in_the_terminal_write(aws: dict) -> None:
     submit(aws, "t1")
-    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), traces=storage(aws)
+    )
 
     stored = record(aws, "t1")
     assert stored["status"] == "COMPLETED"
@@ -46,7 +52,9 @@ def test_a_traced_task_ends_with_its_trace_linked_in_the_terminal_write(aws: dic
 
 def test_an_untraced_task_uploads_nothing(aws: dict) -> None:
     submit(aws, "t1")
-    run_task(TaskConfig("t1", "user-a", trace=False), EVENTS, records=records(aws))
+    run_task(
+        TaskConfig("t1", "user-a", trace=False), EVENTS, records=records(aws), traces=storage(aws)
+    )
     assert "trace_s3_uri" not in record(aws, "t1")
     assert aws["s3"].list_objects_v2(Bucket=aws["bucket"])["KeyCount"] == 0
 
@@ -54,14 +62,18 @@ def test_an_untraced_task_uploads_nothing(aws: dict) -> None:
 def test_an_error_result_ends_the_task_failed_with_its_trace(aws: dict) -> None:
     submit(aws, "t1")
     events = [{"event": "TRAJECTORY_RESULT", "is_error": True}]
-    run_task(TaskConfig("t1", "user-a", trace=True), events, records=records(aws))
+    run_task(
+        TaskConfig("t1", "user-a", trace=True), events, records=records(aws), traces=storage(aws)
+    )
     assert record(aws, "t1")["status"] == "FAILED"
     assert "trace_s3_uri" in record(aws, "t1")
 
 
 def test_losing_the_terminal_write_to_a_cancel_self_heals_the_link(aws: dict) -> None:
     submit(aws, "t1", status="CANCELLED")
-    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), traces=storage(aws)
+    )
 
     stored = record(aws, "t1")
     assert stored["status"] == "CANCELLED"  # the cancel stands
@@ -78,7 +90,9 @@ def test_self_heal_never_overwrites_an_existing_link(aws: dict) -> None:
         UpdateExpression="SET trace_s3_uri = :u",
         ExpressionAttributeValues={":u": {"S": "s3://b/earlier"}},
     )
-    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), traces=storage(aws)
+    )
     assert record(aws, "t1")["trace_s3_uri"] == "s3://b/earlier"
     assert not outcome.trace_linked
 
@@ -91,7 +105,12 @@ def crashing_run() -> Iterator[dict[str, Any]]:
 def test_a_crash_writes_failed_with_the_trace_and_reraises_its_own_exception(aws: dict) -> None:
     submit(aws, "t1")
     with pytest.raises(RuntimeError, match="model API exploded"):
-        run_task(TaskConfig("t1", "user-a", trace=True), crashing_run(), records=records(aws))
+        run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            crashing_run(),
+            records=records(aws),
+            traces=storage(aws),
+        )
     stored = record(aws, "t1")
     assert stored["status"] == "FAILED"
     assert "trace_s3_uri" in stored
@@ -101,7 +120,12 @@ def test_a_crash_is_not_masked_when_the_terminal_write_fails_too(aws: dict) -> N
     submit(aws, "t1")
     broken = TaskRecords("no-such-table", aws["dynamodb"])
     with pytest.raises(RuntimeError, match="model API exploded"):
-        run_task(TaskConfig("t1", "user-a", trace=True), crashing_run(), records=broken)
+        run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            crashing_run(),
+            records=broken,
+            traces=storage(aws),
+        )
 
 
 def cancelled_run() -> Iterator[dict[str, Any]]:
@@ -112,18 +136,23 @@ def cancelled_run() -> Iterator[dict[str, Any]]:
 def test_the_cancel_path_uploads_and_links_to_the_cancelled_record(aws: dict) -> None:
     submit(aws, "t1", status="CANCELLED")  # the API recorded the cancel
     outcome = run_task(
-        TaskConfig("t1", "user-a", trace=True), cancelled_run(), records=records(aws)
+        TaskConfig("t1", "user-a", trace=True),
+        cancelled_run(),
+        records=records(aws),
+        traces=storage(aws),
     )
     assert outcome.status == "CANCELLED"
     assert record(aws, "t1")["trace_s3_uri"].endswith("t1.jsonl.gz")
 
 
-def test_a_failed_upload_still_reaches_a_terminal_status(
-    aws: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_upload_still_reaches_a_terminal_status(aws: dict) -> None:
     submit(aws, "t1")
-    monkeypatch.setenv("TRACE_ARTIFACTS_BUCKET_NAME", "bucket-that-does-not-exist")
-    outcome = run_task(TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws))
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=records(aws),
+        traces=TraceStorage("bucket-that-does-not-exist", aws["s3"]),
+    )
     assert record(aws, "t1")["status"] == "COMPLETED"
     assert "trace_s3_uri" not in record(aws, "t1")
     assert outcome.trace_s3_uri is None
@@ -134,21 +163,20 @@ def test_a_failing_terminal_write_does_not_raise_out_of_the_pipeline(aws: dict) 
         TaskConfig("t1", "user-a", trace=True),
         EVENTS,
         records=TaskRecords("no-such-table", aws["dynamodb"]),
+        traces=storage(aws),
     )
     assert not outcome.status_written
 
 
 def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
     submit(aws, "t1")
-    seen: list[str] = []
     big = {"event": "TRAJECTORY_TURN", "pad": "x" * (MAX_TRACE_BYTES // 2)}
     outcome = run_task(
         TaskConfig("t1", "user-a", trace=True),
         [big, big, big, big],
         records=records(aws),
-        on_milestone=seen.append,
+        traces=storage(aws),
     )
-    assert seen == [TRACE_TRUNCATED]
     assert outcome.milestones == [TRACE_TRUNCATED]
 
 
@@ -185,7 +213,10 @@ def test_a_throttled_terminal_write_is_logged_not_raised(
 ) -> None:
     throttled = ThrottledDynamoDB()
     outcome = run_task(
-        TaskConfig("t1", "user-a", trace=True), EVENTS, records=TaskRecords("tasks", throttled)
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=TaskRecords("tasks", throttled),
+        traces=storage(aws),
     )
     assert throttled.calls == 1
     assert not outcome.status_written
@@ -199,20 +230,21 @@ def test_a_crash_with_a_throttled_terminal_write_still_raises_the_crash(aws: dic
             TaskConfig("t1", "user-a", trace=True),
             crashing_run(),
             records=TaskRecords("tasks", ThrottledDynamoDB()),
+            traces=storage(aws),
         )
 
 
 def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
-    def timing_out(task_id: str, user_id: str, body: bytes) -> str | None:
-        class SlowS3:
-            def put_object(self, **_: object) -> None:
-                raise ReadTimeoutError(endpoint_url="https://s3")
-
-        return upload_trace_to_s3(task_id, user_id, body, s3_client=SlowS3())
+    class SlowS3:
+        def put_object(self, **_: object) -> None:
+            raise ReadTimeoutError(endpoint_url="https://s3")
 
     submit(aws, "t1")
     outcome = run_task(
-        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), upload=timing_out
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=records(aws),
+        traces=TraceStorage(aws["bucket"], SlowS3()),
     )
     assert record(aws, "t1")["status"] == "COMPLETED"
     assert outcome.trace_s3_uri is None

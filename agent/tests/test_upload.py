@@ -3,7 +3,7 @@ import logging
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from trace_agent.upload import upload_trace_to_s3
+from trace_agent.upload import TraceStorage, upload_trace_to_s3
 
 
 def test_uploads_a_gzip_object_without_content_encoding(aws: dict) -> None:
@@ -54,11 +54,10 @@ def _client_error(code: str) -> ClientError:
     [_client_error("AccessDenied"), _client_error("InvalidAccessKeyId"), NoCredentialsError()],
 )
 def test_access_problems_fail_open_with_an_iam_hint(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception
+    caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
-    monkeypatch.setenv("TRACE_ARTIFACTS_BUCKET_NAME", "b")
     with caplog.at_level(logging.ERROR):
-        assert upload_trace_to_s3("t", "u", b"x", s3_client=_FailingS3(error)) is None
+        assert TraceStorage("b", _FailingS3(error)).upload("t", "u", b"x") is None
     assert "IAM" in caplog.text
 
 
@@ -66,9 +65,8 @@ def test_access_problems_fail_open_with_an_iam_hint(
     "error", [_client_error("SlowDown"), _client_error("InternalError"), TimeoutError("read")]
 )
 def test_other_failures_fail_open_without_the_iam_hint(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception
+    caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
-    monkeypatch.setenv("TRACE_ARTIFACTS_BUCKET_NAME", "b")
-    assert upload_trace_to_s3("t", "u", b"x", s3_client=_FailingS3(error)) is None
+    assert TraceStorage("b", _FailingS3(error)).upload("t", "u", b"x") is None
     assert "trace upload failed" in caplog.text
     assert "IAM" not in caplog.text

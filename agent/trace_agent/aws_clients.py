@@ -1,30 +1,17 @@
-"""boto3 clients for the agent runtime, built once per configuration and reused.
+"""boto3 clients for the agent runtime: built once per process, on first use, from the
+environment the runtime gives it (region, endpoint, credentials), and reused.
 
-Building a client costs tens of milliseconds; a task ends with several AWS
-calls. The cache key follows the environment boto3 reads, so a changed region
-or endpoint gets a fresh client.
+Building a client costs tens of milliseconds; a task ends with several AWS calls.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
 
 
+@cache
 def client(service: str) -> Any:
-    environ = os.environ
-    return _client(
-        service,
-        environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-        environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or environ.get("AWS_ENDPOINT_URL"),
-        environ.get("AWS_ACCESS_KEY_ID"),
-    )
-
-
-@lru_cache(maxsize=8)
-def _client(service: str, region: str | None, endpoint: str | None, key_id: str | None) -> Any:
-    del endpoint, key_id  # boto3 reads them from the environment; they key the cache only
-    return boto3.session.Session(region_name=region).client(service)
+    return boto3.session.Session().client(service)

@@ -9,20 +9,23 @@ of the pipeline, and on the crash path the run's own exception is re-raised.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from trace_agent.task_config import TaskConfig
 from trace_agent.task_record import TaskRecords
 from trace_agent.trajectory import TrajectoryAccumulator
-from trace_agent.upload import upload_trace_to_s3
 
 logger = logging.getLogger(__name__)
 
 TRACE_TRUNCATED = "trace_truncated"
 
-Uploader = Callable[[str, str, bytes], "str | None"]
+
+class TraceUploads(Protocol):
+    """Where a traced task's trajectory goes (``trace_agent.upload.TraceStorage``)."""
+
+    def upload(self, task_id: str, user_id: str, body: bytes) -> str | None: ...
 
 
 class TaskCancelled(Exception):
@@ -43,17 +46,18 @@ def run_task(
     events: Iterable[Mapping[str, Any]],
     *,
     records: TaskRecords,
-    upload: Uploader = upload_trace_to_s3,
-    on_milestone: Callable[[str], None] | None = None,
+    traces: TraceUploads,
 ) -> TaskOutcome:
-    """Consume the run's events and bring the task record to its terminal state."""
+    """Consume the run's events and bring the task record to its terminal state.
+
+    The runtime passes ``TaskRecords.from_environment()`` and
+    ``TraceStorage.from_environment()``.
+    """
     milestones: list[str] = []
 
     def milestone(name: str) -> None:
         milestones.append(name)
         logger.info("task %s milestone: %s", config.task_id, name)
-        if on_milestone is not None:
-            on_milestone(name)
 
     trajectory = TrajectoryAccumulator(
         config.task_id, enabled=config.trace, on_truncated=lambda: milestone(TRACE_TRUNCATED)
@@ -65,12 +69,12 @@ def run_task(
             if event.get("event") == "TRAJECTORY_RESULT" and event.get("is_error"):
                 status = "FAILED"
     except TaskCancelled:
-        outcome = _finish_cancelled(config, trajectory, records, upload)
+        outcome = _finish_cancelled(config, trajectory, records, traces)
     except Exception:
-        _finish(config, trajectory, "FAILED", records, upload)
+        _finish(config, trajectory, "FAILED", records, traces)
         raise  # the run's own exception, never masked by the terminal step
     else:
-        outcome = _finish(config, trajectory, status, records, upload)
+        outcome = _finish(config, trajectory, status, records, traces)
     outcome.milestones = milestones
     return outcome
 
@@ -80,9 +84,9 @@ def _finish(
     trajectory: TrajectoryAccumulator,
     status: str,
     records: TaskRecords,
-    upload: Uploader,
+    traces: TraceUploads,
 ) -> TaskOutcome:
-    outcome = TaskOutcome(status=status, trace_s3_uri=_store_trace(config, trajectory, upload))
+    outcome = TaskOutcome(status=status, trace_s3_uri=_store_trace(config, trajectory, traces))
     try:
         outcome.status_written = records.write_terminal(
             config.task_id, status, outcome.trace_s3_uri
@@ -103,22 +107,25 @@ def _finish(
 
 
 def _finish_cancelled(
-    config: TaskConfig, trajectory: TrajectoryAccumulator, records: TaskRecords, upload: Uploader
+    config: TaskConfig,
+    trajectory: TrajectoryAccumulator,
+    records: TaskRecords,
+    traces: TraceUploads,
 ) -> TaskOutcome:
-    outcome = TaskOutcome(status="CANCELLED", trace_s3_uri=_store_trace(config, trajectory, upload))
+    outcome = TaskOutcome(status="CANCELLED", trace_s3_uri=_store_trace(config, trajectory, traces))
     if outcome.trace_s3_uri:
         outcome.trace_linked = _link(config.task_id, outcome.trace_s3_uri, records)
     return outcome
 
 
 def _store_trace(
-    config: TaskConfig, trajectory: TrajectoryAccumulator, upload: Uploader
+    config: TaskConfig, trajectory: TrajectoryAccumulator, traces: TraceUploads
 ) -> str | None:
     if not config.trace or not config.user_id:
         return None
     try:
         body = trajectory.dump()
-        return upload(config.task_id, config.user_id, body) if body else None
+        return traces.upload(config.task_id, config.user_id, body) if body else None
     except Exception:
         logger.exception("trace dump/upload failed for task %s", config.task_id)
         return None

@@ -22,6 +22,7 @@ from constructs import Construct
 from trace_infra.definitions import (
     ENV_TASK_TABLE,
     ENV_TRACE_BUCKET,
+    GET_TRACE_URL,
     TASK_TABLE,
     TRACE_BUCKET,
     TRACE_KEY_PREFIX,
@@ -29,7 +30,7 @@ from trace_infra.definitions import (
     TraceBucketDefinition,
 )
 
-HANDLER = "trace_infra.handlers.get_trace_url.lambda_handler"
+HANDLER = GET_TRACE_URL.handler
 # The Lambda asset is the folder that holds the trace_infra package (cdk/).
 HANDLER_ASSET_DIR = Path(__file__).resolve().parent.parent
 _ASSET_EXCLUDES = ["tests", "cdk.out", "**/__pycache__", "**/*.pyc", "cdk.json", "*.md"]
@@ -131,18 +132,24 @@ class TraceEndpoint(Construct):
         agent_runtime_role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
+        function = GET_TRACE_URL
+        environment = {
+            ENV_TRACE_BUCKET: traces.bucket.bucket_name,
+            ENV_TASK_TABLE: tasks.table.table_name,
+        }
+        assert tuple(environment) == function.environment_names
         self.function = lambda_.Function(
             self,
             "GetTraceUrl",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            handler=HANDLER,
+            runtime=lambda_.Runtime(function.runtime, lambda_.RuntimeFamily.PYTHON),
+            handler=function.handler,
             code=lambda_.Code.from_asset(str(HANDLER_ASSET_DIR), exclude=_ASSET_EXCLUDES),
-            environment={
-                ENV_TRACE_BUCKET: traces.bucket.bucket_name,
-                ENV_TASK_TABLE: tasks.table.table_name,
-            },
-            timeout=Duration.seconds(10),
-            memory_size=256,
+            environment=environment,
+            timeout=Duration.seconds(function.timeout_seconds),
+            memory_size=function.memory_mb,
+            logging_format=lambda_.LoggingFormat(function.log_format.upper()),
+            application_log_level_v2=lambda_.ApplicationLogLevel(function.application_log_level),
+            system_log_level_v2=lambda_.SystemLogLevel(function.system_log_level),
         )
         # Least privilege: GetObject (which also allows HEAD) on trace objects,
         # GetItem on the table; nothing else.

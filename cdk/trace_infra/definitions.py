@@ -40,6 +40,23 @@ class TraceBucketDefinition:
     enforce_tls: bool = True
 
 
+@dataclass(frozen=True)
+class FunctionDefinition:
+    """The trace URL Lambda: what the construct deploys and the local stack runs."""
+
+    handler: str = "trace_infra.handlers.get_trace_url.lambda_handler"
+    runtime: str = "python3.12"
+    timeout_seconds: int = 10
+    memory_mb: int = 256
+    # The runtime's JSON log format with an application log level: without a level
+    # the runtime leaves Python's root logger at WARNING and INFO records are dropped;
+    # in the text format the records' structured fields are never printed.
+    log_format: Literal["JSON", "Text"] = "JSON"
+    application_log_level: str = "INFO"
+    system_log_level: str = "WARN"
+    environment_names: tuple[str, ...] = (ENV_TRACE_BUCKET, ENV_TASK_TABLE)
+
+
 AttributeType = Literal["S", "N", "B"]
 Projection = Literal["ALL", "KEYS_ONLY"]
 
@@ -76,5 +93,6 @@ class TaskTableDefinition:
         return dict.fromkeys(names, "S")
 
 
+GET_TRACE_URL = FunctionDefinition()
 TRACE_BUCKET = TraceBucketDefinition()
 TASK_TABLE = TaskTableDefinition()

@@ -1,8 +1,9 @@
 """A local stand-in for API Gateway (REST v1) with a Cognito user pool authorizer.
 
 HTTP request in; the ID token verified as the authorizer does; a REST v1 proxy
-event carrying the caller's claims handed to the real Lambda handler; its
-proxy result turned back into HTTP. Served by werkzeug on 127.0.0.1.
+event carrying the caller's claims handed to the function (the real handler, in
+a local Lambda of its own); its proxy result turned back into HTTP. Served by
+werkzeug on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from werkzeug.serving import BaseWSGIServer
 from trace_harness import serving
 from trace_harness.identities import ID_TOKEN_ALGORITHM, UserPool
 
-LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
+# Invokes the function with a proxy event and returns its proxy result; raises when the
+# function fails (API Gateway then answers 502).
+Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 STAGE = "prod"
@@ -90,8 +93,8 @@ def _claim_text(value: object) -> str:
 class LocalApiGateway:
     """Routes ``/<stage>/tasks/{task_id}/trace`` to the handler, behind the authorizer."""
 
-    def __init__(self, handler: LambdaHandler) -> None:
-        self._handler = handler
+    def __init__(self, invoke: Invoke) -> None:
+        self._invoke = invoke
         self.authorizer: CognitoAuthorizer | None = None
         self._server: BaseWSGIServer | None = None
         self.url = ""
@@ -129,7 +132,7 @@ class LocalApiGateway:
 
         event = _proxy_event(environ, resource, path, path_parameters, query, claims)
         try:
-            result = self._handler(event, None)
+            result = self._invoke(event)
             return _http_from_result(result)
         except Exception:
             return _gateway_answer(502, "Internal server error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,23 +53,31 @@ def create_user(cognito: Any, pool: UserPool, username: str, password: str) -> U
     return User(username, password, sub)
 
 
+def random_password() -> str:
+    """A password nobody can guess from the user's name, meeting Cognito's default policy."""
+    return f"Aa1!{secrets.token_urlsafe(18)}"
+
+
 class UserDirectory:
     """Users of one pool, each created once, on first use: signing up is not what the
-    scenarios are about, and moto spends about 100 ms on a pool."""
+    scenarios are about, and moto spends about 100 ms on a pool.
 
-    def __init__(self, cognito: Any, pool: UserPool, *, username_suffix: str = "") -> None:
+    Usernames carry the session's tag, so that a shared pool's other users are never
+    touched and a killed session's users can be found later.
+    """
+
+    def __init__(self, cognito: Any, pool: UserPool, *, tag: str) -> None:
         self._cognito = cognito
         self.pool = pool
-        self._suffix = username_suffix  # in a shared pool, this session's users only
+        self._tag = tag
         self._users: dict[str, User] = {}
 
     def user(self, name: str) -> User:
         if name not in self._users:
-            username = f"{name.lower()}{self._suffix}"
-            password = f"Correct-Horse-{name}-1{self._suffix}"
+            username = f"{self._tag}-{name.lower()}"
+            password = random_password()
             self._users[name] = create_user(self._cognito, self.pool, username, password)
         return self._users[name]
 
-    def remove_users(self) -> None:
-        for user in self._users.values():
-            self._cognito.admin_delete_user(UserPoolId=self.pool.id, Username=user.username)
+    def created(self) -> list[User]:
+        return list(self._users.values())

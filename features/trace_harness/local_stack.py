@@ -1,79 +1,191 @@
-"""The whole round trip's AWS side running in this process, for the sandbox and the
-benchmarks: moto, the S3 gate and the API gateway on 127.0.0.1, with the stack's
-bucket, table and user pool."""
+"""The one builder of the local stack, for the acceptance suite, the sandbox and the
+benchmarks: moto's server (or another emulator), the S3 gate in front of it, the
+handler in a local Lambda of its own, and the API Gateway in front of that, on
+127.0.0.1; the stack's bucket, table and user pool built from ``trace_infra``."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+
 from trace_agent.pipeline import run_task
 from trace_agent.task_config import TaskConfig
-from trace_agent.task_record import TaskRecords
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
-from trace_harness.identities import User, create_user, create_user_pool
-from trace_harness.local_aws import REGION, TEST_SECRET_ACCESS_KEY, MotoServer
+from trace_harness.footprint import PREFIX, SessionTag, left_over
+from trace_harness.identities import User, UserDirectory, create_user, create_user_pool
+from trace_harness.local_aws import (
+    REGION,
+    TEST_ACCESS_KEY_ID,
+    TEST_SECRET_ACCESS_KEY,
+    AwsEndpoint,
+    MotoServer,
+)
+from trace_harness.local_lambda import LocalLambda
 from trace_harness.s3_gate import S3Gate
-from trace_harness.stack import StackNames, TraceStack, code_under_test_environment
-from trace_infra.handlers.get_trace_url import lambda_handler
+from trace_harness.stack import AgentRuntime, StackNames, TraceStack
+from trace_harness.targets import Target, target_for
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET, GET_TRACE_URL
+from trace_testing.resources import create_task_table, create_trace_bucket
+
+FUNCTION_NAME = "GetTraceUrl"
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+}
 
 
 @dataclass(frozen=True)
-class RunningStack:
-    moto: MotoServer
+class LocalStack:
+    target: Target
+    tag: SessionTag
+    aws: AwsEndpoint
     gate: S3Gate
+    function: LocalLambda
     gateway: LocalApiGateway
     stack: TraceStack
+    users: UserDirectory
 
     @property
     def api_url(self) -> str:
         return self.stack.api_url
 
+    def cli_environment(self) -> dict[str, str]:
+        """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
+        assert self.aws.endpoint is not None
+        return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
+
     def add_user(self, name: str, password: str) -> User:
-        return create_user(self.moto.client("cognito-idp"), self.stack.pool, name, password)
+        return create_user(self.aws.client("cognito-idp"), self.stack.pool, name, password)
 
     def finished_task(
-        self, owner: User, events: Iterable[Mapping[str, Any]], *, trace: bool = True
+        self, owner: User, events: Iterable[Mapping[str, Any]], *, task_id: str, trace: bool = True
     ) -> str:
         """A task submitted for ``owner`` and run to its end by the real pipeline."""
-        task_id = f"task-{uuid.uuid4().hex[:12]}"
         self.stack.submit_task(task_id, owner.sub, trace=trace)
         run_task(
             TaskConfig(task_id, owner.sub, trace=trace),
             events,
-            records=TaskRecords.from_environment(),
+            records=self.stack.agent.records(),
+            traces=self.stack.agent.traces(),
         )
         return task_id
 
+    @classmethod
+    @contextmanager
+    def running(cls, *, emulator: str | None = None) -> Iterator[LocalStack]:
+        """Everything started, and stopped (with what it created) on the way out.
 
-@contextmanager
-def running_stack() -> Iterator[RunningStack]:
-    moto = MotoServer.start()
-    gate = S3Gate(moto.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
-    gate.start()
-    names = StackNames.unique()
-    # The agent and the handler run in this process and read these, as in AWS.
-    environment = code_under_test_environment(moto, gate.url, names)
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    gateway = LocalApiGateway(lambda_handler)
-    api_url = gateway.start()
-    try:
-        pool = create_user_pool(
-            moto.client("cognito-idp"), name="bgagent-users", region=REGION, endpoint=moto.endpoint
-        )
-        gateway.authorizer = CognitoAuthorizer(pool)
-        yield RunningStack(moto, gate, gateway, TraceStack.build(moto, pool, api_url, names))
-    finally:
-        gateway.stop()
-        gate.stop()
-        moto.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        ``emulator``: an AWS emulator that is already running, instead of moto's server.
+        """
+        tag = SessionTag.new()
+        names = StackNames.for_session(tag)
+        with ExitStack() as stopping:
+            aws: AwsEndpoint = AwsEndpoint(emulator) if emulator else MotoServer.start()
+            stopping.callback(aws.stop)
+            assert aws.endpoint is not None
+            if emulator:
+                _remove_leftover_stacks(aws, tag)
+            gate = S3Gate(aws.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
+            gate.start()
+            stopping.callback(gate.stop)
+            # The function's cold start overlaps with building the resources.
+            function = LocalLambda(
+                GET_TRACE_URL,
+                function_environment(aws.endpoint, gate.url, names),
+                name=FUNCTION_NAME,
+            )
+            function.start()
+            stopping.callback(function.stop)
+
+            cognito = aws.client("cognito-idp")
+            create_trace_bucket(aws.client("s3"), names.bucket)
+            create_task_table(aws.client("dynamodb"), names.table)
+            pool = create_user_pool(cognito, name=names.pool, region=REGION, endpoint=aws.endpoint)
+            if emulator:
+                stopping.callback(_remove_stack, aws, names, pool.id)
+
+            gateway = LocalApiGateway(function.invoke)
+            gateway.authorizer = CognitoAuthorizer(pool)
+            gateway.start()
+            stopping.callback(gateway.stop)
+
+            agent = AgentRuntime(
+                s3=_client("s3", gate.url),
+                dynamodb=_client("dynamodb", aws.endpoint),
+                bucket=names.bucket,
+                table=names.table,
+            )
+            stack = TraceStack(aws, agent, pool, gateway.url, names.bucket, names.table)
+            yield cls(
+                target=target_for(api_url=None, emulator=emulator),
+                tag=tag,
+                aws=aws,
+                gate=gate,
+                function=function,
+                gateway=gateway,
+                stack=stack,
+                users=UserDirectory(cognito, pool, tag=str(tag)),
+            )
+
+
+def function_environment(aws_endpoint: str, s3_endpoint: str, names: StackNames) -> dict[str, str]:
+    """What the function's process gets: the variables the infrastructure sets, and what
+    the Lambda runtime provides (region, credentials), pointed at the local endpoints.
+
+    boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 itself: the handler needs
+    no test hook. No config files: nothing of this machine's AWS set-up is reachable.
+    """
+    infrastructure = {ENV_TRACE_BUCKET: names.bucket, ENV_TASK_TABLE: names.table}
+    assert tuple(infrastructure) == GET_TRACE_URL.environment_names
+    return {
+        **infrastructure,
+        **_FAKE_CREDENTIALS,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.session.Session(
+        aws_access_key_id=TEST_ACCESS_KEY_ID,
+        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        region_name=REGION,
+    ).client(service, endpoint_url=endpoint)
+
+
+def _remove_stack(aws: AwsEndpoint, names: StackNames, pool_id: str) -> None:
+    """Delete a session's bucket (emptied first), table and pool on an emulator that
+    outlives the session."""
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=names.bucket):
+        for stored in page.get("Contents", []):
+            s3.delete_object(Bucket=names.bucket, Key=stored["Key"])
+    s3.delete_bucket(Bucket=names.bucket)
+    aws.client("dynamodb").delete_table(TableName=names.table)
+    aws.client("cognito-idp").delete_user_pool(UserPoolId=pool_id)
+
+
+def _remove_leftover_stacks(aws: AwsEndpoint, current: SessionTag) -> None:
+    """What killed sessions left on a shared emulator: their buckets, tables and pools."""
+    s3, dynamodb, cognito = aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp")
+    pools = cognito.list_user_pools(MaxResults=60).get("UserPools", [])
+    for pool in pools:
+        if pool["Name"].startswith(PREFIX) and left_over(pool["Name"], current):
+            cognito.delete_user_pool(UserPoolId=pool["Id"])
+    for bucket in s3.list_buckets().get("Buckets", []):
+        if left_over(bucket["Name"], current):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+                for stored in page.get("Contents", []):
+                    s3.delete_object(Bucket=bucket["Name"], Key=stored["Key"])
+            s3.delete_bucket(Bucket=bucket["Name"])
+    for table in dynamodb.list_tables().get("TableNames", []):
+        if left_over(table, current):
+            dynamodb.delete_table(TableName=table)

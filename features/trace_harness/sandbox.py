@@ -1,6 +1,7 @@
 """A local sandbox of the trace round trip, to try it by hand: ``bgagent-sandbox``.
 
-Starts moto, the S3 gate and the API gateway on 127.0.0.1; creates the stack's
+Starts the local stack (``LocalStack.running``: moto, the S3 gate, the handler in a
+local Lambda, the API gateway) on 127.0.0.1; creates the stack's
 bucket, table and user pool, two users and a finished traced task; writes a CLI
 configuration for each user in a directory of its own; prints the commands to
 try. Ctrl-C stops it. Nothing leaves this machine.
@@ -13,13 +14,14 @@ import shlex
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from bgagent.config import Config, save_config
 from trace_harness.deployed import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
 from trace_harness.local_aws import REGION, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
-from trace_harness.local_stack import RunningStack, running_stack
+from trace_harness.local_stack import LocalStack
 from trace_harness.trajectories import agent_run
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
@@ -42,14 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.dir.resolve()
 
-    with running_stack() as running:
+    with LocalStack.running() as running:
         users = {name: running.add_user(name, password) for name, password in USERS.items()}
-        traced = running.finished_task(users["alice"], agent_run(5), trace=True)
-        untraced = running.finished_task(users["alice"], agent_run(5), trace=False)
+        traced = running.finished_task(users["alice"], agent_run(5), task_id=_task_id(), trace=True)
+        untraced = running.finished_task(
+            users["alice"], agent_run(5), task_id=_task_id(), trace=False
+        )
         pool = running.stack.pool
         for name in users:
             save_config(workdir / name, Config(running.api_url, REGION, pool.id, pool.client_id))
-        print(_instructions(workdir, running.moto.endpoint, traced, untraced), flush=True)
+        assert running.aws.endpoint is not None
+        print(_instructions(workdir, running.aws.endpoint, traced, untraced), flush=True)
         print(_suite_instructions(running), flush=True)
         print("Ctrl-C stops the sandbox.", flush=True)
         _wait_for_interrupt()
@@ -85,7 +90,11 @@ def _instructions(workdir: Path, moto_endpoint: str, traced: str, untraced: str)
     )
 
 
-def _suite_instructions(running: RunningStack) -> str:
+def _task_id() -> str:
+    return f"task-{uuid.uuid4().hex[:16]}"
+
+
+def _suite_instructions(running: LocalStack) -> str:
     """The environment that points the acceptance suite at this sandbox, as at a
     deployed stack: the suite then drives an API it did not start."""
     stack = running.stack
@@ -96,7 +105,7 @@ def _suite_instructions(running: RunningStack) -> str:
         ENV_TRACE_BUCKET: stack.bucket,
         ENV_TASK_TABLE: stack.table,
         "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL": running.moto.endpoint,
+        "AWS_ENDPOINT_URL": str(running.aws.endpoint),
         "AWS_ENDPOINT_URL_S3": running.gate.url,
         "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,

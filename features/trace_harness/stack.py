@@ -1,92 +1,64 @@
-"""The trace round trip's AWS side, as one scenario sees it, built fresh in moto."""
+"""The trace round trip's AWS side as the scenarios see it: its resources, the agent
+runtime's clients, and what scenarios do to a task's record and stored trace."""
 
 from __future__ import annotations
 
 import json
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from trace_agent.task_record import ACTIVE_STATUSES
+from trace_agent.task_record import ACTIVE_STATUSES, TaskRecords
+from trace_agent.upload import TraceStorage
+from trace_harness.footprint import SessionTag
 from trace_harness.identities import UserPool
-from trace_harness.local_aws import (
-    REGION,
-    TEST_ACCESS_KEY_ID,
-    TEST_SECRET_ACCESS_KEY,
-    AwsEndpoint,
-)
-from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
-from trace_testing.resources import create_task_table, create_trace_bucket
+from trace_harness.local_aws import AwsEndpoint
 
 
 @dataclass(frozen=True)
 class StackNames:
-    """Names of one session's bucket and table: unique, so that sessions sharing an
-    emulator (or xdist workers) never meet."""
+    """Names of the bucket, table and user pool a session creates: tagged with the
+    session, so that sessions sharing an emulator never meet and a killed session's
+    resources can be found and removed."""
 
     bucket: str
     table: str
+    pool: str
 
     @classmethod
-    def unique(cls) -> StackNames:
-        suffix = uuid.uuid4().hex[:10]
-        return cls(f"bgagent-trace-artifacts-{suffix}", f"bgagent-tasks-{suffix}")
+    def for_session(cls, tag: SessionTag) -> StackNames:
+        return cls(f"{tag}-traces", f"{tag}-tasks", f"{tag}-users")
 
 
-def code_under_test_environment(
-    aws: AwsEndpoint, s3_endpoint: str, names: StackNames
-) -> dict[str, str]:
-    """What the agent runtime and the handler read, pointed at moto (S3 through the gate).
+@dataclass(frozen=True)
+class AgentRuntime:
+    """The agent runtime's view of the stack: its own clients, as the runtime's role
+    reaches S3 and DynamoDB, and the names its environment gives it."""
 
-    boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 itself, so production
-    code needs no test hook; the empty config files keep any real AWS profile on
-    this machine out of reach.
-    """
-    return {
-        "AWS_ENDPOINT_URL": aws.endpoint,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        ENV_TRACE_BUCKET: names.bucket,
-        ENV_TASK_TABLE: names.table,
-    }
+    s3: Any
+    dynamodb: Any
+    bucket: str
+    table: str
+
+    def records(self) -> TaskRecords:
+        return TaskRecords(self.table, self.dynamodb)
+
+    def traces(self) -> TraceStorage:
+        return TraceStorage(self.bucket, self.s3)
 
 
 @dataclass(frozen=True)
 class TraceStack:
+    """The stack as the scenarios see it, whichever target runs it: the harness's own
+    clients (``aws``), the agent runtime's, and the names of its resources."""
+
     aws: AwsEndpoint
+    agent: AgentRuntime
     pool: UserPool
     api_url: str
     bucket: str
     table: str
-
-    @classmethod
-    def build(cls, aws: AwsEndpoint, pool: UserPool, api_url: str, names: StackNames) -> TraceStack:
-        """The stack's bucket and table, new, beside the session's user pool."""
-        create_trace_bucket(aws.client("s3"), names.bucket)
-        create_task_table(aws.client("dynamodb"), names.table)
-        return cls(aws, pool, api_url, names.bucket, names.table)
-
-    def remove(self) -> None:
-        """Delete the bucket (emptied first) and the table, on an endpoint that outlives us."""
-        s3 = self.aws.client("s3")
-        for key in self.stored_keys():
-            s3.delete_object(Bucket=self.bucket, Key=key)
-        s3.delete_bucket(Bucket=self.bucket)
-        self.aws.client("dynamodb").delete_table(TableName=self.table)
-
-    def undo_scenario_changes(self) -> None:
-        """Put back what a scenario may change in the shared resources: the bucket policy.
-
-        Everything else a scenario writes is keyed by its own task ids, which no
-        other scenario ever uses.
-        """
-        self.aws.client("s3").delete_bucket_policy(Bucket=self.bucket)
 
     def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
         """The task record as the API writes it when a task is submitted and starts."""
@@ -146,8 +118,18 @@ class TraceStack:
             ContentEncoding=encoding,
         )
 
-    def deny_all_bucket_access(self) -> None:
-        """A bucket policy that denies everyone: every object request gets 403."""
+    def deny_all_bucket_access(self) -> Callable[[], None]:
+        """A bucket policy that denies everyone: every object request gets 403.
+
+        Returns what puts the bucket's policy back as it was.
+        """
+        s3 = self.aws.client("s3")
+        try:
+            before: str | None = s3.get_bucket_policy(Bucket=self.bucket)["Policy"]
+        except s3.exceptions.ClientError as err:
+            if err.response["Error"]["Code"] != "NoSuchBucketPolicy":
+                raise
+            before = None
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -159,7 +141,15 @@ class TraceStack:
                 }
             ],
         }
-        self.aws.client("s3").put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+        s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+
+        def restore() -> None:
+            if before is None:
+                s3.delete_bucket_policy(Bucket=self.bucket)
+            else:
+                s3.put_bucket_policy(Bucket=self.bucket, Policy=before)
+
+        return restore
 
     def stored_keys(self) -> list[str]:
         listing = self.aws.client("s3").list_objects_v2(Bucket=self.bucket)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,14 @@ from pytest_bdd import given, parsers
 
 from bgagent.config import Credentials, load_credentials, save_credentials
 from trace_harness.api_gateway import LocalApiGateway
-from trace_harness.identities import User, UserDirectory, UserPool, create_user, create_user_pool
+from trace_harness.identities import (
+    User,
+    UserDirectory,
+    UserPool,
+    create_user,
+    create_user_pool,
+    random_password,
+)
 from trace_harness.stack import TraceStack
 from trace_steps.cli import run_bgagent
 from trace_steps.scene import Person, Scene
@@ -22,14 +28,20 @@ SignIns = Callable[[str, Path], Person]
 
 
 @pytest.fixture(scope="session")
-def signed_in(directory: UserDirectory, api_url: str) -> SignIns:
+def signed_in(
+    directory: UserDirectory, api_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> SignIns:
     """Each person configures bgagent and signs in through it once per session; every
-    scenario then works on its own copy of that configuration."""
+    scenario then works on its own copy of that configuration. Their credentials live
+    under pytest's temporary directories, removed with the run."""
     sessions: dict[str, Person] = {}
 
     def person(name: str, workdir: Path) -> Person:
         if name not in sessions:
-            sessions[name] = signed_in_cli(name, directory.user(name), api_url, directory.pool)
+            home = tmp_path_factory.mktemp(f"bgagent-{name.lower()}")
+            sessions[name] = signed_in_cli(
+                name, directory.user(name), api_url, directory.pool, home
+            )
         first = sessions[name]
         own = workdir.parent / f"bgagent-{name.lower()}"
         shutil.copytree(first.config_dir, own)
@@ -46,9 +58,9 @@ def users_with_accounts(
         scene.people[name] = signed_in(name, scene.workdir)
 
 
-def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool) -> Person:
+def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool, config_dir: Path) -> Person:
     """A ``bgagent`` of the person's own, configured and signed in as a user would do it."""
-    person = Person(name, user, Path(tempfile.mkdtemp(prefix=f"bgagent-{name.lower()}-")))
+    person = Person(name, user, config_dir)
     configured = run_bgagent(
         person,
         "configure",
@@ -70,25 +82,33 @@ def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool) -> Person
     return person
 
 
-@given(parsers.parse("{name} signed in to another user pool"))
-def signed_in_elsewhere(name: str, scene: Scene, stack: TraceStack) -> None:
+@pytest.fixture
+def other_user_pool(stack: TraceStack) -> Iterator[UserPool]:
+    """A user pool of someone else's, removed after the scenario."""
     cognito = stack.aws.client("cognito-idp")
     other = create_user_pool(
         cognito, name="someone-elses-users", region=stack.pool.region, endpoint=stack.pool.endpoint
     )
-    user = create_user(cognito, other, name.lower(), f"Correct-Horse-{name}-1")
+    yield other
+    cognito.delete_user_pool(UserPoolId=other.id)
+
+
+@given(parsers.parse("{name} signed in to another user pool"))
+def signed_in_elsewhere(
+    name: str, scene: Scene, stack: TraceStack, other_user_pool: UserPool
+) -> None:
+    cognito = stack.aws.client("cognito-idp")
+    user = create_user(cognito, other_user_pool, name.lower(), random_password())
     # Configured for this platform's API, signed in with the other pool's client.
-    person = signed_in_cli(name, user, stack.api_url, other)
-    scene.people[name] = person
+    config_dir = scene.workdir.parent / f"bgagent-{name.lower()}-elsewhere"
+    scene.people[name] = signed_in_cli(name, user, stack.api_url, other_user_pool, config_dir)
 
 
 @given(parsers.parse("{name}'s sign-in expired an hour ago"))
-def sign_in_expired(name: str, scene: Scene, api_gateway: LocalApiGateway | None) -> None:
+def sign_in_expired(name: str, scene: Scene, api_gateway: LocalApiGateway) -> None:
     scene.person(name)
-    if api_gateway is None or api_gateway.authorizer is None:
-        pytest.fail("this scenario needs the suite's own API Gateway: tag it @needs_local_stack")
-    authorizer = api_gateway.authorizer
-    authorizer.clock_offset = timedelta(hours=2)  # the token lasts one hour
+    assert api_gateway.authorizer is not None
+    api_gateway.authorizer.clock_offset = timedelta(hours=2)  # the token lasts one hour
 
 
 @given(parsers.parse("{name}'s sign-in is no longer accepted"))

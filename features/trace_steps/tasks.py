@@ -12,7 +12,6 @@ from pytest_bdd import given, parsers, then, when
 
 from trace_agent.pipeline import TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
-from trace_agent.task_record import TaskRecords
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack
 from trace_harness.trajectories import agent_run
@@ -42,7 +41,8 @@ def run_agent(
     outcome = run_task(
         TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced),
         events(task_id) if callable(events) else events,
-        records=TaskRecords.from_environment(),
+        records=stack.agent.records(),
+        traces=stack.agent.traces(),
     )
     return Task(task_id, owner, traced, recorded if recorded is not None else events, outcome)
 
@@ -176,8 +176,8 @@ def trace_expired(scene: Scene, stack: TraceStack) -> None:
 
 
 @given("the trace storage refuses to let the API check the trace")
-def storage_refuses_checks(stack: TraceStack) -> None:
-    stack.deny_all_bucket_access()
+def storage_refuses_checks(stack: TraceStack, request: pytest.FixtureRequest) -> None:
+    request.addfinalizer(stack.deny_all_bucket_access())
 
 
 @given("an older agent stored the task's trace marked with a gzip content encoding")

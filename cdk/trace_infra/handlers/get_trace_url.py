@@ -1,8 +1,10 @@
 """``GET /tasks/{task_id}/trace``: hand a task's owner a short-lived link to its trace.
 
 REST API (v1) proxy event in, proxy result out. The checks run in the order of
-the contract; the first that fails answers. Nothing secret (tokens, presigned
-URLs) is ever logged.
+the contract; the first that fails answers. Every refusal is logged once, with
+structured fields (``task_id``, ``request_id``, ``reason``, ``status``) that the
+runtime's JSON log format prints; nothing secret (tokens, presigned URLs) is
+ever logged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -39,12 +41,16 @@ _RESPONSE_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-O
 class ApiError(Exception):
     """An answer the handler gives on purpose: status, code and a user-facing message."""
 
-    def __init__(self, status: int, code: str, message: str, *, reason: str = "") -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, reason: str = "", alarming: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.reason = reason or code  # for the log only: users get the message
+        # An error for whoever runs the platform, whatever the user is told.
+        self.alarming = alarming or status >= 500
 
 
 def internal_error(reason: str) -> ApiError:
@@ -71,8 +77,12 @@ def handle(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str, Any]:
     try:
         return _respond(200, {"data": _presign_for_owner(event, deps)}, request_id)
     except ApiError as err:
-        log = logger.error if err.status >= 500 else logger.info
-        log("trace url refused: %s", err.reason, extra=_log_context(task_id, request_id))
+        logger.log(
+            logging.ERROR if err.alarming else logging.INFO,
+            "trace url refused: %s",
+            err.reason,
+            extra={**_log_context(task_id, request_id), "reason": err.reason, "status": err.status},
+        )
         return _error_response(err, request_id)
     except Exception:
         logger.exception("trace url failed", extra=_log_context(task_id, request_id))
@@ -106,7 +116,15 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
         # Never sign an object in a bucket this API does not own.
         raise internal_error("trace_s3_uri names a bucket other than the trace bucket")
     if not key_belongs_to(key, caller):
-        raise ApiError(403, "FORBIDDEN", "You do not have access to this trace.")
+        # The record links a key the caller does not own: a tampered record or a
+        # cross-user write, never a user's mistake.
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "You do not have access to this trace.",
+            reason="trace key outside the caller's prefix",
+            alarming=True,
+        )
 
     try:
         deps.s3.head_object(Bucket=bucket, Key=key)
@@ -182,36 +200,31 @@ def _log_context(task_id: object, request_id: str) -> dict[str, object]:
     return {"task_id": task_id, "request_id": request_id}
 
 
-@lru_cache(maxsize=4)
-def _deps_for(
-    bucket: str, table_name: str, region: str | None, endpoint: str | None
-) -> HandlerDeps:
-    # Clients are reused across warm invocations; the cache key follows the
-    # environment so a changed configuration builds fresh clients.
-    del endpoint  # boto3 reads AWS_ENDPOINT_URL itself; it is part of the key only.
-    session = boto3.session.Session(region_name=region)
+def deps_from_environment(environ: Mapping[str, str] = os.environ) -> HandlerDeps:
+    """Clients and names from the function's environment (boto3 itself reads the
+    endpoint and credentials variables)."""
+    session = boto3.session.Session(
+        region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    )
     return HandlerDeps(
         # Real S3 wants SigV4; boto3 would presign SigV2 in some regions.
         s3=session.client("s3", config=Config(signature_version="s3v4")),
         dynamodb=session.client("dynamodb"),
-        table_name=table_name,
-        bucket=bucket,
+        table_name=environ[ENV_TASK_TABLE],
+        bucket=environ[ENV_TRACE_BUCKET],
     )
 
 
-def deps_from_environment(environ: Mapping[str, str] = os.environ) -> HandlerDeps:
-    return _deps_for(
-        environ[ENV_TRACE_BUCKET],
-        environ[ENV_TASK_TABLE],
-        environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-        environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"),
-    )
+@cache
+def _deps_of_this_process() -> HandlerDeps:
+    # Built on the first invocation and reused by every warm one.
+    return deps_from_environment()
 
 
 def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """The Lambda entry point."""
     try:
-        deps = deps_from_environment()
+        deps = _deps_of_this_process()
     except KeyError as err:
         logger.error("handler misconfigured: %s is not set", err)
         return _error_response(_INTERNAL, _request_id(event))
