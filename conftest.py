@@ -6,7 +6,11 @@ The one exception is the acceptance suite pointed at a deployed stack on purpose
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +35,11 @@ def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.delenv(name, raising=False)
     for name, value in _FAKE_AWS.items():
         monkeypatch.setenv(name, value)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pytest's temporary directories are gone with the session (retention "none");
+    their parent, once empty, goes too, so that a run leaves nothing in the temp dir."""
+    parent = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    with contextlib.suppress(OSError):  # only when empty: another session may use it
+        parent.rmdir()

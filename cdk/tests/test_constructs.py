@@ -10,6 +10,7 @@ from trace_infra.constructs import HANDLER
 from trace_infra.definitions import (
     ENV_TASK_TABLE,
     ENV_TRACE_BUCKET,
+    GET_TRACE_URL,
     TRACE_KEY_PREFIX,
 )
 
@@ -125,6 +126,22 @@ def test_the_handler_is_a_python_lambda_with_the_tables_it_reads(synthesized) ->
     variables = properties["Environment"]["Variables"]
     assert variables[ENV_TRACE_BUCKET] == {"Ref": synthesized.logical_id("AWS::S3::Bucket")}
     assert variables[ENV_TASK_TABLE] == {"Ref": synthesized.logical_id("AWS::DynamoDB::Table")}
+    assert tuple(variables) == GET_TRACE_URL.environment_names
+
+
+def test_the_handler_runs_as_its_definition_says_and_logs_json_at_info(synthesized) -> None:
+    """What the local stack runs the handler with is what is deployed."""
+    properties = synthesized.one("AWS::Lambda::Function", name_part="GetTraceUrl")["Properties"]
+    assert properties["Runtime"] == GET_TRACE_URL.runtime == "python3.12"
+    assert properties["Timeout"] == GET_TRACE_URL.timeout_seconds == 10
+    assert properties["MemorySize"] == GET_TRACE_URL.memory_mb == 256
+    # Without an application log level the runtime drops INFO records, and the
+    # text format never prints a record's structured fields.
+    assert properties["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "WARN",
+    }
 
 
 def test_the_route_is_get_tasks_task_id_trace_behind_the_user_pool(synthesized) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
@@ -96,11 +99,79 @@ def _shell(
     )
 
 
-def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = [sys.executable, "-m", "pytest", "-m", "integration", "features/", "-q", "-rs"]
+SUITE += ["-p", "no:cacheprovider"]
+FOREIGN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "SomeoneElses",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::{bucket}/public/*",
+        }
+    ],
+}
+
+
+def _stack_as_it_stands(target: dict[str, str]) -> dict[str, object]:
+    """What the suite must leave alone: the bucket policy, the pool's users, the items."""
+    settings = {
+        "region_name": target["AWS_REGION"],
+        "endpoint_url": target["AWS_ENDPOINT_URL"],
+        "aws_access_key_id": target["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": target["AWS_SECRET_ACCESS_KEY"],
+    }
+    s3, ddb = boto3.client("s3", **settings), boto3.client("dynamodb", **settings)
+    cognito = boto3.client("cognito-idp", **settings)
+    bucket, table = target["TRACE_ARTIFACTS_BUCKET_NAME"], target["TASK_TABLE_NAME"]
+    users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
+    return {
+        "policy": s3.get_bucket_policy(Bucket=bucket)["Policy"],
+        "users": sorted(u["Username"] for u in users),
+        "items": sorted(json.dumps(i, sort_keys=True) for i in ddb.scan(TableName=table)["Items"]),
+        "objects": sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
+    }
+
+
+def _give_the_stack_a_policy(target: dict[str, str]) -> None:
+    s3 = boto3.client(
+        "s3",
+        region_name=target["AWS_REGION"],
+        endpoint_url=target["AWS_ENDPOINT_URL"],
+        aws_access_key_id=target["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=target["AWS_SECRET_ACCESS_KEY"],
+    )
+    bucket = target["TRACE_ARTIFACTS_BUCKET_NAME"]
+    policy = json.dumps(FOREIGN_POLICY).replace("{bucket}", bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
+def _wait_for_a_session_user(target: dict[str, str], suite: subprocess.Popen) -> None:
+    """Until the running suite has signed up its first user (or has ended)."""
+    cognito = boto3.client(
+        "cognito-idp",
+        region_name=target["AWS_REGION"],
+        endpoint_url=target["AWS_ENDPOINT_URL"],
+        aws_access_key_id=target["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=target["AWS_SECRET_ACCESS_KEY"],
+    )
+    while suite.poll() is None:
+        users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
+        if any(u["Username"].startswith("bgsuite-") for u in users):
+            return
+        time.sleep(0.05)  # polling a server the suite is writing to; bounded by the suite
+    raise AssertionError("the suite ended before signing anyone up")
+
+
+def test_the_suite_changes_nothing_of_a_stack_it_did_not_create(
     tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
-    """The sandbox in a process of its own stands in for a deployed stack: the suite
-    drives an API it did not start, and skips what needs its own local pieces."""
+    """The sandbox in a process of its own stands in for a deployed stack with a bucket
+    policy: a full run leaves the policy, the pool's users and the table's items as
+    they were; a run killed mid-way leaves what the next run removes."""
     env = clean_env
     sandbox = start_sandbox(tmp_path, env)
     try:
@@ -108,26 +179,35 @@ def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(
         suite_part = printed.split("as against a deployed stack:", 1)[1]
         target = dict(re.findall(r"export (\w+)=(\S+)", suite_part))
         assert "TRACE_SUITE_API_URL" in target
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-m",
-                "integration",
-                "features/",
-                "-q",
-                "-rs",
-                "-p",
-                "no:cacheprovider",
-            ],
-            cwd=Path(__file__).resolve().parents[2],
+        _give_the_stack_a_policy(target)
+        before = _stack_as_it_stands(target)
+
+        killed = subprocess.Popen(
+            SUITE,
+            cwd=ROOT,
             env={**env, **target},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_a_session_user(target, killed)
+        finally:
+            killed.kill()
+            killed.wait(timeout=20)
+        assert _stack_as_it_stands(target) != before  # the killed run left its users
+
+        temp = tmp_path / "system-temp"
+        temp.mkdir()
+        done = subprocess.run(
+            SUITE,
+            cwd=ROOT,
+            env={**env, **target, "TMPDIR": str(temp)},
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
+        after = _stack_as_it_stands(target)
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.communicate(timeout=20)
@@ -136,3 +216,5 @@ def test_the_suite_runs_against_the_sandbox_as_against_a_deployed_stack(
     assert counts, done.stdout[-2000:]
     assert int(counts.group(1)) >= 20
     assert "TRACE_SUITE_API_URL points the suite at" in done.stdout
+    assert after == before
+    assert list(temp.iterdir()) == []  # nothing of the run outlives it
