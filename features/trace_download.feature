@@ -46,3 +46,39 @@ Feature: Downloading the trace of a task
     Then the download fails, explaining that the task did not run with --trace or its upload has not completed
     And she is told how to submit the task again with a trace
     And nothing was downloaded
+
+  @regression
+  Scenario: The stored trace carries no content encoding, so any HTTP client gets it as stored
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    When Alice's trace link is fetched by an ordinary HTTP client
+    Then the client receives exactly the gzip artifact stored for the task
+
+  @regression
+  Scenario: A trace an older agent marked with a gzip content encoding still saves byte for byte
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    And an older agent stored the task's trace marked with a gzip content encoding
+    When Alice saves the task's trace to a file
+    Then the file holds exactly the artifact stored for the task
+
+  @regression
+  Scenario: A trace an older agent marked with a gzip content encoding still prints intact
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    And an older agent stored the task's trace marked with a gzip content encoding
+    When Alice downloads the task's trace
+    Then every event of the task follows in the order it happened
+
+  @regression @needs_local_stack
+  Scenario: Saving a trace never silently overwrites an earlier file
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    And Alice already has a file at the download target
+    When Alice saves the task's trace to that file
+    Then the download fails and Alice is told "already exists; use --force to replace it"
+    And the earlier file is unchanged
+    And the trace storage was never asked for the trace
+
+  @regression
+  Scenario: With --force, a complete download replaces the earlier file
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    And Alice already has a file at the download target
+    When Alice saves the task's trace to that file, replacing it
+    Then the file holds exactly the artifact stored for the task

@@ -29,8 +29,12 @@ Feature: A download or an upload that goes wrong loses nothing
       | corrupt gzip bytes                    | do not match the stored trace             |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
-      | a stall mid-body                      | The download timed out after 0.2 s        |
       | a trickle too slow to finish in time  | The download timed out after 0.2 s        |
+
+    @regression
+    Examples: a stalled download gives up instead of hanging
+      | fault                                 | message                                   |
+      | a stall mid-body                      | The download timed out after 0.2 s        |
 
   @needs_local_stack
   Scenario Outline: A broken download to the terminal fails with a clear reason
@@ -86,3 +90,17 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download succeeds
     And every event of the task follows in the order it happened
     And the task stays cancelled
+
+  @regression
+  Scenario: A task cancelled just as the agent recorded its end still links its trace
+    Given Alice ran a task with trace on, which was cancelled just as the agent recorded its end
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And every event of the task follows in the order it happened
+    And the task stays cancelled
+
+  @regression
+  Scenario: A traced task without an owner is refused before it runs
+    When a task with trace on but no owner is handed to the agent
+    Then the agent refuses the task before doing any work
+    And nothing is stored in the trace storage

@@ -28,6 +28,10 @@ Feature: Who may download a trace, and for how long
       | the task's record holds a malformed trace location           | Internal server error. (INTERNAL_ERROR, request id …)    |
       | the task's record points at a bucket the platform does not own | Internal server error. (INTERNAL_ERROR, request id …)  |
       | the task's record points at a trace under Bob's prefix       | You do not have access to this trace. (FORBIDDEN)        |
+
+    @regression
+    Examples: a trace that has left storage is reported as not available, never as a dead link
+      | situation                                                    | message                                                  |
       | the task's trace has since expired from storage              | or its trace upload has not completed yet                |
 
     @needs_moto

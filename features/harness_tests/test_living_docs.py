@@ -1,5 +1,6 @@
-"""The living documentation page: features, background, rules, outlines as tables, and
-a failing step with its error, rendered from cucumber JSON."""
+"""The living documentation page: features, background, rules, outlines as tables, a
+failing step with its error, and the regressions kept out, rendered from the feature
+files' syntax tree and the run's cucumber JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ Feature: Things
   Background:
     Given a world
 
+  @regression
   Scenario: Plain
     When it runs
     Then it works
@@ -56,19 +58,19 @@ def cucumber() -> list[dict]:
             "elements": [
                 element(
                     "Plain",
-                    8,
+                    9,
                     "Scenario",
                     [background, step("When", "it runs"), step("Then", "it works")],
                 ),
                 element(
                     "Many",
-                    14,
+                    15,
                     "Scenario Outline",
                     [background, step("When", "it gets 1"), step("Then", "it says one")],
                 ),
                 element(
                     "Many",
-                    14,
+                    15,
                     "Scenario Outline",
                     [
                         background,
@@ -96,13 +98,23 @@ def test_the_page_reads_like_the_feature_file(tmp_path: Path) -> None:
     assert "<pre>2 | two: AssertionError: said &#x27;deux&#x27;</pre>" in page
 
 
+def test_the_regressions_kept_out_are_listed_with_their_results(tmp_path: Path) -> None:
+    (tmp_path / "things.feature").write_text(FEATURE)
+    page = render(cucumber(), tmp_path, generated=datetime(2026, 1, 2, tzinfo=UTC))
+    listed = page.split("<h2>Regressions kept out</h2>", 1)[1].split("</section>", 1)[0]
+    assert (
+        '<li class="passed"><span class="mark">✓</span><a href="#feature-0-0">Plain</a>' in listed
+    )
+    assert "Many" not in listed
+
+
 def test_a_failing_step_shows_its_error(tmp_path: Path) -> None:
     (tmp_path / "things.feature").write_text(FEATURE)
     data = cucumber()
     data[0]["elements"] = data[0]["elements"][:1]
     data[0]["elements"][0]["steps"][2] = step("Then", "it works", "failed", "boom: 42 != 43")
     page = render(data, tmp_path, generated=datetime.now(UTC))
-    assert '<div class="scenario failed">' in page
+    assert '<div class="scenario failed" id="feature-0-0">' in page
     assert "<pre>boom: 42 != 43</pre>" in page
 
 

@@ -2,10 +2,11 @@
 
 ``python -m trace_harness.living_docs build/cucumber.json build/living-docs.html``
 reads pytest-bdd's cucumber JSON (``--cucumberjson``; not under xdist, where
-pytest-bdd 9 writes an empty list) and renders every feature with its
+pytest-bdd 9 writes an empty list) for the results, and each feature file's
+syntax tree (the official Gherkin parser) for its structure: the feature's
 description, its background, each rule and scenario with its steps and their
-results, and each outline as a table of its examples. No server, no script:
-open the file in a browser.
+results, each outline with its examples tables, and the regressions the suite
+keeps out (``@regression``). No server, no script: open the file in a browser.
 """
 
 from __future__ import annotations
@@ -21,23 +22,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from gherkin.parser import Parser
+
 STATUS_MARK = {"passed": "✓", "failed": "✗", "skipped": "○", "undefined": "?"}
+REGRESSION_TAG = "@regression"
+
+Node = dict[str, Any]  # a node of the Gherkin syntax tree (gherkin-official)
 
 
-@dataclass
-class Scenario:
-    name: str
-    keyword: str
-    line: int
-    tags: list[str]
-    examples: list[dict[str, Any]] = field(default_factory=list)  # cucumber elements
-
-    @property
-    def status(self) -> str:
-        return _worst([_element_status(e) for e in self.examples])
-
-
-def _element_status(element: dict[str, Any]) -> str:
+def _element_status(element: Node) -> str:
     return _worst([step.get("result", {}).get("status", "undefined") for step in element["steps"]])
 
 
@@ -48,72 +41,90 @@ def _worst(statuses: list[str]) -> str:
     return "passed" if statuses else "undefined"
 
 
-def _rules_of(feature_file: Path) -> list[tuple[int, str]]:
-    """(line, title) of each Rule: pytest-bdd's JSON does not carry them."""
-    if not feature_file.is_file():
-        return []
-    rules = []
-    for number, text in enumerate(feature_file.read_text(encoding="utf-8").splitlines(), 1):
-        found = re.match(r"\s*Rule:\s*(.+)", text)
-        if found:
-            rules.append((number, found.group(1).strip()))
-    return rules
+def parse_feature(feature_file: Path) -> Node:
+    """The feature file's syntax tree, from the official Gherkin parser."""
+    return Parser().parse(feature_file.read_text(encoding="utf-8"))["feature"]
 
 
-_STEP = re.compile(r"\s*(Given|When|Then|And|But|\*)\s")
+@dataclass
+class Scenario:
+    """A scenario of the syntax tree, with the results of its runs (one per example)."""
+
+    node: Node
+    rule: str | None
+    runs: list[Node] = field(default_factory=list)  # cucumber elements, in file order
+
+    @property
+    def status(self) -> str:
+        return _worst([_element_status(e) for e in self.runs])
+
+    @property
+    def tags(self) -> list[str]:
+        return [tag["name"] for tag in self.node["tags"]]
+
+    def regression_examples(self) -> list[str]:
+        return [
+            examples["name"]
+            for examples in self.node["examples"]
+            if REGRESSION_TAG in [tag["name"] for tag in examples["tags"]]
+        ]
 
 
-def _background_length(feature_file: Path) -> int:
-    """How many steps the feature's Background has: every scenario's JSON starts with them."""
-    if not feature_file.is_file():
-        return 0
-    count, inside = 0, False
-    for text in feature_file.read_text(encoding="utf-8").splitlines():
-        if re.match(r"\s*Background:", text):
-            inside = True
-        elif inside and re.match(r"\s*(@|Scenario|Rule|Examples)", text):
-            break
-        elif inside and _STEP.match(text):
-            count += 1
-    return count
+def _scenarios(feature: Node) -> tuple[Node | None, list[Scenario]]:
+    background, scenarios = None, []
+    for child in feature["children"]:
+        if "background" in child:
+            background = child["background"]
+        elif "scenario" in child:
+            scenarios.append(Scenario(child["scenario"], None))
+        elif "rule" in child:
+            rule = child["rule"]
+            scenarios += [
+                Scenario(c["scenario"], rule["name"]) for c in rule["children"] if "scenario" in c
+            ]
+    return background, scenarios
 
 
-def render(features: list[dict[str, Any]], root: Path, *, generated: datetime) -> str:
+def render(features: list[Node], root: Path, *, generated: datetime) -> str:
     totals = {"passed": 0, "failed": 0, "skipped": 0, "undefined": 0}
-    body = []
-    toc = []
-    for index, feature in enumerate(features):
-        elements = feature.get("elements", [])
+    body, toc, regressions = [], [], []
+    for index, reported in enumerate(features):
+        elements = reported.get("elements", [])
         for element in elements:
             totals[_element_status(element)] += 1
-        skip = _background_length(root / feature.get("uri", ""))
-        background = elements[0]["steps"][:skip] if elements else []
-        scenarios: dict[tuple[str, int], Scenario] = {}
+        feature = parse_feature(root / reported.get("uri", ""))
+        background, scenarios = _scenarios(feature)
+        by_line = {scenario.node["location"]["line"]: scenario for scenario in scenarios}
         for element in elements:
-            key = (element["name"], element["line"])
-            scenario = scenarios.setdefault(
-                key,
-                Scenario(
-                    element["name"],
-                    element["keyword"],
-                    element["line"],
-                    [t["name"] for t in element.get("tags", [])],
-                ),
-            )
-            scenario.examples.append(element)
+            if element["line"] in by_line:
+                by_line[element["line"]].runs.append(element)
         anchor = f"feature-{index}"
-        failed = sum(s.status == "failed" for s in scenarios.values())
+        failed = sum(s.status == "failed" for s in scenarios)
         toc.append(
             f'<li><a href="#{anchor}">{escape(feature["name"])}</a> '
             f'<span class="count">{len(scenarios)} scenarios'
             f"{f', {failed} failing' if failed else ''}</span></li>"
         )
-        body.append(_feature_html(feature, anchor, background, list(scenarios.values()), root))
+        skip = len(background["steps"]) if background else 0
+        body.append(_feature_html(feature, reported, anchor, background, scenarios, skip))
+        for number, scenario in enumerate(scenarios):
+            target = f"{anchor}-{number}"
+            if REGRESSION_TAG in scenario.tags:
+                regressions.append((target, scenario.node["name"], scenario.status))
+            regressions += [
+                (target, f"{scenario.node['name']}: {name}", scenario.status)
+                for name in scenario.regression_examples()
+            ]
     run = sum(totals.values())
     summary = " ".join(
         f'<span class="pill {status}">{count} {status}</span>'
         for status, count in totals.items()
         if count
+    )
+    guarded = "".join(
+        f'<li class="{status}"><span class="mark">{STATUS_MARK.get(status, "?")}</span>'
+        f'<a href="#{target}">{escape(name)}</a></li>'
+        for target, name, status in regressions
     )
     return _PAGE.format(
         title="The trace round trip: living documentation",
@@ -121,138 +132,126 @@ def render(features: list[dict[str, Any]], root: Path, *, generated: datetime) -
         run=run,
         summary=summary,
         toc="\n".join(toc),
+        regressions=(
+            f'<section class="regressions"><h2>Regressions kept out</h2>'
+            f"<p>Each of these reached users once; its scenario fails if it comes back.</p>"
+            f"<ul>{guarded}</ul></section>"
+            if regressions
+            else ""
+        ),
         body="\n".join(body),
     )
 
 
 def _feature_html(
-    feature: dict[str, Any],
+    feature: Node,
+    reported: Node,
     anchor: str,
-    background: list[dict[str, Any]],
+    background: Node | None,
     scenarios: list[Scenario],
-    root: Path,
+    skip: int,
 ) -> str:
-    tags = " ".join(
-        f'<span class="tag">{escape(t["name"])}</span>' for t in feature.get("tags", [])
-    )
+    tags = " ".join(f'<span class="tag">{escape(t["name"])}</span>' for t in feature["tags"])
     description = "".join(
-        f"<p>{escape(paragraph)}</p>"
-        for paragraph in feature.get("description", "").split("\n\n")
+        f"<p>{escape(' '.join(line.strip() for line in paragraph.splitlines()))}</p>"
+        for paragraph in feature["description"].split("\n\n")
         if paragraph.strip()
     )
     parts = [
         f'<section class="feature" id="{anchor}">',
         f'<h2><span class="kw">Feature</span> {escape(feature["name"])} {tags}</h2>',
         f'<div class="description">{description}</div>',
-        f'<div class="uri">{escape(feature.get("uri", ""))}</div>',
+        f'<div class="uri">{escape(reported.get("uri", ""))}</div>',
     ]
     if background:
         parts.append('<div class="background"><h3><span class="kw">Background</span></h3>')
-        parts.append(_steps_html(background, with_results=False))
+        parts.append(_written_steps_html(background["steps"]))
         parts.append("</div>")
-    rules = _rules_of(root / feature.get("uri", ""))
     current_rule = None
-    for scenario in sorted(scenarios, key=lambda s: s.line):
-        rule = next((title for line, title in reversed(rules) if line < scenario.line), None)
-        if rule != current_rule and rule is not None:
-            parts.append(f'<h3 class="rule"><span class="kw">Rule</span> {escape(rule)}</h3>')
-        current_rule = rule
-        parts.append(_scenario_html(scenario, len(background), root / feature.get("uri", "")))
+    for number, scenario in enumerate(scenarios):
+        if scenario.rule != current_rule and scenario.rule is not None:
+            parts.append(
+                f'<h3 class="rule"><span class="kw">Rule</span> {escape(scenario.rule)}</h3>'
+            )
+        current_rule = scenario.rule
+        parts.append(_scenario_html(scenario, f"{anchor}-{number}", skip))
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _scenario_html(scenario: Scenario, skip: int, feature_file: Path) -> str:
-    tags = " ".join(f'<span class="tag">@{escape(t)}</span>' for t in scenario.tags)
+def _scenario_html(scenario: Scenario, anchor: str, skip: int) -> str:
+    node = scenario.node
+    tags = " ".join(f'<span class="tag">{escape(t)}</span>' for t in scenario.tags)
     head = (
-        f'<div class="scenario {scenario.status}">'
+        f'<div class="scenario {scenario.status}" id="{anchor}">'
         f'<h4><span class="mark">{STATUS_MARK.get(scenario.status, "?")}</span>'
-        f'<span class="kw">{escape(scenario.keyword)}</span> {escape(scenario.name)} {tags}</h4>'
+        f'<span class="kw">{escape(node["keyword"])}</span> {escape(node["name"])} {tags}</h4>'
     )
-    if len(scenario.examples) == 1:
-        return head + _steps_html(scenario.examples[0]["steps"][skip:]) + "</div>"
-    source = _outline_source(feature_file, scenario.line)
-    return head + _outline_html(scenario, source) + "</div>"
+    if not node["examples"]:
+        runs = scenario.runs
+        steps = _steps_html(runs[0]["steps"][skip:]) if runs else _written_steps_html(node["steps"])
+        return head + steps + "</div>"
+    return head + _outline_html(scenario) + "</div>"
 
 
-@dataclass
-class OutlineSource:
-    """An outline as written: its steps with <placeholders>, and its examples tables."""
-
-    steps: list[tuple[str, str]]  # (keyword, text)
-    header: list[str]
-    rows: list[list[str]]
-
-
-def _outline_source(feature_file: Path, outline_line: int) -> OutlineSource | None:
-    if not feature_file.is_file():
-        return None
-    lines = feature_file.read_text(encoding="utf-8").splitlines()[outline_line:]
-    steps: list[tuple[str, str]] = []
-    header: list[str] = []
-    rows: list[list[str]] = []
-    in_examples = False
-    for raw in lines:
-        text = raw.strip()
-        if re.match(r"(Scenario|Rule|Feature)", text):
-            break
-        if text.startswith("Examples"):
-            in_examples = True
-        elif text.startswith("|") and in_examples:
-            cells = [cell.strip() for cell in text.strip("|").split("|")]
-            if cells == header:
-                continue  # the next Examples block repeats the header
-            if not header:
-                header = cells
-            else:
-                rows.append(cells)
-        elif not in_examples and text and not text.startswith(("@", "#")):
-            keyword, _, rest = text.partition(" ")
-            steps.append((keyword, rest))
-    return OutlineSource(steps, header, rows)
-
-
-def _outline_html(scenario: Scenario, source: OutlineSource | None) -> str:
-    """The outline as written, then its examples, each with its result."""
-    if source is None or len(source.rows) != len(scenario.examples):
-        return "".join(_steps_html(e["steps"]) for e in scenario.examples)
+def _outline_html(scenario: Scenario) -> str:
+    """The outline as written, then each examples table, each row with its result."""
     steps = "".join(
-        f'<li class="plain"><span class="kw">{escape(keyword)}</span> '
-        + re.sub(r"&lt;(\w+)&gt;", r'<span class="param">&lt;\1&gt;</span>', escape(text))
+        f'<li class="plain"><span class="kw">{escape(step["keyword"].strip())}</span> '
+        + re.sub(r"&lt;(\w+)&gt;", r'<span class="param">&lt;\1&gt;</span>', escape(step["text"]))
         + "</li>"
-        for keyword, text in source.steps
+        for step in scenario.node["steps"]
     )
-    header = "".join(f"<th>{escape(name)}</th>" for name in source.header)
-    rows, errors = [], []
-    for element, cells in zip(scenario.examples, source.rows, strict=True):
-        status = _element_status(element)
-        row = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
-        rows.append(
-            f'<tr class="{status}"><td class="mark">{STATUS_MARK.get(status, "?")}</td>{row}</tr>'
+    runs = iter(scenario.runs)
+    tables, errors = [], []
+    for examples in scenario.node["examples"]:
+        header = "".join(
+            f"<th>{escape(cell['value'])}</th>" for cell in examples["tableHeader"]["cells"]
         )
-        errors += [
-            f"<pre>{escape(' | '.join(cells))}: {escape(step['result']['error_message'])}</pre>"
-            for step in element["steps"]
-            if step.get("result", {}).get("error_message")
-        ]
-    return (
-        f'<ul class="steps">{steps}</ul>'
-        f'<table class="examples"><tr><th></th>{header}</tr>{"".join(rows)}</table>'
-        + "".join(errors)
+        tags = " ".join(f'<span class="tag">{escape(t["name"])}</span>' for t in examples["tags"])
+        title = escape(examples["name"])
+        rows = []
+        for row in examples["tableBody"]:
+            cells = [cell["value"] for cell in row["cells"]]
+            element = next(runs, None)
+            status = _element_status(element) if element else "undefined"
+            rows.append(
+                f'<tr class="{status}"><td class="mark">{STATUS_MARK.get(status, "?")}</td>'
+                + "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+                + "</tr>"
+            )
+            errors += [
+                f"<pre>{escape(' | '.join(cells))}: {escape(step['result']['error_message'])}</pre>"
+                for step in (element or {}).get("steps", [])
+                if step.get("result", {}).get("error_message")
+            ]
+        caption = f"<caption>{title} {tags}</caption>" if title or tags else ""
+        tables.append(
+            f'<table class="examples">{caption}<tr><th></th>{header}</tr>{"".join(rows)}</table>'
+        )
+    return f'<ul class="steps">{steps}</ul>' + "".join(tables) + "".join(errors)
+
+
+def _written_steps_html(steps: list[Node]) -> str:
+    items = "".join(
+        f'<li class="plain"><span class="kw">{escape(step["keyword"].strip())}</span> '
+        f"{escape(step['text'])}</li>"
+        for step in steps
     )
+    return f'<ul class="steps">{items}</ul>'
 
 
-def _steps_html(steps: list[dict[str, Any]], *, with_results: bool = True) -> str:
+def _steps_html(steps: list[Node]) -> str:
     items = []
     for step in steps:
         result = step.get("result", {})
-        status = result.get("status", "undefined") if with_results else "plain"
-        duration = result.get("duration", 0) / 1e9 if with_results else 0
-        error = result.get("error_message") if with_results else None
+        status = result.get("status", "undefined")
+        duration = result.get("duration", 0) / 1e9
+        error = result.get("error_message")
         items.append(
             f'<li class="{status}"><span class="kw">{escape(step["keyword"])}</span> '
             f"{escape(step['name'])}"
-            + (f'<span class="time">{duration * 1000:.0f} ms</span>' if with_results else "")
+            f'<span class="time">{duration * 1000:.0f} ms</span>'
             + (f"<pre>{escape(error)}</pre>" if error else "")
             + "</li>"
         )
@@ -301,6 +300,11 @@ _PAGE = """<!doctype html>
   pre {{ background: #fff5f5; border: 1px solid #ffcecb; padding: 8px; overflow-x: auto;
          font-size: 12px; white-space: pre-wrap; }}
   .param {{ color: #0550ae; font-weight: 600; }}
+  table.examples caption {{ text-align: left; color: var(--muted); padding: 4px 0; }}
+  .regressions ul {{ list-style: none; padding-left: 8px; }}
+  .regressions .mark {{ display:inline-block; width: 20px; }}
+  .regressions li.passed .mark {{ color: var(--ok); }}
+  .regressions li.failed .mark {{ color: var(--bad); }}
   table.examples {{ border-collapse: collapse; margin: 6px 0 4px 20px; font-size: 14px; }}
   table.examples th {{ text-align: left; color: var(--muted); font-weight: 600;
                        border-bottom: 1px solid var(--line); padding: 4px 10px; }}
@@ -314,6 +318,7 @@ _PAGE = """<!doctype html>
 <div class="meta">Generated {generated} from one run of the acceptance suite: {run} scenarios.</div>
 {summary}</header>
 <nav><ul>{toc}</ul></nav>
+{regressions}
 {body}
 </main></body></html>
 """

@@ -1,5 +1,0 @@
-"""Binds trace_regressions.feature; the steps live in ``trace_steps``."""
-
-from pytest_bdd import scenarios
-
-scenarios("trace_regressions.feature")
