@@ -14,4 +14,5 @@ import boto3
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service)
+    session: Any = boto3.session.Session()  # the service is chosen at run time
+    return session.client(service)

@@ -7,6 +7,7 @@ environment-agnostic.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_cognito as cognito
@@ -19,7 +20,7 @@ STACK_NAME = "BgagentTraceRoundTrip"
 
 
 class TraceRoundTripStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.traces = TraceArtifactsBucket(self, "TraceArtifacts")
         self.tasks = TaskTable(self, "Tasks")

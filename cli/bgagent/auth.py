@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bgagent.config import Config, Credentials, load_credentials, save_credentials
 from bgagent.errors import CliError
@@ -76,7 +76,10 @@ def _credentials_from(
     )
 
 
-def _initiate_auth(config: Config, flow: str, parameters: dict[str, str]) -> dict[str, Any]:
+AuthFlow = Literal["USER_PASSWORD_AUTH", "REFRESH_TOKEN_AUTH"]
+
+
+def _initiate_auth(config: Config, flow: AuthFlow, parameters: dict[str, str]) -> dict[str, Any]:
     if not config.region or not config.client_id:
         raise CliError("The configuration has no region or client id: run `bgagent configure`.")
     # Imported here, not at the top: boto3 takes ~130 ms to import, and most
@@ -90,8 +93,10 @@ def _initiate_auth(config: Config, flow: str, parameters: dict[str, str]) -> dic
         "cognito-idp", region_name=config.region, config=BotoConfig(retries={"max_attempts": 2})
     )
     try:
-        return cognito.initiate_auth(
-            ClientId=config.client_id, AuthFlow=flow, AuthParameters=parameters
+        return dict(
+            cognito.initiate_auth(
+                ClientId=config.client_id, AuthFlow=flow, AuthParameters=parameters
+            )
         )
     except ClientError as err:
         raise CliError(_sign_in_failure(err)) from None

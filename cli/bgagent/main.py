@@ -8,7 +8,10 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from bgagent.auth import login
 from bgagent.config import Config, config_dir, load_config, save_config
@@ -24,9 +27,14 @@ class _Parser(argparse.ArgumentParser):
 
     stderr: TextIO = sys.stderr
 
-    def _print_message(self, message: str, file: object = None) -> None:
-        if message:
-            (sys.stdout if file is sys.stdout else self.stderr).write(message)
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if not message:
+            return
+        stdout: TextIO = sys.stdout
+        if file is stdout:
+            stdout.write(message)
+        else:
+            self.stderr.write(message)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(self.stderr)

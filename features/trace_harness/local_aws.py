@@ -49,7 +49,9 @@ class AwsEndpoint:
             if self.fake_credentials:
                 settings["aws_access_key_id"] = TEST_ACCESS_KEY_ID
                 settings["aws_secret_access_key"] = TEST_SECRET_ACCESS_KEY
-            self._clients[service] = boto3.client(service, **settings)
+            # The service is chosen at run time: the stubs' per-service overloads do not apply.
+            session: Any = boto3.session.Session()
+            self._clients[service] = session.client(service, **settings)
         return self._clients[service]
 
     def stop(self) -> None:

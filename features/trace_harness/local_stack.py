@@ -154,11 +154,12 @@ def function_environment(aws_endpoint: str, s3_endpoint: str, names: StackNames)
 
 
 def _client(service: str, endpoint: str) -> Any:
-    return boto3.session.Session(
+    session: Any = boto3.session.Session(  # the service is chosen at run time
         aws_access_key_id=TEST_ACCESS_KEY_ID,
         aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
         region_name=REGION,
-    ).client(service, endpoint_url=endpoint)
+    )
+    return session.client(service, endpoint_url=endpoint)
 
 
 def _remove_stack(aws: AwsEndpoint, names: StackNames, pool_id: str) -> None:

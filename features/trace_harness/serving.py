@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -15,7 +16,8 @@ def serve(app: Any, *, request_handler: type[WSGIRequestHandler] | None = None) 
     # No access log: it would print presigned URLs, signatures included.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=request_handler)
-    server.daemon_threads = True  # a stalled answer must not hold up the shutdown
+    if isinstance(server, ThreadingMixIn):
+        server.daemon_threads = True  # a stalled answer must not hold up the shutdown
     # A short poll interval: shutdown() otherwise waits up to half a second.
     threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     return server

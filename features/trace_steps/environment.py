@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import NoReturn
 
 import pytest
 
@@ -55,8 +56,8 @@ def suite_stack() -> Iterator[SuiteStack]:
         yield local
 
 
-def _needs(what: str) -> pytest.Failed:
-    return pytest.fail.Exception(f"this scenario needs {what}: tag it @needs_local_stack")
+def _needs(what: NotOnThisTarget) -> NoReturn:
+    pytest.fail(f"this scenario needs {what}: tag it @needs_local_stack")
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def gate(suite_stack: SuiteStack) -> S3Gate:
     try:
         return suite_stack.gate
     except NotOnThisTarget as missing:
-        raise _needs(str(missing)) from None
+        _needs(missing)
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def api_gateway(suite_stack: SuiteStack) -> LocalApiGateway:
     try:
         return suite_stack.gateway
     except NotOnThisTarget as missing:
-        raise _needs(str(missing)) from None
+        _needs(missing)
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def function(suite_stack: SuiteStack) -> LocalLambda:
     try:
         return suite_stack.function
     except NotOnThisTarget as missing:
-        raise _needs(str(missing)) from None
+        _needs(missing)
 
 
 @pytest.fixture(scope="session")
