@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from trace_harness.local_stack import LocalStack
-from trace_steps.environment import SuiteStack
+from trace_harness.suite import SuiteStack
 from trace_steps.scene import Scene
 
 pytest_plugins = [
@@ -35,13 +34,11 @@ def _secrets_stay_secret(
     function's log stream included) or in what the CLI printed."""
     for layer in ("trace_agent", "bgagent"):
         caplog.set_level(logging.DEBUG, logger=layer)
-    local = suite_stack if isinstance(suite_stack, LocalStack) else None
-    seen_before = len(local.function.log_lines()) if local else 0
+    seen_before = len(suite_stack.function_log())
     yield
     # In teardown, caplog.text would only hold the teardown's records.
     logged = [r.getMessage() for when in ("setup", "call") for r in caplog.get_records(when)]
-    if local:
-        logged += local.function.log_lines()[seen_before:]
+    logged += suite_stack.function_log()[seen_before:]
     shown = "\n".join(logged) + (scene.cli.stderr if scene.cli else "")
     assert "X-Amz-Signature" not in shown
     for person in scene.people.values():

@@ -93,6 +93,13 @@ class DeployedStack:
     def cli_environment(self) -> dict[str, str]:
         return {}  # the shell's own settings reach the real user pool
 
+    def start_scenario(self) -> None:
+        """Nothing to reset: the suite owns no gate or clock here."""
+
+    def function_log(self) -> list[str]:
+        """The function's logs are in the stack's CloudWatch, out of the suite's reach."""
+        return []
+
     @property
     def gate(self) -> NoReturn:
         raise NotOnThisTarget("the S3 gate")

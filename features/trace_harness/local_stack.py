@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -57,6 +58,16 @@ class LocalStack:
         """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
         assert self.aws.endpoint is not None
         return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
+
+    def start_scenario(self) -> None:
+        """An honest gate and clocks: what one scenario changed is not the next one's."""
+        self.gate.reset()
+        if self.gateway.authorizer is not None:
+            self.gateway.authorizer.clock_offset = timedelta(0)
+
+    def function_log(self) -> list[str]:
+        """The function's log stream so far."""
+        return self.function.log_lines()
 
     def add_user(self, name: str, password: str) -> User:
         return create_user(self.aws.client("cognito-idp"), self.stack.pool, name, password)

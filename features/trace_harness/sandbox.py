@@ -1,4 +1,5 @@
-"""A local sandbox of the trace round trip, to try it by hand: ``bgagent-sandbox``.
+"""A local sandbox of the trace round trip, to try it by hand:
+``python -m trace_harness.sandbox`` (``mise run sandbox``).
 
 Starts the local stack (``LocalStack.running``: moto, the S3 gate, the handler in a
 local Lambda, the API gateway) on 127.0.0.1; creates the stack's
@@ -31,7 +32,7 @@ COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="bgagent-sandbox",
+        prog="python -m trace_harness.sandbox",
         description="Run the trace round trip locally (moto, S3 gate, API gateway) to try "
         "bgagent by hand. Ctrl-C stops it.",
     )

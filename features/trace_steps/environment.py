@@ -11,49 +11,33 @@ clock, and what a scenario changes beyond its own records it puts back itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import NoReturn
 
 import pytest
 
 from trace_harness.api_gateway import LocalApiGateway
-from trace_harness.deployed import DeployedStack, DeployedTarget, IncompleteTarget
+from trace_harness.deployed import IncompleteTarget
 from trace_harness.identities import UserDirectory
-from trace_harness.local_aws import ENV_SUITE_ENDPOINT
 from trace_harness.local_lambda import LocalLambda
-from trace_harness.local_stack import LocalStack
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack
-from trace_harness.targets import NotOnThisTarget, Target, target_for
-
-SuiteStack = LocalStack | DeployedStack
-
-
-def _chosen_target() -> DeployedTarget | None:
-    try:
-        return DeployedTarget.from_environment()
-    except IncompleteTarget as incomplete:
-        raise pytest.UsageError(str(incomplete)) from None
+from trace_harness.suite import SuiteStack, open_suite_stack, target_of
+from trace_harness.targets import NotOnThisTarget
 
 
 @pytest.fixture(scope="session")
 def suite_stack() -> Iterator[SuiteStack]:
     """The stack of this session, running until the session ends."""
-    deployed = _chosen_target()
-    if deployed is not None:
-        with DeployedStack.session(deployed) as remote:
-            yield remote
-        return
-    with (
-        LocalStack.running(emulator=os.environ.get(ENV_SUITE_ENDPOINT)) as local,
-        pytest.MonkeyPatch.context() as shell,
-    ):
-        # The users' shell: bgagent login reaches the local user pool.
-        for name, value in local.cli_environment().items():
+    try:
+        opened = open_suite_stack()
+    except IncompleteTarget as incomplete:
+        raise pytest.UsageError(str(incomplete)) from None
+    with opened as running, pytest.MonkeyPatch.context() as shell:
+        # The users' shell: for a local stack, bgagent login reaches its user pool.
+        for name, value in running.cli_environment().items():
             shell.setenv(name, value)
-        yield local
+        yield running
 
 
 def _needs(what: NotOnThisTarget) -> NoReturn:
@@ -101,24 +85,16 @@ def api_url(suite_stack: SuiteStack) -> str:
 @pytest.fixture
 def stack(suite_stack: SuiteStack) -> TraceStack:
     """The stack as a scenario finds it: an honest gate and clock, its own task ids."""
-    if isinstance(suite_stack, LocalStack):
-        suite_stack.gate.reset()
-        if suite_stack.gateway.authorizer is not None:
-            suite_stack.gateway.authorizer.clock_offset = timedelta(0)
+    suite_stack.start_scenario()
     return suite_stack.stack
-
-
-def _target_of_this_run() -> Target:
-    deployed = _chosen_target()
-    return target_for(
-        api_url=deployed.api_url if deployed else None,
-        emulator=os.environ.get(ENV_SUITE_ENDPOINT),
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Scenarios that need what the chosen target lacks are skipped, and say why."""
-    target = _target_of_this_run()
+    try:
+        target = target_of()
+    except IncompleteTarget as incomplete:
+        raise pytest.UsageError(str(incomplete)) from None
     for item in items:
         reason = target.skip_reason(mark.name for mark in item.iter_markers())
         if reason:

@@ -1,0 +1,38 @@
+"""The stack a suite session runs against, chosen once, by the environment.
+
+``TRACE_SUITE_API_URL`` names a stack the suite did not create (see
+``trace_harness.deployed``); else ``TRACE_SUITE_AWS_ENDPOINT`` names another AWS
+emulator to build the local stack in; else the suite starts its own moto.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+
+from trace_harness.deployed import DeployedStack, DeployedTarget
+from trace_harness.local_aws import ENV_SUITE_ENDPOINT
+from trace_harness.local_stack import LocalStack
+from trace_harness.targets import Target, target_for
+
+SuiteStack = LocalStack | DeployedStack
+
+
+def target_of(environ: Mapping[str, str] = os.environ) -> Target:
+    """What the environment points the suite at, and what that target provides."""
+    deployed = DeployedTarget.from_environment(environ)
+    return target_for(
+        api_url=deployed.api_url if deployed else None,
+        emulator=environ.get(ENV_SUITE_ENDPOINT),
+    )
+
+
+def open_suite_stack(
+    environ: Mapping[str, str] = os.environ,
+) -> AbstractContextManager[SuiteStack]:
+    """The session's stack, running until the context ends."""
+    deployed = DeployedTarget.from_environment(environ)
+    if deployed:
+        return DeployedStack.session(deployed)
+    return LocalStack.running(emulator=environ.get(ENV_SUITE_ENDPOINT))
