@@ -69,7 +69,8 @@ def _instructions(workdir: Path, moto_endpoint: str, traced: str, untraced: str)
 
     return "\n".join(
         [
-            "Sandbox ready: moto, the S3 gate and the API gateway run on 127.0.0.1.",
+            "Sandbox ready: moto, the S3 gate, the handler in a local Lambda and the API "
+            "gateway run on 127.0.0.1.",
             "",
             "In another shell (bgagent is in this project's .venv/bin):",
             "bgagent login must reach the local user pool:",
