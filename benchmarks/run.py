@@ -43,8 +43,7 @@ from bgagent.main import run as bgagent_run
 from trace_agent.trajectory import MAX_TRACE_BYTES
 from trace_harness.identities import User
 from trace_harness.local_aws import REGION
-from trace_harness.local_stack import LocalStack, function_environment
-from trace_harness.stack import StackNames
+from trace_harness.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -329,14 +328,6 @@ def bench_download(runs: int, cap: int) -> list[Row]:
     ]
 
 
-def _agent_environment(running: LocalStack) -> dict[str, str]:
-    """The agent runtime's environment: the same names and endpoints as the function's."""
-    assert running.aws.endpoint is not None
-    stack = running.stack
-    names = StackNames(stack.bucket, stack.table, stack.pool.id)
-    return function_environment(running.aws.endpoint, running.gate.url, names)
-
-
 def bench_agent(runs: int, cap: int) -> list[Row]:
     """In a process of its own: the servers of the local stack stay out of its figures."""
     with tempfile.TemporaryDirectory() as tmp, LocalStack.running() as running:
@@ -352,7 +343,7 @@ def bench_agent(runs: int, cap: int) -> list[Row]:
                 str(runs),
                 str(events),
             ],
-            env={**os.environ, **_agent_environment(running)},
+            env={**os.environ, **running.agent_environment()},
             capture_output=True,
             text=True,
             check=True,

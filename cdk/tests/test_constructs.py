@@ -8,10 +8,13 @@ from aws_cdk.assertions import Match
 
 from trace_infra.constructs import HANDLER
 from trace_infra.definitions import (
+    AGENT_RUNTIME_GRANTS,
     ENV_TASK_TABLE,
     ENV_TRACE_BUCKET,
     GET_TRACE_URL,
+    GET_TRACE_URL_GRANTS,
     TRACE_KEY_PREFIX,
+    Grant,
 )
 
 
@@ -163,23 +166,50 @@ def test_the_route_is_get_tasks_task_id_trace_behind_the_user_pool(synthesized) 
     assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
 
 
-def test_least_privilege_for_the_handler_and_the_agent(synthesized) -> None:
+def granted(synthesized, role_name_part: str) -> set[tuple[tuple[str, ...], str]]:
+    """Each Allow statement of the role as (actions, scope), the scope read off its resource."""
     bucket = synthesized.logical_id("AWS::S3::Bucket")
     table = synthesized.logical_id("AWS::DynamoDB::Table")
+    scopes = []
+    for statement in statements_of_role(synthesized, role_name_part):
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"]
+        actions = tuple([actions] if isinstance(actions, str) else actions)
+        resource = statement["Resource"]
+        if resource == {"Fn::GetAtt": [table, "Arn"]}:
+            scope = "task table"
+        elif resource == {"Fn::GetAtt": [bucket, "Arn"]}:
+            scope = "trace bucket"
+        else:
+            assert resource["Fn::Join"][1][0] == {"Fn::GetAtt": [bucket, "Arn"]}
+            assert object_arn_suffix(resource) == f"/{TRACE_KEY_PREFIX}*"
+            scope = "trace objects"
+        scopes.append((actions, scope))
+    assert len(scopes) == len(set(scopes))
+    return set(scopes)
 
-    handler = statements_of_role(synthesized, "GetTraceUrlServiceRole")
-    assert {(s["Action"], s["Effect"]) for s in handler} == {
-        ("s3:GetObject", "Allow"),
-        ("dynamodb:GetItem", "Allow"),
+
+def test_each_role_is_granted_exactly_its_definition(synthesized) -> None:
+    """The local stack authorizes every call against these same definitions."""
+    assert granted(synthesized, "GetTraceUrlServiceRole") == {
+        (grant.actions, grant.scope) for grant in GET_TRACE_URL_GRANTS
     }
-    by_action = {s["Action"]: s["Resource"] for s in handler}
-    assert by_action["dynamodb:GetItem"] == {"Fn::GetAtt": [table, "Arn"]}
-    assert by_action["s3:GetObject"]["Fn::Join"][1][0] == {"Fn::GetAtt": [bucket, "Arn"]}
-    assert object_arn_suffix(by_action["s3:GetObject"]) == f"/{TRACE_KEY_PREFIX}*"
+    assert granted(synthesized, "AgentRuntimeRole") == {
+        (grant.actions, grant.scope) for grant in AGENT_RUNTIME_GRANTS
+    }
 
-    agent = statements_of_role(synthesized, "AgentRuntimeRole")
-    assert [s["Action"] for s in agent] == ["s3:PutObject"]
-    assert object_arn_suffix(agent[0]["Resource"]) == f"/{TRACE_KEY_PREFIX}*"
+
+def test_least_privilege_for_the_handler_and_the_agent() -> None:
+    assert (
+        Grant(("s3:GetObject",), "trace objects"),
+        # Only so that S3 answers 404, not 403, for a trace that has left storage.
+        Grant(("s3:ListBucket",), "trace bucket"),
+        Grant(("dynamodb:GetItem",), "task table"),
+    ) == GET_TRACE_URL_GRANTS
+    assert (
+        Grant(("s3:PutObject",), "trace objects"),
+        Grant(("dynamodb:UpdateItem",), "task table"),
+    ) == AGENT_RUNTIME_GRANTS
 
 
 def test_the_lambda_package_holds_the_handler_and_no_tests(synthesized) -> None:

@@ -104,4 +104,7 @@ def test_the_handler_role_allows_exactly_what_the_handler_calls(operations, synt
         if "GetTraceUrlServiceRole" in name
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     }
-    assert needed == granted == {"s3:GetObject", "dynamodb:GetItem"}
+    assert needed == {"s3:GetObject", "dynamodb:GetItem"}
+    # s3:ListBucket is never called: it makes S3 answer 404 rather than 403 for a
+    # trace that has left storage (HeadObject's documented permission rule).
+    assert granted == needed | {"s3:ListBucket"}

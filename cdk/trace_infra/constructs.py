@@ -20,12 +20,15 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from trace_infra.definitions import (
+    AGENT_RUNTIME_GRANTS,
     ENV_TASK_TABLE,
     ENV_TRACE_BUCKET,
     GET_TRACE_URL,
+    GET_TRACE_URL_GRANTS,
     TASK_TABLE,
     TRACE_BUCKET,
     TRACE_KEY_PREFIX,
+    Grant,
     TaskTableDefinition,
     TraceBucketDefinition,
 )
@@ -76,12 +79,6 @@ class TraceArtifactsBucket(Construct):
     def traces_arn(self) -> str:
         return self.bucket.arn_for_objects(f"{self.key_prefix}*")
 
-    def grant_put_traces(self, grantee: iam.IGrantable) -> None:
-        """Only s3:PutObject, only under the trace prefix: what the agent runtime needs."""
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.traces_arn()])
-        )
-
 
 class TaskTable(Construct):
     """The task records: one item per task, its status, and its trace link."""
@@ -112,6 +109,25 @@ class TaskTable(Construct):
                 sort_key=_string_key(index.sort_key) if index.sort_key else None,
                 projection_type=dynamodb.ProjectionType(index.projection),
             )
+
+
+def grant(
+    grantee: iam.IGrantable,
+    grants: tuple[Grant, ...],
+    *,
+    traces: TraceArtifactsBucket,
+    tasks: TaskTable,
+) -> None:
+    """One statement per grant of the definition, on the resource its scope names."""
+    resources = {
+        "trace objects": traces.traces_arn(),
+        "trace bucket": traces.bucket.bucket_arn,
+        "task table": tasks.table.table_arn,
+    }
+    for each in grants:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(each.actions), resources=[resources[each.scope]])
+        )
 
 
 def _string_key(name: str) -> dynamodb.Attribute:
@@ -151,15 +167,9 @@ class TraceEndpoint(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel(function.application_log_level),
             system_log_level_v2=lambda_.SystemLogLevel(function.system_log_level),
         )
-        # Least privilege: GetObject (which also allows HEAD) on trace objects,
-        # GetItem on the table; nothing else.
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[traces.traces_arn()])
-        )
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[tasks.table.table_arn])
-        )
-        traces.grant_put_traces(agent_runtime_role)
+        # Least privilege, as trace_infra.definitions states it for each role.
+        grant(self.function, GET_TRACE_URL_GRANTS, traces=traces, tasks=tasks)
+        grant(agent_runtime_role, AGENT_RUNTIME_GRANTS, traces=traces, tasks=tasks)
 
         self.api = apigw.RestApi(self, "Api", description="bgagent task API: trace download")
         authorizer = apigw.CognitoUserPoolsAuthorizer(

@@ -40,6 +40,35 @@ class TraceBucketDefinition:
     enforce_tls: bool = True
 
 
+# What a grant applies to: the trace objects (``<bucket>/traces/*``), the trace
+# bucket itself (listing), or the task table.
+Scope = Literal["trace objects", "trace bucket", "task table"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One IAM statement: these actions allowed on that scope."""
+
+    actions: tuple[str, ...]
+    scope: Scope
+
+
+# The trace URL function's role. HeadObject is authorized by s3:GetObject; without
+# s3:ListBucket, S3 answers 403 (not 404) for a key that does not exist, so a trace
+# that has left storage could not be told apart from a denied read.
+GET_TRACE_URL_GRANTS = (
+    Grant(("s3:GetObject",), "trace objects"),
+    Grant(("s3:ListBucket",), "trace bucket"),
+    Grant(("dynamodb:GetItem",), "task table"),
+)
+
+# The agent runtime's role: it stores traces and writes its task's terminal status.
+AGENT_RUNTIME_GRANTS = (
+    Grant(("s3:PutObject",), "trace objects"),
+    Grant(("dynamodb:UpdateItem",), "task table"),
+)
+
+
 @dataclass(frozen=True)
 class FunctionDefinition:
     """The trace URL Lambda: what the construct deploys and the local stack runs."""

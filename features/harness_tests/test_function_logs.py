@@ -12,7 +12,6 @@ import pytest
 
 from trace_harness.local_lambda import LocalLambda
 from trace_harness.local_stack import FUNCTION_NAME, LocalStack, function_environment
-from trace_harness.stack import StackNames
 from trace_infra.definitions import GET_TRACE_URL, trace_object_key
 
 ID_TOKEN = "eyJraWQiOiJzZWNyZXQtaWQtdG9rZW4ifQ.payload.signature"  # must never be logged
@@ -78,12 +77,10 @@ def test_without_the_json_format_and_a_level_the_refusals_never_reach_the_logs(
     local: LocalStack,
 ) -> None:
     """Why the infrastructure sets both: the runtime's defaults drop INFO records."""
-    assert local.aws.endpoint is not None
-    names = StackNames(local.stack.bucket, local.stack.table, local.stack.pool.id)
     text_default = dataclasses.replace(GET_TRACE_URL, log_format="Text", application_log_level="")
     function = LocalLambda(
         text_default,
-        function_environment(local.aws.endpoint, local.gate.url, names),
+        function_environment(local.endpoints(), local.names(), local.function_identity),
         name=FUNCTION_NAME,
     )
     function.start()

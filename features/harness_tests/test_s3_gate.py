@@ -1,41 +1,91 @@
-"""The S3 gate's signature check agrees with botocore's presigner, and refuses what S3
-would refuse: a changed key, a changed lifetime, an expired link, SigV2."""
+"""The gates refuse what AWS refuses and pass the rest to moto exactly as it was signed:
+presigned links checked like S3 (signature, lifetime, dates, signer), header-signed
+calls checked with botocore's signer, every call authorized against its signer's
+policy, keys forwarded byte for byte."""
 
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from trace_harness.s3_gate import SigV4QueryVerifier
+from trace_harness.dynamodb_gate import DynamoDbGate
+from trace_harness.iam import Identities, Identity, StackArns, Statement
+from trace_harness.local_aws import REGION, MotoServer
+from trace_harness.s3_gate import S3Gate, SigV4QueryVerifier
+from trace_testing.resources import create_task_table
 
-ENDPOINT = "http://127.0.0.1:9"  # never contacted: presigning is local
+BUCKET, TABLE = "gate-bucket", "gate-table"
+NOWHERE = "http://127.0.0.1:9"  # never contacted: presigning is local
 
 
-def presign(key: str = "traces/alice/t1.jsonl.gz", *, v4: bool = True, expires: int = 900) -> str:
-    config = Config(signature_version="s3v4" if v4 else "s3")
-    s3 = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=config)
+def client(service: str, endpoint: str, identity: Identity, **config: Any) -> Any:
+    session: Any = boto3.session.Session(
+        aws_access_key_id=identity.access_key_id,
+        aws_secret_access_key=identity.secret_access_key,
+        region_name=REGION,
+    )
+    return session.client(
+        service,
+        endpoint_url=endpoint,
+        config=Config(signature_version="s3v4", retries={"max_attempts": 1}, **config),
+    )
+
+
+# --- the presigned-link check, on its own -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signer() -> tuple[Identities, Identity]:
+    identities = Identities()
+    return identities, identities.create("signer", [])
+
+
+def presign(
+    identity: Identity, key: str = "traces/alice/t1.jsonl.gz", *, v4: bool = True, expires=900
+) -> str:
+    s3 = client("s3", NOWHERE, identity)
+    if not v4:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=NOWHERE,
+            region_name=REGION,
+            aws_access_key_id=identity.access_key_id,
+            aws_secret_access_key=identity.secret_access_key,
+            config=Config(signature_version="s3"),
+        )
     return s3.generate_presigned_url(
         "get_object", Params={"Bucket": "bucket", "Key": key}, ExpiresIn=expires
     )
 
 
-def verdict(url: str, *, now: datetime | None = None) -> str:
+def verdict(identities: Identities, url: str, *, now: datetime | None = None, method="GET"):
     parts = urlsplit(url)
     return (
-        SigV4QueryVerifier("testing", "us-east-1")
-        .verify("GET", parts.path, parts.query, {"host": parts.netloc}, now or datetime.now(UTC))
+        SigV4QueryVerifier(identities, REGION)
+        .verify(method, parts.path, parts.query, {"host": parts.netloc}, now or datetime.now(UTC))
         .verdict
     )
 
 
-def test_a_fresh_botocore_link_passes() -> None:
-    assert verdict(presign()) == "ok"
+def test_a_fresh_botocore_link_passes(signer) -> None:
+    identities, identity = signer
+    assert verdict(identities, presign(identity)) == "ok"
 
 
-def test_unusual_keys_pass_when_untouched() -> None:
-    assert verdict(presign("traces/alice/tâche 1+2=%.jsonl.gz")) == "ok"
+def test_unusual_keys_pass_when_untouched(signer) -> None:
+    identities, identity = signer
+    assert verdict(identities, presign(identity, "traces/alice/tâche 1+2=%.jsonl.gz")) == "ok"
 
 
 @pytest.mark.parametrize(
@@ -43,31 +93,189 @@ def test_unusual_keys_pass_when_untouched() -> None:
     [("traces/alice/", "traces/bob/"), ("X-Amz-Expires=900", "X-Amz-Expires=3600")],
     ids=["other-key", "longer-life"],
 )
-def test_a_changed_link_is_refused(old: str, new: str) -> None:
-    assert verdict(presign().replace(old, new)) == "SignatureDoesNotMatch"
+def test_a_changed_link_is_refused(signer, old: str, new: str) -> None:
+    identities, identity = signer
+    assert verdict(identities, presign(identity).replace(old, new)) == "SignatureDoesNotMatch"
 
 
-def test_a_link_used_for_another_method_is_refused() -> None:
-    parts = urlsplit(presign())
-    result = SigV4QueryVerifier("testing", "us-east-1").verify(
-        "DELETE", parts.path, parts.query, {"host": parts.netloc}, datetime.now(UTC)
+def test_a_link_used_for_another_method_is_refused(signer) -> None:
+    identities, identity = signer
+    assert verdict(identities, presign(identity), method="DELETE") == "SignatureDoesNotMatch"
+
+
+def test_a_link_is_refused_once_its_lifetime_has_passed(signer) -> None:
+    identities, identity = signer
+    url = presign(identity)
+    assert verdict(identities, url, now=datetime.now(UTC) + timedelta(seconds=899)) == "ok"
+    assert verdict(identities, url, now=datetime.now(UTC) + timedelta(seconds=901)) == (
+        "AccessDenied"
     )
-    assert result.verdict == "SignatureDoesNotMatch"
 
 
-def test_a_link_is_refused_once_its_lifetime_has_passed() -> None:
-    url = presign()
-    assert verdict(url, now=datetime.now(UTC) + timedelta(seconds=899)) == "ok"
-    assert verdict(url, now=datetime.now(UTC) + timedelta(seconds=901)) == "AccessDenied"
+def test_a_link_dated_beyond_the_clock_skew_is_refused(signer) -> None:
+    identities, identity = signer
+    url = presign(identity)
+    early = datetime.now(UTC) - timedelta(minutes=16)
+    assert verdict(identities, url, now=early) == "RequestNotYetValid"
+    assert verdict(identities, url, now=datetime.now(UTC) - timedelta(minutes=14)) == "ok"
 
 
-def test_a_sigv2_link_is_refused() -> None:
-    assert verdict(presign(v4=False)) == "AuthorizationQueryParametersError"
+def test_a_link_over_seven_days_is_refused(signer) -> None:
+    identities, identity = signer
+    url = presign(identity).replace("X-Amz-Expires=900", "X-Amz-Expires=604801")
+    assert verdict(identities, url) == "AuthorizationQueryParametersError"
 
 
-def test_a_link_signed_with_another_secret_is_refused() -> None:
-    parts = urlsplit(presign())
-    result = SigV4QueryVerifier("not-the-secret", "us-east-1").verify(
-        "GET", parts.path, parts.query, {"host": parts.netloc}, datetime.now(UTC)
+def test_a_link_of_an_unknown_access_key_is_refused(signer) -> None:
+    identities, _ = signer
+    stranger = Identity("stranger", "AKIASTRANGER0000", "secret")
+    assert verdict(identities, presign(stranger)) == "InvalidAccessKeyId"
+
+
+def test_a_link_signed_with_another_secret_is_refused(signer) -> None:
+    identities, identity = signer
+    forged = Identity("forger", identity.access_key_id, "not-the-secret")
+    assert verdict(identities, presign(forged)) == "SignatureDoesNotMatch"
+
+
+# --- the gates in front of moto ----------------------------------------------------------
+
+
+@dataclass
+class Gates:
+    moto: MotoServer
+    s3: S3Gate
+    dynamodb: DynamoDbGate
+    reader: Identity  # GetObject on traces/*, ListBucket on the bucket
+    blind_reader: Identity  # GetObject on traces/* only
+    writer: Identity  # PutObject on traces/*, GetItem on the table
+    admin: Any  # moto, straight: the scenarios' own set-up
+
+
+@pytest.fixture(scope="module")
+def gates() -> Iterator[Gates]:
+    moto = MotoServer.start()
+    assert moto.endpoint is not None
+    identities = Identities()
+    arns = StackArns(BUCKET, TABLE, REGION)
+    objects, bucket = arns.of("trace objects"), arns.of("trace bucket")
+    reader = identities.create(
+        "reader",
+        [Statement(("s3:GetObject",), (objects,)), Statement(("s3:ListBucket",), (bucket,))],
     )
-    assert result.verdict == "SignatureDoesNotMatch"
+    blind = identities.create("blind reader", [Statement(("s3:GetObject",), (objects,))])
+    writer = identities.create(
+        "writer",
+        [
+            Statement(("s3:PutObject",), (objects,)),
+            Statement(("dynamodb:GetItem",), (arns.of("task table"),)),
+        ],
+    )
+    s3 = S3Gate(moto.endpoint, identities=identities, region=REGION)
+    s3.start()
+    dynamodb = DynamoDbGate(moto.endpoint, identities=identities, region=REGION)
+    dynamodb.start()
+    admin = moto.client("s3")
+    admin.create_bucket(Bucket=BUCKET)
+    create_task_table(moto.client("dynamodb"), TABLE)
+    yield Gates(moto, s3, dynamodb, reader, blind, writer, admin)
+    dynamodb.stop()
+    s3.stop()
+    moto.stop()
+
+
+def stored_keys(gates: Gates) -> list[str]:
+    listing = gates.admin.list_objects_v2(Bucket=BUCKET)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["traces/alice/../bob/x.jsonl.gz", "traces/alice//x.jsonl.gz", "traces/alice/./x.jsonl.gz"],
+)
+def test_a_key_reaches_moto_exactly_as_signed(gates: Gates, key: str) -> None:
+    client("s3", gates.s3.url, gates.writer).put_object(Bucket=BUCKET, Key=key, Body=b"as signed")
+    assert key in stored_keys(gates)
+    assert gates.admin.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"as signed"
+    link = client("s3", gates.s3.url, gates.reader).generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=60
+    )
+    parts = urlsplit(link)
+    connection = http.client.HTTPConnection(parts.netloc)  # sends the path as it is
+    connection.request("GET", f"{parts.path}?{parts.query}")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"as signed")
+
+
+def test_a_call_outside_the_signers_policy_is_denied(gates: Gates) -> None:
+    writer = client("s3", gates.s3.url, gates.writer)
+    with pytest.raises(ClientError) as denied:
+        writer.put_object(Bucket=BUCKET, Key="elsewhere/x", Body=b"x")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert "elsewhere/x" not in stored_keys(gates)
+
+
+def test_a_missing_key_is_404_only_to_who_may_list_the_bucket(gates: Gates) -> None:
+    key = "traces/alice/never-stored.jsonl.gz"
+    for identity, status in ((gates.reader, "404"), (gates.blind_reader, "403")):
+        with pytest.raises(ClientError) as missing:
+            client("s3", gates.s3.url, identity).head_object(Bucket=BUCKET, Key=key)
+        assert missing.value.response["Error"]["Code"] == status, identity.name
+
+
+def test_a_presigned_link_carries_its_signers_permissions(gates: Gates) -> None:
+    gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/t.jsonl.gz", Body=b"trace")
+    for identity, status in ((gates.reader, 200), (gates.writer, 403)):
+        link = client("s3", gates.s3.url, identity).generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": "traces/alice/t.jsonl.gz"}
+        )
+        assert requests.get(link, timeout=10).status_code == status, identity.name
+
+
+def test_sigv2_and_unknown_keys_are_refused(gates: Gates) -> None:
+    gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/v2.jsonl.gz", Body=b"x")
+    sigv2 = boto3.client(
+        "s3",
+        endpoint_url=gates.s3.url,
+        region_name=REGION,
+        aws_access_key_id=gates.reader.access_key_id,
+        aws_secret_access_key=gates.reader.secret_access_key,
+        config=Config(signature_version="s3"),
+    )
+    link = sigv2.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "traces/alice/v2.jsonl.gz"}
+    )
+    refused = requests.get(link, timeout=10)
+    assert refused.status_code == 400
+    assert "<Code>InvalidRequest</Code>" in refused.text
+    stranger = Identity("stranger", "AKIASTRANGER0000", "secret")
+    with pytest.raises(ClientError) as unknown:
+        client("s3", gates.s3.url, stranger).head_object(
+            Bucket=BUCKET, Key="traces/alice/v2.jsonl.gz"
+        )
+    assert unknown.value.response["Error"]["Code"] == "403"
+
+
+def test_a_tampered_header_signed_call_is_refused(gates: Gates) -> None:
+    writer = client("s3", gates.s3.url, gates.writer)
+
+    def tamper(request: Any, **_: Any) -> None:
+        request.headers["Content-Type"] = "text/plain"  # after signing: the signature breaks
+
+    writer.meta.events.register("before-send.s3.PutObject", tamper)
+    with pytest.raises(ClientError) as refused:
+        writer.put_object(
+            Bucket=BUCKET, Key="traces/alice/tampered", Body=b"x", ContentType="application/gzip"
+        )
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_a_denied_dynamodb_call_answers_access_denied(gates: Gates) -> None:
+    writer = client("dynamodb", gates.dynamodb.url, gates.writer)
+    assert "Item" not in writer.get_item(TableName=TABLE, Key={"task_id": {"S": "t"}})
+    with pytest.raises(ClientError) as denied:
+        writer.put_item(TableName=TABLE, Item={"task_id": {"S": "t"}})
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    body = json.dumps(denied.value.response)
+    assert "dynamodb:PutItem" in body

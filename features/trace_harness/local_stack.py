@@ -1,7 +1,9 @@
 """The one builder of the local stack, for the acceptance suite, the sandbox and the
-benchmarks: moto's server (or another emulator), the S3 gate in front of it, the
-handler in a local Lambda of its own, and the API Gateway in front of that, on
-127.0.0.1; the stack's bucket, table and user pool built from ``trace_infra``."""
+benchmarks: moto's server (or another emulator), the S3 and DynamoDB gates in front
+of it, the handler in a local Lambda of its own, and the API Gateway in front of
+that, on 127.0.0.1; the stack's bucket, table and user pool built from
+``trace_infra``. The agent runtime and the handler each sign their calls as an
+identity of their own, whose policy comes from the infrastructure's grants."""
 
 from __future__ import annotations
 
@@ -16,27 +18,25 @@ import boto3
 from trace_agent.pipeline import run_task
 from trace_agent.task_config import TaskConfig
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
+from trace_harness.dynamodb_gate import DynamoDbGate
 from trace_harness.footprint import PREFIX, SessionTag, left_over
+from trace_harness.iam import Identities, Identity, StackArns, statements_for
 from trace_harness.identities import User, UserDirectory, create_user, create_user_pool
-from trace_harness.local_aws import (
-    REGION,
-    TEST_ACCESS_KEY_ID,
-    TEST_SECRET_ACCESS_KEY,
-    AwsEndpoint,
-    MotoServer,
-)
+from trace_harness.local_aws import REGION, AwsEndpoint, MotoServer
 from trace_harness.local_lambda import LocalLambda
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import AgentRuntime, StackNames, TraceStack
 from trace_harness.targets import Target, target_for
-from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET, GET_TRACE_URL
+from trace_infra.definitions import (
+    AGENT_RUNTIME_GRANTS,
+    ENV_TASK_TABLE,
+    ENV_TRACE_BUCKET,
+    GET_TRACE_URL,
+    GET_TRACE_URL_GRANTS,
+)
 from trace_testing.resources import create_task_table, create_trace_bucket
 
 FUNCTION_NAME = "GetTraceUrl"
-_FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-    "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
-}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class LocalStack:
     tag: SessionTag
     aws: AwsEndpoint
     gate: S3Gate
+    dynamodb_gate: DynamoDbGate
+    identities: Identities
+    agent_identity: Identity
+    function_identity: Identity
     function: LocalLambda
     gateway: LocalApiGateway
     stack: TraceStack
@@ -54,6 +58,18 @@ class LocalStack:
     def api_url(self) -> str:
         return self.stack.api_url
 
+    def agent_environment(self) -> dict[str, str]:
+        """What an agent runtime process would get: its role's credentials, the names and
+        the gated endpoints."""
+        return function_environment(self.endpoints(), self.names(), self.agent_identity)
+
+    def endpoints(self) -> GatedEndpoints:
+        assert self.aws.endpoint is not None
+        return GatedEndpoints(self.aws.endpoint, self.gate.url, self.dynamodb_gate.url)
+
+    def names(self) -> StackNames:
+        return StackNames(self.stack.bucket, self.stack.table, self.stack.pool.id)
+
     def cli_environment(self) -> dict[str, str]:
         """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
         assert self.aws.endpoint is not None
@@ -62,6 +78,7 @@ class LocalStack:
     def start_scenario(self) -> None:
         """An honest gate and clocks: what one scenario changed is not the next one's."""
         self.gate.reset()
+        self.identities.restore_all()
         if self.gateway.authorizer is not None:
             self.gateway.authorizer.clock_offset = timedelta(0)
 
@@ -100,13 +117,25 @@ class LocalStack:
             assert aws.endpoint is not None
             if emulator:
                 _remove_leftover_stacks(aws, tag)
-            gate = S3Gate(aws.endpoint, secret_key=TEST_SECRET_ACCESS_KEY, region=REGION)
+            identities = Identities()
+            arns = StackArns(names.bucket, names.table, REGION)
+            function_identity = identities.create(
+                f"{FUNCTION_NAME} role", statements_for(GET_TRACE_URL_GRANTS, arns)
+            )
+            agent_identity = identities.create(
+                "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
+            )
+            gate = S3Gate(aws.endpoint, identities=identities, region=REGION)
             gate.start()
             stopping.callback(gate.stop)
+            dynamodb_gate = DynamoDbGate(aws.endpoint, identities=identities, region=REGION)
+            dynamodb_gate.start()
+            stopping.callback(dynamodb_gate.stop)
+            endpoints = GatedEndpoints(aws.endpoint, gate.url, dynamodb_gate.url)
             # The function's cold start overlaps with building the resources.
             function = LocalLambda(
                 GET_TRACE_URL,
-                function_environment(aws.endpoint, gate.url, names),
+                function_environment(endpoints, names, function_identity),
                 name=FUNCTION_NAME,
             )
             function.start()
@@ -125,8 +154,8 @@ class LocalStack:
             stopping.callback(gateway.stop)
 
             agent = AgentRuntime(
-                s3=_client("s3", gate.url),
-                dynamodb=_client("dynamodb", aws.endpoint),
+                s3=_client("s3", gate.url, agent_identity),
+                dynamodb=_client("dynamodb", dynamodb_gate.url, agent_identity),
                 bucket=names.bucket,
                 table=names.table,
             )
@@ -136,6 +165,10 @@ class LocalStack:
                 tag=tag,
                 aws=aws,
                 gate=gate,
+                dynamodb_gate=dynamodb_gate,
+                identities=identities,
+                agent_identity=agent_identity,
+                function_identity=function_identity,
                 function=function,
                 gateway=gateway,
                 stack=stack,
@@ -143,31 +176,45 @@ class LocalStack:
             )
 
 
-def function_environment(aws_endpoint: str, s3_endpoint: str, names: StackNames) -> dict[str, str]:
-    """What the function's process gets: the variables the infrastructure sets, and what
-    the Lambda runtime provides (region, credentials), pointed at the local endpoints.
+@dataclass(frozen=True)
+class GatedEndpoints:
+    """Where the layers reach AWS: S3 and DynamoDB through their gates."""
 
-    boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 itself: the handler needs
-    no test hook. No config files: nothing of this machine's AWS set-up is reachable.
+    aws: str
+    s3: str
+    dynamodb: str
+
+
+def function_environment(
+    endpoints: GatedEndpoints, names: StackNames, identity: Identity
+) -> dict[str, str]:
+    """What the function's process gets: the variables the infrastructure sets, and what
+    the Lambda runtime provides (region, its role's credentials), pointed at the local
+    endpoints. The agent runtime's environment has the same shape.
+
+    boto3 honours the AWS_ENDPOINT_URL variables itself: the handler needs no test
+    hook. No config files: nothing of this machine's AWS set-up is reachable.
     """
     infrastructure = {ENV_TRACE_BUCKET: names.bucket, ENV_TASK_TABLE: names.table}
     assert tuple(infrastructure) == GET_TRACE_URL.environment_names
     return {
         **infrastructure,
-        **_FAKE_CREDENTIALS,
+        "AWS_ACCESS_KEY_ID": identity.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": identity.secret_access_key,
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ENDPOINT_URL": endpoints.aws,
+        "AWS_ENDPOINT_URL_S3": endpoints.s3,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoints.dynamodb,
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
 
 
-def _client(service: str, endpoint: str) -> Any:
+def _client(service: str, endpoint: str, identity: Identity) -> Any:
     session: Any = boto3.session.Session(  # the service is chosen at run time
-        aws_access_key_id=TEST_ACCESS_KEY_ID,
-        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        aws_access_key_id=identity.access_key_id,
+        aws_secret_access_key=identity.secret_access_key,
         region_name=REGION,
     )
     return session.client(service, endpoint_url=endpoint)

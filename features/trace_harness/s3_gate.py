@@ -1,12 +1,16 @@
-"""The S3 endpoint as the code under test sees it: a gate in front of moto.
+"""The S3 endpoint as the code under test sees it: a gate in front of moto, as strict as S3
+where moto is blind.
 
-moto serves presigned URLs even when expired or tampered with. The gate
-recomputes the SigV4 query signature of every presigned request for the test
-credentials, and checks ``X-Amz-Date`` + ``X-Amz-Expires`` against a clock the
-test controls, answering 403 as S3 does. Everything else is forwarded to moto
-unchanged. It can also misbehave on purpose on presigned downloads (reset,
-short body, corrupt bytes, error status, stall) so the suite can show that the
-CLI loses nothing.
+Every request must be signed with SigV4 by a known identity (header-signed calls
+are checked with botocore's own signer; presigned links by recomputing their query
+signature), within the clock skew S3 allows, and presigned links within their
+lifetime (at most 7 days) on a clock the test controls. SigV2 is refused. The
+signer's policy (``trace_harness.iam``, from the infrastructure's grants) must
+allow the action on the resource; a GET or HEAD of a missing key answers 404 only
+to an identity allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
+passes is forwarded to moto byte for byte (keys are literal). The gate can also
+misbehave on purpose on presigned downloads (reset, short body, corrupt bytes,
+error status, stall) so the suite can show that the CLI loses nothing.
 """
 
 from __future__ import annotations
@@ -21,18 +25,22 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
-import requests
 from werkzeug.serving import BaseWSGIServer
 
 from trace_harness import serving
+from trace_harness.iam import Identities, Identity
+from trace_harness.sigv4 import ALLOWED_SKEW, is_sigv2, verify_header_signature
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600
-_HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "te", "trailer", "upgrade"}
+_LISTING_PARAMETERS = {
+    "list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after",
+    "encoding-type", "fetch-owner", "marker",
+}  # fmt: skip
 
 
 class Fault(enum.Enum):
@@ -55,13 +63,14 @@ class PresignedRequest:
     signed_at: datetime
     expires_seconds: int
     verdict: str  # "ok" or the S3 error code it answered
+    identity: Identity | None = None
 
 
 class SigV4QueryVerifier:
-    """Checks a query-string-signed S3 request as S3 would, for one secret key."""
+    """Checks a query-string-signed S3 request as S3 would, for the identities it knows."""
 
-    def __init__(self, secret_key: str, region: str) -> None:
-        self._secret = secret_key
+    def __init__(self, identities: Identities, region: str) -> None:
+        self._identities = identities
         self._region = region
 
     def verify(
@@ -79,14 +88,18 @@ class SigV4QueryVerifier:
         except (KeyError, ValueError):
             return PresignedRequest(algorithm, now, 0, "AuthorizationQueryParametersError")
 
+        key_id, date, region, service, terminal = (credential.split("/") + [""] * 5)[:5]
+        identity = self._identities.by_access_key(key_id)
+
         def seen(verdict: str) -> PresignedRequest:
-            return PresignedRequest(algorithm, signed_at, expires, verdict)
+            return PresignedRequest(algorithm, signed_at, expires, verdict, identity)
 
         if algorithm != ALGORITHM or not 1 <= expires <= MAX_EXPIRES_SECONDS:
             return seen("AuthorizationQueryParametersError")
-        _, date, region, service, terminal = (credential.split("/") + [""] * 5)[:5]
         if (region, service, terminal) != (self._region, "s3", "aws4_request"):
             return seen("AuthorizationQueryParametersError")
+        if identity is None:
+            return seen("InvalidAccessKeyId")
 
         canonical_query = "&".join(
             f"{_uri_encode(k)}={_uri_encode(v)}"
@@ -116,12 +129,14 @@ class SigV4QueryVerifier:
                 hashlib.sha256(canonical_request.encode()).hexdigest(),
             ]
         )
-        key = f"AWS4{self._secret}".encode()
+        key = f"AWS4{identity.secret_access_key}".encode()
         for part in (date, region, service, "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             return seen("SignatureDoesNotMatch")
+        if signed_at > now + ALLOWED_SKEW:
+            return seen("RequestNotYetValid")
         if now > signed_at + timedelta(seconds=expires):
             return seen("AccessDenied")  # S3: "Request has expired"
         return seen("ok")
@@ -134,10 +149,11 @@ def _uri_encode(value: str) -> str:
 class S3Gate:
     """A WSGI app on 127.0.0.1 standing where S3's endpoint is."""
 
-    def __init__(self, upstream: str, *, secret_key: str, region: str) -> None:
+    def __init__(self, upstream: str, *, identities: Identities, region: str) -> None:
         self._upstream = upstream.rstrip("/")
-        self._verifier = SigV4QueryVerifier(secret_key, region)
-        self._session = requests.Session()
+        self._identities = identities
+        self._region = region
+        self._verifier = SigV4QueryVerifier(identities, region)
         self._server: BaseWSGIServer | None = None
         self.url = ""
         self.reset()
@@ -166,55 +182,60 @@ class S3Gate:
         raw_uri = split.geturl()
         method = environ["REQUEST_METHOD"]
         headers = serving.request_headers(environ)
-        if "X-Amz-Signature=" in split.query or "X-Amz-Algorithm=" in split.query:
-            seen = self._verifier.verify(
-                method,
-                split.path,
-                split.query,
-                {k.lower(): v for k, v in headers.items()},
-                self.now(),
-            )
+        lower = {k.lower(): v for k, v in headers.items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        presigned = "X-Amz-Signature=" in split.query or "X-Amz-Algorithm=" in split.query
+        if is_sigv2(lower.get("authorization", ""), split.query):
+            return _s3_error(start_response, "InvalidRequest", status="400 Bad Request")
+        if presigned:
+            seen = self._verifier.verify(method, split.path, split.query, lower, self.now())
             self.presigned.append(seen)
             if seen.verdict != "ok":
                 return _s3_error(start_response, seen.verdict)
-            if self.fault is not None and method == "GET":
-                return self._misbehave(environ, start_response, raw_uri, headers)
-        elif self.deny_uploads and method == "PUT":
+            identity = seen.identity
+        else:
+            verdict = verify_header_signature(
+                method=method,
+                raw_path=split.path,
+                raw_query=split.query,
+                headers=lower,
+                body=body,
+                identities=self._identities,
+                region=self._region,
+                service="s3",
+                # The test clock ages links; a header-signed call is signed as it is sent.
+                now=datetime.now(UTC),
+            )
+            if verdict.error:
+                return _s3_error(start_response, verdict.error)
+            identity = verdict.identity
+        assert identity is not None
+        bucket, key = _bucket_and_key(split.path)
+        action = _action(method, key, split.query)
+        if not identity.allows(action, _arn(bucket, key)):
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
-        return self._forward(environ, start_response, method, raw_uri, headers)
-
-    def _forward(
-        self,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        method: str,
-        raw_uri: str,
-        headers: dict[str, str],
-    ) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else None
-        upstream = self._upstream_request(method, raw_uri, headers, body)
-        start_response(
-            f"{upstream.status_code} {upstream.reason}",
-            [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP],
-        )
+        if self.deny_uploads and method == "PUT":
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
+        if presigned and self.fault is not None and method == "GET":
+            return self._misbehave(environ, start_response, raw_uri, headers)
+        upstream = serving.Upstream(self._upstream, method, raw_uri, headers, body)
+        if (
+            upstream.status == 404
+            and action == "s3:GetObject"
+            and not identity.allows("s3:ListBucket", _arn(bucket, ""))
+        ):
+            # S3 tells a caller that may not list the bucket nothing of which keys exist.
+            upstream.close()
+            if method == "HEAD":
+                start_response("403 Forbidden", [("Content-Length", "0")])
+                return []
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
+        start_response(f"{upstream.status} {upstream.reason}", upstream.headers)
         if method == "HEAD":
             upstream.close()
             return []
-        return _closing(upstream.raw.stream(64 * 1024, decode_content=False), upstream)
-
-    def _upstream_request(
-        self, method: str, raw_uri: str, headers: dict[str, str], body: bytes | None = None
-    ) -> requests.Response:
-        """The same request, sent on to moto; the body is streamed back undecoded."""
-        return self._session.request(
-            method,
-            self._upstream + raw_uri,
-            headers={k: v for k, v in headers.items() if k.lower() != "host"},
-            data=body,
-            stream=True,
-            allow_redirects=False,
-        )
+        return upstream.stream()
 
     def _misbehave(
         self,
@@ -228,8 +249,8 @@ class S3Gate:
             return _s3_error(start_response, "AccessDenied")
         if fault is Fault.SERVER_ERROR:
             return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
-        original = self._upstream_request("GET", raw_uri, headers)
-        stored = original.raw.read(decode_content=False)  # the bytes as stored, never unpacked
+        original = serving.Upstream(self._upstream, "GET", raw_uri, headers, b"")
+        stored = original.read()  # the bytes as stored, never unpacked
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
             stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
@@ -238,7 +259,8 @@ class S3Gate:
             [
                 ("Content-Type", "application/gzip"),
                 ("Content-Length", str(len(stored))),
-                ("ETag", original.headers.get("ETag", "")),
+                ("ETag", original.header("ETag")),
+                *[(n, v) for n, v in original.headers if n.lower().startswith("x-amz-checksum-")],
             ],
         )
 
@@ -264,11 +286,29 @@ class S3Gate:
         return body()
 
 
-def _closing(chunks: Iterator[bytes], response: requests.Response) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    finally:
-        response.close()
+def _bucket_and_key(raw_path: str) -> tuple[str, str]:
+    """Path-style addressing: ``/<bucket>/<key>``, the key percent-decoded, never normalised."""
+    bucket, _, key = raw_path.lstrip("/").partition("/")
+    return unquote(bucket), unquote(key)
+
+
+def _arn(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
+
+
+def _action(method: str, key: str, raw_query: str) -> str:
+    """The IAM action S3 authorizes the request as (for the operations the layers use)."""
+    if key:
+        return {
+            "GET": "s3:GetObject",
+            "HEAD": "s3:GetObject",  # there is no separate HEAD action
+            "PUT": "s3:PutObject",
+            "DELETE": "s3:DeleteObject",
+        }.get(method, f"s3:{method.title()}Object")
+    parameters = {name for name, _ in parse_qsl(raw_query, keep_blank_values=True)}
+    if method in ("GET", "HEAD") and parameters <= _LISTING_PARAMETERS:
+        return "s3:ListBucket"
+    return "s3:BucketConfiguration"  # no layer is granted anything of the kind
 
 
 def _reset(environ: dict[str, Any]) -> None:
@@ -281,6 +321,14 @@ def _reset(environ: dict[str, Any]) -> None:
 
 _S3_MESSAGES = {
     "AccessDenied": "Request has expired",
+    "InvalidAccessKeyId": "The AWS Access Key Id you provided does not exist in our records.",
+    "InvalidRequest": "The authorization mechanism you have provided is not supported. "
+    "Please use AWS4-HMAC-SHA256.",
+    "RequestNotYetValid": "Request is not yet valid",
+    "RequestTimeTooSkewed": "The difference between the request time and the current time "
+    "is too large.",
+    "XAmzContentSHA256Mismatch": "The provided 'x-amz-content-sha256' header does not match "
+    "what was computed.",
     "SignatureDoesNotMatch": "The request signature we calculated does not match.",
     "AuthorizationQueryParametersError": "Query-string authentication needs valid X-Amz values.",
     "InternalError": "We encountered an internal error. Please try again.",
@@ -295,6 +343,7 @@ def _s3_error(
     message: str | None = None,
 ) -> list[bytes]:
     text = message or _S3_MESSAGES.get(code, code)
+    code = "AccessDenied" if code == "RequestNotYetValid" else code  # as S3 names it
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{text}</Message></Error>"

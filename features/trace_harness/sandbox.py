@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bgagent.config import Config, save_config
 from trace_harness.deployed import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
-from trace_harness.local_aws import REGION, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+from trace_harness.local_aws import REGION
 from trace_harness.local_stack import LocalStack
 from trace_harness.trajectories import agent_run
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
@@ -107,10 +107,12 @@ def _suite_instructions(running: LocalStack) -> str:
         ENV_TRACE_BUCKET: stack.bucket,
         ENV_TASK_TABLE: stack.table,
         "AWS_REGION": REGION,
+        # The suite stands in for the agent runtime: it signs as the runtime's role.
         "AWS_ENDPOINT_URL": str(running.aws.endpoint),
         "AWS_ENDPOINT_URL_S3": running.gate.url,
-        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+        "AWS_ENDPOINT_URL_DYNAMODB": running.dynamodb_gate.url,
+        "AWS_ACCESS_KEY_ID": running.agent_identity.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": running.agent_identity.secret_access_key,
     }
     lines = "\n".join(f"  export {name}={value}" for name, value in exports.items())
     return (

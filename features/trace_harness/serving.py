@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
+from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -45,3 +47,53 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
         if environ.get(key):
             headers[key.replace("_", "-").title()] = str(environ[key])
     return headers
+
+
+class Upstream:
+    """One request forwarded to a server behind a gate, exactly as it arrived: the path
+    and query byte for byte (an HTTP library would remove ``.``/``..`` segments and
+    reach another S3 key than the one signed), the body streamed back undecoded."""
+
+    def __init__(
+        self, base_url: str, method: str, raw_uri: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        target = urlsplit(base_url)
+        self._connection = http.client.HTTPConnection(target.netloc, timeout=60)
+        self._connection.putrequest(method, raw_uri, skip_accept_encoding=True)
+        for name, value in headers.items():
+            if name.lower() not in ("host", "content-length", *HOP_BY_HOP):
+                self._connection.putheader(name, value)
+        if body or method in ("PUT", "POST"):
+            self._connection.putheader("Content-Length", str(len(body)))
+        self._connection.endheaders(body or None)
+        self._response = self._connection.getresponse()
+        self.status = self._response.status
+        self.reason = self._response.reason
+        self.headers = [
+            (name, value)
+            for name, value in self._response.getheaders()
+            if name.lower() not in HOP_BY_HOP
+        ]
+
+    def header(self, name: str) -> str:
+        return self._response.getheader(name) or ""
+
+    def read(self) -> bytes:
+        try:
+            return self._response.read()
+        finally:
+            self.close()
+
+    def stream(self, chunk_bytes: int = 64 * 1024) -> Iterator[bytes]:
+        try:
+            while chunk := self._response.read(chunk_bytes):
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
+        self._connection.close()
+
+
+HOP_BY_HOP = ("connection", "transfer-encoding", "keep-alive", "te", "trailer", "upgrade")
