@@ -23,6 +23,7 @@ pytest_plugins = [
     "trace_steps.accounts",
     "trace_steps.tasks",
     "trace_steps.downloads",
+    "trace_steps.permissions",
 ]
 
 

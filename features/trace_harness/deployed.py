@@ -100,6 +100,9 @@ class DeployedStack:
         """The function's logs are in the stack's CloudWatch, out of the suite's reach."""
         return []
 
+    def revoke(self, role: str, action: str) -> NoReturn:
+        raise NotOnThisTarget(f"a change to the {role}'s role")
+
     @property
     def gate(self) -> NoReturn:
         raise NotOnThisTarget("the S3 gate")

@@ -7,7 +7,7 @@ identity of their own, whose policy comes from the infrastructure's grants."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +57,11 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return self.stack.api_url
+
+    def revoke(self, role: str, action: str) -> Callable[[], None]:
+        """Take ``action`` from a role ("agent runtime" or "trace API"); returns the undo."""
+        identity = {"agent runtime": self.agent_identity, "trace API": self.function_identity}
+        return self.identities.revoke(identity[role], action)
 
     def agent_environment(self) -> dict[str, str]:
         """What an agent runtime process would get: its role's credentials, the names and

@@ -1,0 +1,5 @@
+"""Binds trace_permissions.feature; the steps live in ``trace_steps``."""
+
+from pytest_bdd import scenarios
+
+scenarios("trace_permissions.feature")
