@@ -34,6 +34,19 @@ Feature: Downloading the trace of a task
     And the file holds exactly the artifact stored for the task
     And she is told where the trace was written
 
+  @needs_local_stack
+  Scenario Outline: A trace whose ETag is no MD5 still saves intact, checked against its stored checksum
+    Given Alice ran a task with trace on, which finished after 2 turns of agent work
+    And the trace storage keeps the trace under <storage>, so its ETag is no MD5
+    When Alice saves the task's trace to a file
+    Then the download succeeds
+    And the file holds exactly the artifact stored for the task
+
+    Examples:
+      | storage            |
+      | a KMS key          |
+      | a multipart upload |
+
   Scenario: Another user is refused and receives nothing
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Bob downloads the trace of Alice's task

@@ -27,6 +27,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | a connection reset mid-body           | The download was interrupted              |
       | a body shorter than its stated length | The download was interrupted              |
       | corrupt gzip bytes                    | do not match the stored trace             |
+      | a single changed byte                 | do not match the stored trace             |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
       | a trickle too slow to finish in time  | The download timed out after 0.2 s        |
@@ -48,6 +49,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | a connection reset mid-body           | The download was interrupted              |
       | a body shorter than its stated length | The download was interrupted              |
       | corrupt gzip bytes                    | corrupt or not gzipped                    |
+      | a single changed byte                 | corrupt or not gzipped                    |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
       | a stall mid-body                      | The download timed out after 0.2 s        |

@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import logging
 
 import pytest
@@ -15,6 +17,13 @@ def test_uploads_a_gzip_object_without_content_encoding(aws: dict) -> None:
     assert stored["Body"].read() == b"\x1f\x8bdata"
     assert stored["ContentType"] == "application/gzip"
     assert "ContentEncoding" not in stored
+    checked = aws["s3"].head_object(
+        Bucket=bucket, Key="traces/user-a/task-1.jsonl.gz", ChecksumMode="ENABLED"
+    )
+    assert (
+        checked["ChecksumSHA256"]
+        == base64.b64encode(hashlib.sha256(b"\x1f\x8bdata").digest()).decode()
+    )
 
 
 @pytest.mark.parametrize(

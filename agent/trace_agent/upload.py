@@ -24,6 +24,7 @@ TRACE_OBJECT_SUFFIX = ".jsonl.gz"
 # The object *is* a gzip file, so it is typed as one and carries no Content-Encoding:
 # with that header HTTP clients would unpack it on the fly.
 TRACE_CONTENT_TYPE = "application/gzip"
+TRACE_CHECKSUM_ALGORITHM = "SHA256"
 ENV_TRACE_BUCKET = "TRACE_ARTIFACTS_BUCKET_NAME"
 
 _ACCESS_DENIED_CODES = frozenset(
@@ -75,7 +76,14 @@ class TraceStorage:
 
         key = trace_key(user_id, task_id)
         try:
-            self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=TRACE_CONTENT_TYPE)
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=TRACE_CONTENT_TYPE,
+                # Stored with the object whatever its encryption: the CLI checks it.
+                ChecksumAlgorithm=TRACE_CHECKSUM_ALGORITHM,
+            )
         except (ClientError, BotoCoreError) as err:
             _log_failure(task_id, bucket, key, err)
             return None

@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ BUCKET, TABLE = "trace-bucket", "tasks"
 OWNER, OTHER = "sub-alice", "sub-bob"
 KEY = f"traces/{OWNER}/t1.jsonl.gz"
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+ARTIFACT = b"\x1f\x8b..."
 
 
 @pytest.fixture
@@ -27,7 +30,7 @@ def deps() -> Iterator[HandlerDeps]:
         ddb = boto3.client("dynamodb")
         create_trace_bucket(s3, BUCKET)
         create_task_table(ddb, TABLE)
-        s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"\x1f\x8b...")
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=ARTIFACT, ChecksumAlgorithm="SHA256")
         yield HandlerDeps(s3=s3, dynamodb=ddb, table_name=TABLE, bucket=BUCKET, now=lambda: NOW)
 
 
@@ -63,6 +66,12 @@ def test_the_owner_gets_a_sigv4_link_for_900_seconds(deps: HandlerDeps) -> None:
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert query["X-Amz-Expires"] == ["900"]
     assert body["data"]["expires_at"] == "2026-11-24T12:15:00Z"
+    assert (
+        body["data"]["checksum_sha256"]
+        == base64.b64encode(hashlib.sha256(ARTIFACT).digest()).decode()
+    )
+    # The link signs nothing a plain GET would not send.
+    assert query["X-Amz-SignedHeaders"] == ["host"]
     assert headers == {
         "Content-Type": "application/json",
         "Access-Control-Allow-Origin": "*",
@@ -156,3 +165,11 @@ def test_the_lambda_entry_reads_its_configuration_from_the_environment(
     result = lambda_handler(event(), None)
     assert result["statusCode"] == 500
     assert json.loads(result["body"])["error"]["code"] == "INTERNAL_ERROR"
+
+
+def test_an_artifact_stored_without_a_sha256_gets_a_link_without_one(deps: HandlerDeps) -> None:
+    deps.s3.put_object(Bucket=BUCKET, Key=KEY, Body=ARTIFACT)  # boto3's default: CRC32 only
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    status, body, _ = answer(deps)
+    assert status == 200
+    assert "checksum_sha256" not in body["data"]

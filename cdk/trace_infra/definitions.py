@@ -13,6 +13,7 @@ from typing import Literal
 TRACE_KEY_PREFIX = "traces/"
 TRACE_OBJECT_SUFFIX = ".jsonl.gz"
 TRACE_CONTENT_TYPE = "application/gzip"
+TRACE_CHECKSUM_ALGORITHM = "SHA256"
 PRESIGNED_URL_TTL_SECONDS = 900
 
 # Environment variables shared by the agent runtime and the handler.

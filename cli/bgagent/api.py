@@ -35,6 +35,8 @@ class ApiError(CliError):
 class TraceLink:
     url: str
     expires_at: str
+    # The stored artifact's SHA-256 (base64), as S3 keeps it with the object.
+    checksum_sha256: str | None = None
 
 
 class ApiClient:
@@ -46,7 +48,12 @@ class ApiClient:
     def get_trace_link(self, task_id: str) -> TraceLink:
         data = self._get(f"/tasks/{quote(task_id, safe='')}/trace")
         try:
-            return TraceLink(url=str(data["url"]), expires_at=str(data.get("expires_at", "")))
+            checksum = data.get("checksum_sha256")
+            return TraceLink(
+                url=str(data["url"]),
+                expires_at=str(data.get("expires_at", "")),
+                checksum_sha256=checksum if isinstance(checksum, str) and checksum else None,
+            )
         except (KeyError, TypeError):
             raise CliError("The API answered without a trace link; please report this.") from None
 

@@ -7,10 +7,10 @@ exactly the stored bytes and stdout exactly one gunzip of them.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 import threading
 import zlib
@@ -26,8 +26,20 @@ from bgagent.errors import CliError
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
-# S3's ETag of a single-part upload under SSE-S3 is the MD5 of the stored bytes.
-_MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
+
+
+class _Sha256:
+    """The artifact's SHA-256 as the API reported it, and that of what arrived."""
+
+    def __init__(self, expected: str | None) -> None:
+        self.expected = expected
+        self._digest = hashlib.sha256()
+
+    def update(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+
+    def matches(self) -> bool:
+        return base64.b64encode(self._digest.digest()).decode() == self.expected
 
 
 class DownloadTimeout(CliError):
@@ -45,13 +57,21 @@ class DownloadFailed(CliError):
 class Download:
     """One GET of a presigned URL, streamed, under an overall deadline."""
 
-    def __init__(self, session: requests.Session, url: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        session: requests.Session,
+        url: str,
+        timeout_seconds: float,
+        *,
+        checksum_sha256: str | None = None,
+    ) -> None:
         self._timeout = timeout_seconds
         self._timed_out = threading.Event()
         # The watchdog and the end of the download race: whichever comes second
         # must find the other's work done, not a half-closed response.
         self._lock = threading.Lock()
         self._finished = False
+        self._checksum = _Sha256(checksum_sha256)
         try:
             self._response = session.get(url, stream=True, timeout=timeout_seconds)
         except requests.Timeout:
@@ -67,12 +87,15 @@ class Download:
                 f"The trace storage answered HTTP {status}. The link may have expired "
                 "(links last 15 minutes): run the command again for a new one."
             )
-        etag = _MD5_ETAG.match(self._response.headers.get("ETag", ""))
-        self._expected_md5 = etag.group(1).lower() if etag else None
         # A stalled or trickling body cannot outlive the deadline: shutting the
         # socket down from a timer unblocks the read wherever it is.
         self._watchdog = threading.Timer(timeout_seconds, self._expire)
         self._watchdog.daemon = True
+
+    @property
+    def has_checksum(self) -> bool:
+        """Whether the API gave the artifact's checksum, so that chunks() proves it."""
+        return self._checksum.expected is not None
 
     def _expire(self) -> None:
         with self._lock:
@@ -91,11 +114,10 @@ class Download:
         Raises CliError if the body is cut short, stalls, or does not match the
         stored object's checksum; a caller writing a file must not keep it then.
         """
-        digest = hashlib.md5(usedforsecurity=False)
         self._watchdog.start()
         try:
             for chunk in self._response.raw.stream(CHUNK_BYTES, decode_content=False):
-                digest.update(chunk)
+                self._checksum.update(chunk)
                 yield chunk
         except (urllib3.exceptions.HTTPError, OSError) as err:
             if self._timed_out.is_set() or isinstance(err, urllib3.exceptions.ReadTimeoutError):
@@ -110,11 +132,58 @@ class Download:
             self._response.close()
         if self._timed_out.is_set():
             raise DownloadTimeout(self._timeout_message())
-        if self._expected_md5 is not None and digest.hexdigest() != self._expected_md5:
+        if self.has_checksum and not self._checksum.matches():
             raise CorruptArtifact(
                 "The downloaded bytes do not match the stored trace (checksum mismatch); "
                 "run the command again."
             )
+
+
+class _Gunzip:
+    """Inflates gzip members in turn, as ``gunzip`` does, with a bounded step; each
+    member's CRC32 and length are checked by zlib as it ends."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.written = 0
+        self._members = 0
+        self._inflater = zlib.decompressobj(_GZIP_WBITS)
+        self._member_started = False
+
+    def feed(self, chunk: bytes) -> None:
+        pending = chunk
+        try:
+            while pending:
+                self._member_started = True
+                self._emit(self._inflater.decompress(pending, _MAX_INFLATE_STEP))
+                if self._inflater.eof:
+                    self._members += 1
+                    pending = self._inflater.unused_data
+                    self._inflater = zlib.decompressobj(_GZIP_WBITS)
+                    self._member_started = False
+                else:
+                    pending = self._inflater.unconsumed_tail
+        except zlib.error:
+            raise CorruptArtifact(_CORRUPT) from None
+
+    def finish(self) -> None:
+        try:
+            while self._member_started and not self._inflater.eof:
+                data = self._inflater.decompress(b"", _MAX_INFLATE_STEP)  # what the bound held
+                if not data:
+                    break
+                self._emit(data)
+        except zlib.error:
+            raise CorruptArtifact(_CORRUPT) from None
+        if self._inflater.eof:
+            self._members += 1
+            self._member_started = False
+        if self._member_started or self._members == 0:  # cut short, or no gzip at all
+            raise CorruptArtifact(_CORRUPT)
+
+    def _emit(self, data: bytes) -> None:
+        self._out.write(data)
+        self.written += len(data)
 
 
 def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
@@ -122,40 +191,28 @@ def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
 
     Concatenated gzip members are decoded in turn, as ``gunzip`` does.
     """
-    written = 0
-    members = 0
-    inflater = zlib.decompressobj(_GZIP_WBITS)
-    member_started = False
-    try:
-        for chunk in chunks:
-            pending = chunk
-            while pending:
-                member_started = True
-                data = inflater.decompress(pending, _MAX_INFLATE_STEP)
-                out.write(data)
-                written += len(data)
-                if inflater.eof:
-                    members += 1
-                    pending = inflater.unused_data
-                    inflater = zlib.decompressobj(_GZIP_WBITS)
-                    member_started = False
-                else:
-                    pending = inflater.unconsumed_tail
-        while member_started and not inflater.eof:  # drain what the step bound held back
-            data = inflater.decompress(b"", _MAX_INFLATE_STEP)
-            if not data:
-                break
-            out.write(data)
-            written += len(data)
-        if inflater.eof:
-            members += 1
-            member_started = False
-    except zlib.error:
-        raise CorruptArtifact(_CORRUPT) from None
-    if member_started or members == 0:  # cut short, or no gzip at all
-        raise CorruptArtifact(_CORRUPT)
+    gunzip = _Gunzip(out)
+    for chunk in chunks:
+        gunzip.feed(chunk)
+    gunzip.finish()
     out.flush()
-    return written
+    return gunzip.written
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def proven_gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks, passed on as they come; raises at the end unless they form a complete
+    gzip stream (every member's CRC32 and length hold). For an artifact that arrives
+    without a stored checksum to prove it whole."""
+    gunzip = _Gunzip(_Discard())  # type: ignore[arg-type]
+    for chunk in chunks:
+        gunzip.feed(chunk)
+        yield chunk
+    gunzip.finish()
 
 
 _CORRUPT = (

@@ -12,7 +12,7 @@ import requests
 from bgagent.api import ApiClient, ApiError
 from bgagent.auth import fresh_credentials
 from bgagent.config import config_dir, load_config
-from bgagent.download import AtomicFile, Download, gunzip_to
+from bgagent.download import AtomicFile, Download, gunzip_to, proven_gzip
 from bgagent.errors import CliError
 
 DEFAULT_DOWNLOAD_TIMEOUT_SECONDS = 120.0
@@ -47,11 +47,13 @@ def download_trace(
             if err.code == "TRACE_NOT_AVAILABLE":
                 raise CliError(trace_not_available_message(task_id)) from None
             raise
-        download = Download(session, link.url, timeout)
+        download = Download(session, link.url, timeout, checksum_sha256=link.checksum_sha256)
         if sink is None:
             gunzip_to(download.chunks(), stdout)
         else:
-            sink.write_all(download.chunks())
+            chunks = download.chunks()
+            # Without the stored checksum, at least the gzip stream must end cleanly.
+            sink.write_all(chunks if download.has_checksum else proven_gzip(chunks))
             sink.commit()
             print(f"Wrote {output}", file=stderr)
     return 0

@@ -36,6 +36,7 @@ class FakeBackend:
     object_body: bytes = ARTIFACT
     object_headers: dict[str, str] = field(default_factory=dict)
     object_stall_seconds: float = 0.0
+    checksum_sha256: str | None = None  # what the API reports of the stored artifact
     seen_paths: list[str] = field(default_factory=list)
     seen_authorization: list[str] = field(default_factory=list)
 
@@ -47,9 +48,10 @@ class FakeBackend:
         self.seen_authorization.append(request.headers.get("Authorization", ""))
         body = self.api_body
         if body is None:
-            body = json.dumps(
-                {"data": {"url": f"{self.url}/object?X-Amz-Signature=s3cr3t", "expires_at": "x"}}
-            ).encode()
+            data = {"url": f"{self.url}/object?X-Amz-Signature=s3cr3t", "expires_at": "x"}
+            if self.checksum_sha256 is not None:
+                data["checksum_sha256"] = self.checksum_sha256
+            body = json.dumps({"data": data}).encode()
         return Response(body, self.api_status, content_type="application/json")(
             environ, start_response
         )

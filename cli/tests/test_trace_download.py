@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import io
 import json
 import os
@@ -139,3 +141,48 @@ def test_a_watchdog_firing_as_the_download_ends_does_nothing(backend) -> None:
         download = Download(session, f"{backend.url}/object", timeout_seconds=60)
         assert b"".join(download.chunks()) == backend.artifact
         download._expire()  # the timer, firing just after the end
+
+
+def sha256_of(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_a_file_is_written_only_when_its_checksum_matches(bgagent, backend, tmp_path) -> None:
+    target = tmp_path / "t.jsonl.gz"
+    backend.checksum_sha256 = sha256_of(backend.object_body)
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == backend.object_body
+
+    other = tmp_path / "other.jsonl.gz"
+    backend.checksum_sha256 = sha256_of(b"some other artifact")
+    refused = bgagent("trace", "download", "t-1", "-o", str(other))
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "bgagent: The downloaded bytes do not match the stored trace (checksum mismatch); "
+        "run the command again.\n"
+    )
+    assert not other.exists()
+    assert list(tmp_path.glob(".other*")) == []
+
+
+def test_an_etag_that_is_no_md5_is_not_a_checksum(bgagent, backend, tmp_path) -> None:
+    backend.object_headers = {"ETag": '"0123456789abcdef0123456789abcdef"'}  # as under SSE-KMS
+    target = tmp_path / "t.jsonl.gz"
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == backend.object_body
+
+
+def test_without_a_checksum_a_cut_gzip_is_never_saved(bgagent, backend, tmp_path) -> None:
+    backend.object_body = backend.object_body[:-6]  # the gzip trailer is missing
+    target = tmp_path / "t.jsonl.gz"
+    refused = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert refused.exit_code == 1
+    assert "corrupt or not gzipped" in refused.stderr
+    assert not target.exists()
+
+
+def test_the_terminal_output_is_checked_against_the_checksum_too(bgagent, backend) -> None:
+    backend.checksum_sha256 = sha256_of(b"some other artifact")
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "checksum mismatch" in refused.stderr

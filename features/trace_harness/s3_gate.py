@@ -49,10 +49,17 @@ class Fault(enum.Enum):
     RESET_MID_BODY = "reset mid-body"
     SHORT_BODY = "body shorter than its Content-Length"
     CORRUPT_BODY = "bytes that are not gzip"
+    FLIPPED_BYTE = "one byte changed"
     FORBIDDEN = "403"
     SERVER_ERROR = "500"
     STALL = "stall mid-body"
     TRICKLE = "a byte at a time, too slowly to finish"
+
+
+class EtagStyle(enum.Enum):
+    MD5 = "the MD5 of the object"
+    KMS = "an opaque value, as under SSE-KMS"
+    MULTIPART = "<hex>-<parts>, as after a multipart upload"
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,9 @@ class S3Gate:
         self.fault: Fault | None = None
         self.deny_uploads = False
         self.stall_seconds = 5.0
+        # What the ETag of a downloaded object looks like: an MD5 (single-part upload
+        # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
+        self.etag_style = EtagStyle.MD5
         self.presigned: list[PresignedRequest] = []
 
     def now(self) -> datetime:
@@ -231,11 +241,18 @@ class S3Gate:
                 start_response("403 Forbidden", [("Content-Length", "0")])
                 return []
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
-        start_response(f"{upstream.status} {upstream.reason}", upstream.headers)
+        start_response(f"{upstream.status} {upstream.reason}", self._etag_as_styled(upstream))
         if method == "HEAD":
             upstream.close()
             return []
         return upstream.stream()
+
+    def _etag_as_styled(self, upstream: serving.Upstream) -> list[tuple[str, str]]:
+        if self.etag_style is EtagStyle.MD5:
+            return upstream.headers
+        opaque = hashlib.sha256(upstream.header("ETag").encode()).hexdigest()[:32]
+        etag = f'"{opaque}"' if self.etag_style is EtagStyle.KMS else f'"{opaque}-2"'
+        return [(n, etag if n.lower() == "etag" else v) for n, v in upstream.headers]
 
     def _misbehave(
         self,
@@ -254,6 +271,8 @@ class S3Gate:
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
             stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
+        if fault is Fault.FLIPPED_BYTE:
+            stored = stored[:half] + bytes([stored[half] ^ 0x01]) + stored[half + 1 :]
         start_response(
             "200 OK",
             [

@@ -18,7 +18,7 @@ from bgagent.config import config_dir, load_config, load_credentials
 from bgagent.main import EXIT_INTERRUPTED
 from trace_agent.trajectory import HEADER_EVENT
 from trace_harness.s3_gate import ALGORITHM as SIGV4
-from trace_harness.s3_gate import Fault, S3Gate
+from trace_harness.s3_gate import EtagStyle, Fault, S3Gate
 from trace_harness.stack import TraceStack
 from trace_infra.definitions import trace_object_key
 from trace_steps.cli import run_bgagent, run_bgagent_process
@@ -119,11 +119,20 @@ _FAULTS = {
     "a connection reset mid-body": Fault.RESET_MID_BODY,
     "a body shorter than its stated length": Fault.SHORT_BODY,
     "corrupt gzip bytes": Fault.CORRUPT_BODY,
+    "a single changed byte": Fault.FLIPPED_BYTE,
     "access denied": Fault.FORBIDDEN,
     "a server error": Fault.SERVER_ERROR,
     "a stall mid-body": Fault.STALL,
     "a trickle too slow to finish in time": Fault.TRICKLE,
 }
+
+
+_ETAGS = {"a KMS key": EtagStyle.KMS, "a multipart upload": EtagStyle.MULTIPART}
+
+
+@given(parsers.parse("the trace storage keeps the trace under {how}, so its ETag is no MD5"))
+def etag_not_md5(how: str, gate: S3Gate) -> None:
+    gate.etag_style = _ETAGS[how]
 
 
 @given(parsers.parse("the trace storage will answer the download with {fault}"))

@@ -127,7 +127,10 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
         )
 
     try:
-        deps.s3.head_object(Bucket=bucket, Key=key)
+        # With the stored checksum, which the CLI checks the download against (an ETag
+        # is an MD5 only for some uploads and encryptions). Signing the checksum mode
+        # into the link instead would make S3 refuse a plain GET of it.
+        head = deps.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as err:
         if _is_missing(err):
             raise ApiError(
@@ -141,7 +144,11 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
         ExpiresIn=PRESIGNED_URL_TTL_SECONDS,
     )
     expires_at = deps.now() + timedelta(seconds=PRESIGNED_URL_TTL_SECONDS)
-    return {"url": url, "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    answer = {"url": url, "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    checksum = head.get("ChecksumSHA256")
+    if isinstance(checksum, str) and checksum:
+        answer["checksum_sha256"] = checksum
+    return answer
 
 
 def key_belongs_to(key: str, caller: str) -> bool:
