@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from trace_agent import aws_clients
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords
@@ -248,3 +249,52 @@ def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
     )
     assert record(aws, "t1")["status"] == "COMPLETED"
     assert outcome.trace_s3_uri is None
+
+
+def test_a_trace_never_changes_the_outcome_of_a_run(aws: dict) -> None:
+    """An event that breaks serialization is dropped from the trace; the task ends as it
+    would have untraced."""
+    nested: dict = {"event": "TRAJECTORY_TURN"}
+    for _ in range(5000):
+        nested = {"inner": nested}
+    outcomes = []
+    for task_id, traced in (("plain", False), ("traced", True)):
+        submit(aws, task_id)
+        run_task(
+            TaskConfig(task_id, "user-a", trace=traced),
+            [nested, *EVENTS],
+            records=records(aws),
+            traces=storage(aws),
+        )
+        outcomes.append(record(aws, task_id)["status"])
+    assert outcomes == ["COMPLETED", "COMPLETED"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(3)], ids=["ctrl-c", "exit"])
+def test_an_interrupted_run_reaches_a_terminal_status_then_reraises(
+    aws: dict, stop: BaseException
+) -> None:
+    def interrupted() -> Iterator[dict[str, Any]]:
+        yield {"event": "TRAJECTORY_TURN", "turn": 1}
+        raise stop
+
+    submit(aws, "t1")
+    with pytest.raises(type(stop)):
+        run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            interrupted(),
+            records=records(aws),
+            traces=storage(aws),
+        )
+    stored = record(aws, "t1")
+    assert stored["status"] == "FAILED"
+    assert stored["trace_s3_uri"].endswith("t1.jsonl.gz")
+
+
+def test_the_runtimes_aws_calls_give_up_promptly() -> None:
+    """Bounded connect and read waits and few attempts: a task ends even when S3 or
+    DynamoDB accepts connections and never answers."""
+    for service in ("s3", "dynamodb"):
+        config = aws_clients.client(service).meta.config
+        assert (config.connect_timeout, config.read_timeout) == (5, 20)
+        assert config.retries["total_max_attempts"] == 3  # the first try and 2 retries

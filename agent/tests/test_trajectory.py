@@ -87,3 +87,30 @@ def test_dump_is_none_when_not_accumulating_or_empty() -> None:
     disabled.record({"event": "TRAJECTORY_TURN"})
     assert disabled.dump() is None
     assert TrajectoryAccumulator("t", enabled=True).dump() is None
+
+
+class _ItemsRaise(dict):
+    def items(self):  # type: ignore[override]
+        raise RuntimeError("items() exploded")
+
+    def __iter__(self):
+        raise RuntimeError("iteration exploded")
+
+
+def _deeply_nested(levels: int) -> dict:
+    event: dict = {"event": "TRAJECTORY_TURN"}
+    for _ in range(levels):
+        event = {"inner": event}
+    return event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [_deeply_nested(5000), _ItemsRaise(event="TRAJECTORY_TURN")],
+    ids=["recursion", "items-raises"],
+)
+def test_an_event_that_breaks_serialization_is_dropped_never_raised(event) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record(event)
+    trajectory.record({"event": "TRAJECTORY_RESULT"})
+    assert (trajectory.accumulated_events, trajectory.dropped) == (1, 1)

@@ -10,9 +10,15 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
+
+# A task must end promptly even when S3 or DynamoDB accepts connections and never
+# answers: botocore's defaults (60 s reads, several retries) would hold the terminal
+# write for minutes. Trace uploads are fail-open, so bounded waits lose nothing.
+CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2})
 
 
 @cache
 def client(service: str) -> Any:
     session: Any = boto3.session.Session()  # the service is chosen at run time
-    return session.client(service)
+    return session.client(service, config=CLIENT_CONFIG)

@@ -70,9 +70,11 @@ def run_task(
                 status = "FAILED"
     except TaskCancelled:
         outcome = _finish_cancelled(config, trajectory, records, traces)
-    except Exception:
+    except BaseException:
+        # A crash, and also SystemExit or Ctrl-C: the record reaches a terminal status
+        # (never left RUNNING), then the run's own exception goes on, never masked.
         _finish(config, trajectory, "FAILED", records, traces)
-        raise  # the run's own exception, never masked by the terminal step
+        raise
     else:
         outcome = _finish(config, trajectory, status, records, traces)
     outcome.milestones = milestones

@@ -60,10 +60,11 @@ class TrajectoryAccumulator:
             line = json.dumps(
                 event, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-        except (TypeError, ValueError) as err:
-            # A trace must never crash the task it describes.
+        except Exception as err:
+            # A trace must never crash the task it describes, whatever the event holds
+            # (a cycle, ~1000 levels of nesting, a mapping whose items() raises).
             self._dropped += 1
-            logger.warning("trajectory event dropped: not serializable (%s)", err)
+            logger.warning("trajectory event dropped: not serializable (%s)", type(err).__name__)
             return
         if self._truncated or self._bytes + len(line) > self.max_bytes:
             self._drop_for_cap()
