@@ -173,3 +173,54 @@ def test_an_artifact_stored_without_a_sha256_gets_a_link_without_one(deps: Handl
     status, body, _ = answer(deps)
     assert status == 200
     assert "checksum_sha256" not in body["data"]
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        None,
+        "not an event",
+        [],
+        {"requestContext": "a string"},
+        {"requestContext": {"authorizer": ["claims"]}},
+        {"pathParameters": ["t1"], "requestContext": {"authorizer": {"claims": {"sub": OWNER}}}},
+        {
+            "pathParameters": {"task_id": 7},
+            "requestContext": {"authorizer": {"claims": {"sub": 1}}},
+        },
+        {"requestContext": {"requestId": ["r"], "authorizer": {"claims": {"sub": OWNER}}}},
+    ],
+)
+def test_a_malformed_event_gets_an_answer_never_an_exception(
+    deps: HandlerDeps, malformed: Any
+) -> None:
+    result = handle(malformed, deps)
+    assert result["statusCode"] in (400, 401)
+    assert json.loads(result["body"])["error"]["code"] in ("UNAUTHORIZED", "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "link", [{"N": "42"}, {"L": []}, {"SS": ["s3://a/b"]}, {"S": None}], ids=str
+)
+def test_a_trace_link_that_is_not_a_string_is_a_corrupt_record(
+    deps: HandlerDeps, link: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    deps.dynamodb.put_item(TableName=TABLE, Item={"task_id": {"S": "t1"}, "user_id": {"S": OWNER}})
+    original = deps.dynamodb.get_item
+
+    def with_link(**kwargs: Any) -> dict:
+        answer = original(**kwargs)
+        answer["Item"]["trace_s3_uri"] = link
+        return answer
+
+    broken = HandlerDeps(
+        s3=deps.s3,
+        dynamodb=type("Ddb", (), {"get_item": staticmethod(with_link)})(),
+        table_name=TABLE,
+        bucket=BUCKET,
+        now=deps.now,
+    )
+    with caplog.at_level(logging.ERROR):
+        status, body, _ = answer(broken)
+    assert (status, body["error"]["code"]) == (500, "INTERNAL_ERROR")
+    assert "trace url refused: trace_s3_uri is not a string" in caplog.text

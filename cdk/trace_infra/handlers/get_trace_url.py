@@ -70,10 +70,10 @@ class HandlerDeps:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-def handle(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str, Any]:
-    """Answer one proxy event; never raises."""
+def handle(event: Any, deps: HandlerDeps) -> dict[str, Any]:
+    """Answer one proxy event; never raises, whatever the event's shape."""
     request_id = _request_id(event)
-    task_id = (event.get("pathParameters") or {}).get("task_id")
+    task_id = _task_id(event)
     try:
         return _respond(200, {"data": _presign_for_owner(event, deps)}, request_id)
     except ApiError as err:
@@ -93,7 +93,7 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
     caller = _caller_sub(event)
     if not caller:
         raise ApiError(401, "UNAUTHORIZED", "Missing or invalid caller identity.")
-    task_id = (event.get("pathParameters") or {}).get("task_id")
+    task_id = _task_id(event)
     if not task_id:
         raise ApiError(400, "VALIDATION_ERROR", "Missing task_id path parameter.")
 
@@ -104,9 +104,12 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
         raise ApiError(404, "TASK_NOT_FOUND", f"Task {task_id} not found.")
     if _string(item, "user_id") != caller:
         raise ApiError(403, "FORBIDDEN", "You do not have access to this task.")
-    uri = _string(item, "trace_s3_uri")
-    if not uri:
+    if item.get("trace_s3_uri") in (None, {"S": ""}):
         raise ApiError(404, "TRACE_NOT_AVAILABLE", "No trace is available for this task.")
+    uri = _string(item, "trace_s3_uri")
+    if uri is None:
+        # A link of another type is a corrupt record, not a task without a trace.
+        raise internal_error("trace_s3_uri is not a string")
 
     match = _S3_URI.match(uri)
     if match is None:
@@ -162,21 +165,34 @@ def key_belongs_to(key: str, caller: str) -> bool:
     return all(segment not in ("", ".", "..") for segment in key.split("/"))
 
 
-def _caller_sub(event: Mapping[str, Any]) -> str | None:
-    context = event.get("requestContext") or {}
-    claims = (context.get("authorizer") or {}).get("claims") or {}
-    sub = claims.get("sub")
+def _field(value: Any, *path: str) -> Any:
+    """``value[path[0]][path[1]]...``, or None wherever a level is not a mapping."""
+    for name in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _caller_sub(event: Any) -> str | None:
+    sub = _field(event, "requestContext", "authorizer", "claims", "sub")
     return sub if isinstance(sub, str) and sub else None
 
 
-def _request_id(event: Mapping[str, Any]) -> str:
-    request_id = (event.get("requestContext") or {}).get("requestId")
+def _task_id(event: Any) -> str | None:
+    task_id = _field(event, "pathParameters", "task_id")
+    return task_id if isinstance(task_id, str) else None
+
+
+def _request_id(event: Any) -> str:
+    request_id = _field(event, "requestContext", "requestId")
     return request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4())
 
 
 def _string(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name) or {}
-    return value.get("S") if isinstance(value, dict) else None
+    value = item.get(name)
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _error_code(err: ClientError) -> str:
@@ -228,7 +244,7 @@ def _deps_of_this_process() -> HandlerDeps:
     return deps_from_environment()
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+def lambda_handler(event: Any, context: object) -> dict[str, Any]:
     """The Lambda entry point."""
     try:
         deps = _deps_of_this_process()
