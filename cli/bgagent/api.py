@@ -7,8 +7,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 from bgagent.config import Config, Credentials
+from bgagent.deadline import Expired, within
 from bgagent.errors import CliError
 
 API_TIMEOUT_SECONDS = 30
@@ -59,24 +61,34 @@ class ApiClient:
 
     def _get(self, path: str) -> Any:
         url = self._config.api_url + path
+        token = self._credentials.id_token
+        if not token.isascii() or not token.isprintable():
+            raise CliError("Your cached credentials are damaged: run `bgagent login`.")
         try:
-            response = self._session.get(
-                url,
-                headers={"Authorization": self._credentials.id_token},
-                timeout=API_TIMEOUT_SECONDS,
+            # The whole call is bounded, however slowly the server answers.
+            response = within(
+                API_TIMEOUT_SECONDS,
+                lambda: self._session.get(
+                    url, headers={"Authorization": token}, timeout=API_TIMEOUT_SECONDS
+                ),
             )
-        except requests.Timeout:
+        except (Expired, requests.Timeout):
             raise CliError(f"The API at {self._config.api_url} did not answer in time.") from None
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as err:
             raise CliError(
                 f"Could not reach the API at {self._config.api_url} ({type(err).__name__})."
             ) from None
         body = _json_or_none(response)
         if response.status_code != 200:
-            raise _api_error(response.status_code, body)
+            raise _api_error(response.status_code, body, token)
         if not isinstance(body, dict) or "data" not in body:
             raise CliError("The API answered HTTP 200 without data; please report this.")
         return body["data"]
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (terminal escapes, line breaks)."""
+    return "".join(char if char.isprintable() else " " for char in text)
 
 
 def _json_or_none(response: requests.Response) -> Any:
@@ -86,16 +98,20 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def _api_error(status: int, body: Any) -> ApiError:
+def _api_error(status: int, body: Any, token: str) -> ApiError:
+    def shown(value: object) -> str:
+        # What a server says is shown as text only, and never with the caller's token.
+        return _printable(str(value)).replace(token, "[token]")
+
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
             return ApiError(
                 status,
-                str(error.get("code") or "") or None,
-                str(error["message"]),
-                str(error.get("request_id") or "") or None,
+                shown(error.get("code") or "") or None,
+                shown(error["message"]),
+                shown(error.get("request_id") or "") or None,
             )
         if body.get("message"):  # API Gateway's own answers: {"message": "Unauthorized"}
-            return ApiError(status, None, f"{body['message']} (HTTP {status})")
+            return ApiError(status, None, f"{shown(body['message'])} (HTTP {status})")
     return ApiError(status, None, f"The API request failed with HTTP {status}.")

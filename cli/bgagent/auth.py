@@ -47,7 +47,7 @@ def fresh_credentials(config: Config, directory: Path, *, now: Clock = _utc_now)
     credentials = load_credentials(directory)
     expiry = _parse_time(credentials.token_expiry)
     current = now()
-    if expiry is None or current < expiry - REFRESH_MARGIN:
+    if expiry is None or current < _refresh_time(expiry):
         return credentials
     if not credentials.refresh_token:
         raise CliError(SESSION_EXPIRED)
@@ -88,10 +88,17 @@ def _initiate_auth(config: Config, flow: AuthFlow, parameters: dict[str, str]) -
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # InitiateAuth is an unsigned call: no AWS credentials are needed on this machine.
-    cognito = boto3.client(
-        "cognito-idp", region_name=config.region, config=BotoConfig(retries={"max_attempts": 2})
-    )
+    try:
+        # InitiateAuth is an unsigned call: no AWS credentials are needed on this machine.
+        cognito = boto3.client(
+            "cognito-idp",
+            region_name=config.region,
+            config=BotoConfig(retries={"max_attempts": 2}),
+        )
+    except ValueError:  # botocore's InvalidRegionError
+        raise CliError(
+            f"The configured region {config.region!r} is not valid: run `bgagent configure`."
+        ) from None
     try:
         return dict(
             cognito.initiate_auth(
@@ -117,6 +124,13 @@ def _sign_in_failure(err: Any) -> str:  # a botocore ClientError
     if code == "ResourceNotFoundException":
         return "The configured app client does not exist: check `bgagent configure`."
     return f"Sign-in failed ({code or 'unknown error'})."
+
+
+def _refresh_time(expiry: datetime) -> datetime:
+    try:
+        return expiry - REFRESH_MARGIN
+    except OverflowError:  # an expiry near year 1: long past
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _parse_time(text: str) -> datetime | None:

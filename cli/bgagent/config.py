@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,21 +83,39 @@ def _read_json(path: Path, *, missing: str) -> dict[str, Any]:
         raise CliError(missing) from None
     except OSError as err:
         raise CliError(f"Cannot read {path}: {err.strerror}.") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text; fix or remove it.") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
         raise CliError(f"{path} is not valid JSON; fix or remove it.") from None
+    except RecursionError:
+        raise CliError(f"{path} is nested too deeply; fix or remove it.") from None
     if not isinstance(data, dict):
         raise CliError(f"{path} must hold a JSON object; fix or remove it.")
     return data
 
 
 def _write_json(path: Path, data: Mapping[str, Any], *, mode: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Created with its final mode, so a token is never readable by others, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.chmod(path, mode)
+    """Replace ``path`` atomically: a write that fails midway (a full disk during a token
+    refresh) leaves the previous file as it was, and no temporary file behind."""
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created with its final mode, so a token is never readable by others, even briefly.
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".bgagent-", suffix=".tmp")
+    except OSError as err:
+        raise CliError(f"Cannot write {path}: {err.strerror}.") from None
+    temporary = Path(name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise CliError(f"Cannot write {path}: {err.strerror}.") from None
     return path

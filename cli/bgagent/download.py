@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import tempfile
-import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import requests
 import urllib3
 
+from bgagent.deadline import Expired, NetworkClock, within
 from bgagent.errors import CliError
 
 CHUNK_BYTES = 256 * 1024
@@ -40,6 +43,14 @@ class _Sha256:
 
     def matches(self) -> bool:
         return base64.b64encode(self._digest.digest()).decode() == self.expected
+
+
+class ByteSink(Protocol):
+    """Where bytes go: standard output, a file."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class DownloadTimeout(CliError):
@@ -66,17 +77,19 @@ class Download:
         checksum_sha256: str | None = None,
     ) -> None:
         self._timeout = timeout_seconds
-        self._timed_out = threading.Event()
-        # The watchdog and the end of the download race: whichever comes second
-        # must find the other's work done, not a half-closed response.
-        self._lock = threading.Lock()
-        self._finished = False
         self._checksum = _Sha256(checksum_sha256)
+        started = time.monotonic()
         try:
-            self._response = session.get(url, stream=True, timeout=timeout_seconds)
-        except requests.Timeout:
+            # The whole wait for the answer's headers is bounded, however slowly a
+            # server trickles them (requests' timeout only bounds each read).
+            self._response = within(
+                timeout_seconds,
+                lambda: session.get(url, stream=True, timeout=timeout_seconds),
+            )
+        except (Expired, requests.Timeout):
             raise DownloadTimeout(self._timeout_message()) from None
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as err:
+            # urllib3's LocationParseError is not a RequestException.
             raise DownloadFailed(
                 f"Could not reach the trace storage ({type(err).__name__})."
             ) from None
@@ -87,10 +100,10 @@ class Download:
                 f"The trace storage answered HTTP {status}. The link may have expired "
                 "(links last 15 minutes): run the command again for a new one."
             )
-        # A stalled or trickling body cannot outlive the deadline: shutting the
-        # socket down from a timer unblocks the read wherever it is.
-        self._watchdog = threading.Timer(timeout_seconds, self._expire)
-        self._watchdog.daemon = True
+        # A stalled or trickling body cannot outlive the deadline: shutting the socket
+        # down from the clock's thread unblocks the read wherever it is. The clock runs
+        # only while the download waits for the network.
+        self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
 
     @property
     def has_checksum(self) -> bool:
@@ -98,12 +111,8 @@ class Download:
         return self._checksum.expected is not None
 
     def _expire(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            self._timed_out.set()
-            with contextlib.suppress(OSError):  # the peer may have closed it already
-                self._response.raw.shutdown()
+        with contextlib.suppress(OSError):  # the peer may have closed it already
+            self._response.raw.shutdown()
 
     def _timeout_message(self) -> str:
         return f"The download timed out after {self._timeout:g} s; run the command again."
@@ -114,23 +123,26 @@ class Download:
         Raises CliError if the body is cut short, stalls, or does not match the
         stored object's checksum; a caller writing a file must not keep it then.
         """
-        self._watchdog.start()
+        stream = self._response.raw.stream(CHUNK_BYTES, decode_content=False)
         try:
-            for chunk in self._response.raw.stream(CHUNK_BYTES, decode_content=False):
+            while True:
+                self._clock.waiting()
+                chunk = next(stream, None)
+                self._clock.paused()  # what the consumer does with it is not network time
+                if chunk is None:
+                    break
                 self._checksum.update(chunk)
                 yield chunk
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            if self._timed_out.is_set() or isinstance(err, urllib3.exceptions.ReadTimeoutError):
+            if self._clock.expired.is_set() or isinstance(err, urllib3.exceptions.ReadTimeoutError):
                 raise DownloadTimeout(self._timeout_message()) from None
             raise DownloadFailed(
                 f"The download was interrupted ({type(err).__name__}); run the command again."
             ) from None
         finally:
-            with self._lock:
-                self._finished = True
-                self._watchdog.cancel()
+            self._clock.stop()
             self._response.close()
-        if self._timed_out.is_set():
+        if self._clock.expired.is_set():
             raise DownloadTimeout(self._timeout_message())
         if self.has_checksum and not self._checksum.matches():
             raise CorruptArtifact(
@@ -143,7 +155,7 @@ class _Gunzip:
     """Inflates gzip members in turn, as ``gunzip`` does, with a bounded step; each
     member's CRC32 and length are checked by zlib as it ends."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: ByteSink) -> None:
         self._out = out
         self.written = 0
         self._members = 0
@@ -186,7 +198,7 @@ class _Gunzip:
         self.written += len(data)
 
 
-def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
+def gunzip_to(chunks: Iterator[bytes], out: ByteSink) -> int:
     """Write the gunzipped stream to ``out``; returns the bytes written.
 
     Concatenated gzip members are decoded in turn, as ``gunzip`` does.
@@ -200,15 +212,18 @@ def gunzip_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
 
 
 class _Discard:
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes, /) -> int:
         return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 def proven_gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The chunks, passed on as they come; raises at the end unless they form a complete
     gzip stream (every member's CRC32 and length hold). For an artifact that arrives
     without a stored checksum to prove it whole."""
-    gunzip = _Gunzip(_Discard())  # type: ignore[arg-type]
+    gunzip = _Gunzip(_Discard())
     for chunk in chunks:
         gunzip.feed(chunk)
         yield chunk
@@ -221,23 +236,39 @@ _CORRUPT = (
 )
 
 
+def copy_to(chunks: Iterator[bytes], out: ByteSink) -> int:
+    """Write the chunks to ``out`` as they come (``-o -``); returns the bytes written."""
+    written = 0
+    for chunk in chunks:
+        out.write(chunk)
+        written += len(chunk)
+    out.flush()
+    return written
+
+
+def _user_file_mode() -> int:
+    """The mode a new file gets under the user's umask, as ``>`` would create it."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 class AtomicFile:
     """A file that appears at ``target`` complete, or not at all.
 
-    The bytes go to a hidden file beside ``target``, created up front so that
-    an unwritable place is found before any download; ``commit`` moves it into
-    place. Without ``replace`` an existing ``target`` is never overwritten, even
-    one that appeared while the download ran. Leaving the ``with`` block without
-    a commit removes the hidden file.
+    The bytes go to a hidden file beside ``target`` (a short name, so that any valid
+    target name works), created up front so that an unwritable place is found before
+    any download; ``commit`` moves it into place, with the mode the user's umask
+    gives new files. Without ``replace`` an existing ``target`` is never overwritten,
+    even one that appeared while the download ran. Leaving the ``with`` block
+    without a commit removes the hidden file.
     """
 
     def __init__(self, target: Path, *, replace: bool) -> None:
         self.target = target
         self._replace = replace
         try:
-            fd, name = tempfile.mkstemp(
-                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-            )
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".bgagent-", suffix=".part")
         except OSError as err:
             raise CliError(f"Cannot write {target}: {err.strerror}.") from None
         self._temp = Path(name)
@@ -259,6 +290,7 @@ class AtomicFile:
                 size += len(chunk)
             self._handle.flush()
             os.fsync(self._handle.fileno())
+            os.fchmod(self._handle.fileno(), _user_file_mode())
         except OSError as err:
             raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
         return size
@@ -267,10 +299,45 @@ class AtomicFile:
         self._handle.close()
         try:
             if self._replace:
-                os.replace(self._temp, self.target)
+                self._replace_regular_file()
             else:
-                os.link(self._temp, self.target)  # fails, atomically, if target exists
+                self._place_without_overwriting()
         except FileExistsError:
             raise CliError(f"{self.target} already exists; use --force to replace it.") from None
         except OSError as err:
             raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
+
+    def _replace_regular_file(self) -> None:
+        try:
+            existing = self.target.stat()
+        except FileNotFoundError:
+            existing = None
+        # A device, a pipe or a socket (or a link to one) is never replaced by a file.
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise CliError(not_a_regular_file(self.target))
+        os.replace(self._temp, self.target)
+
+    def _place_without_overwriting(self) -> None:
+        try:
+            os.link(self._temp, self.target)  # fails, atomically, if target exists
+        except FileExistsError:
+            raise
+        except OSError as err:
+            if err.errno not in _NO_HARD_LINKS:
+                raise
+            # A file system without hard links (vfat, exFAT, some network mounts):
+            # claim the name exclusively, then move the complete file onto the claim.
+            os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.replace(self._temp, self.target)
+            return
+        self._temp.unlink()
+
+
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
+
+
+def not_a_regular_file(target: Path) -> str:
+    return (
+        f"{target} is not a regular file (a device, a pipe or a socket); -o saves to files "
+        "only: use `-o -` to write the artifact to standard output."
+    )

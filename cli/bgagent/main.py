@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import getpass
+import io
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -20,12 +24,18 @@ from bgagent.trace_command import download_trace
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: a defect of bgagent
 
 
 class _Parser(argparse.ArgumentParser):
-    """Writes usage and errors to the stream ``run`` was given."""
+    """Writes usage and errors to the stream ``run`` was given; takes no abbreviations
+    (``--password`` must never be read as ``--password-stdin``)."""
 
     stderr: TextIO = sys.stderr
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         if not message:
@@ -123,9 +133,9 @@ def run(
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run one command; returns the exit status. Expected failures print one line."""
-    out = stdout if stdout is not None else sys.stdout.buffer
-    err = stderr if stderr is not None else sys.stderr
+    """Run one command; returns the exit status. Every failure prints one line."""
+    out = _Output(stdout if stdout is not None else _process_stdout())
+    err = stderr if stderr is not None else (sys.stderr or _Discard())  # closed: say nothing
     env = environ if environ is not None else os.environ
     try:
         args = build_parser(err).parse_args(argv)
@@ -147,8 +157,22 @@ def run(
     except KeyboardInterrupt:
         print("bgagent: interrupted; nothing was saved.", file=err)
         return EXIT_INTERRUPTED
+    except Terminated as signalled:
+        print("bgagent: stopped by a signal; nothing was saved.", file=err)
+        return 128 + signalled.signum
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE  # the reader went away (`| head`): nothing to report
+    except SystemExit as done:  # argparse: usage errors (2) and --help (0)
+        return done.code if isinstance(done.code, int) else 2
+    except Exception as bug:  # a defect: still one line, and what to report
+        if env.get("BGAGENT_DEBUG"):
+            raise
+        print(
+            f"bgagent: unexpected error ({type(bug).__name__}); please report it "
+            "(BGAGENT_DEBUG=1 shows the details).",
+            file=err,
+        )
+        return EXIT_SOFTWARE
 
 
 def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err: TextIO) -> int:
@@ -158,7 +182,10 @@ def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err:
     if args.password_stdin:
         password = stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("Password: ", stream=err)
+        try:
+            password = getpass.getpass("Password: ", stream=err)
+        except EOFError:
+            raise CliError("No password was given (end of input).") from None
     login(config, directory, username.strip(), password)
     print(f"Signed in as {username.strip()}.", file=err)
     return 0
@@ -169,9 +196,73 @@ def _ask(prompt: str, stdin: TextIO, err: TextIO) -> str:
     return stdin.readline().strip()
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so that nothing half-written stays."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+class _Output:
+    """Standard output as the commands write to it: a write that fails (a full disk, a
+    closed descriptor) is one line on stderr, never a traceback or text in the data."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._raw.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
+
+
+class _ClosedStdout:
+    def write(self, _: bytes) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+
+class _Discard(io.StringIO):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _process_stdout() -> BinaryIO:
+    if sys.stdout is None:  # started with descriptor 1 closed
+        return _ClosedStdout()  # type: ignore[return-value]
+    return sys.stdout.buffer
+
+
 def main() -> NoReturn:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     status = run()
-    if status == EXIT_BROKEN_PIPE:
-        # Python would report the broken pipe again when flushing at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if sys.stdout is not None:
+        try:
+            sys.stdout.flush()
+        except OSError:
+            status = status or EXIT_SOFTWARE
+        if status != 0:
+            # Whatever is still buffered for a broken or full stdout would be reported
+            # again by Python at exit, as a traceback-like message.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 import requests
 
 from bgagent.api import ApiClient, ApiError
 from bgagent.auth import fresh_credentials
 from bgagent.config import config_dir, load_config
-from bgagent.download import AtomicFile, Download, gunzip_to, proven_gzip
+from bgagent.download import (
+    AtomicFile,
+    ByteSink,
+    Download,
+    copy_to,
+    gunzip_to,
+    not_a_regular_file,
+    proven_gzip,
+)
 from bgagent.errors import CliError
 
 DEFAULT_DOWNLOAD_TIMEOUT_SECONDS = 120.0
+MAX_DOWNLOAD_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 ENV_DOWNLOAD_TIMEOUT = "BGAGENT_DOWNLOAD_TIMEOUT"
 
 
@@ -24,11 +35,14 @@ def download_trace(
     output: Path | None,
     *,
     force: bool,
-    stdout: BinaryIO,
+    stdout: ByteSink,
     stderr: TextIO,
     environ: Mapping[str, str],
 ) -> int:
     check_task_id(task_id)
+    to_stdout_raw = output is not None and str(output) == "-"  # as curl's `-o -`
+    if to_stdout_raw:
+        output = None
     if output is not None:
         check_output_path(output, force=force)  # before any network call
     timeout = download_timeout(environ)
@@ -48,7 +62,10 @@ def download_trace(
                 raise CliError(trace_not_available_message(task_id)) from None
             raise
         download = Download(session, link.url, timeout, checksum_sha256=link.checksum_sha256)
-        if sink is None:
+        if sink is None and to_stdout_raw:
+            chunks = download.chunks()
+            copy_to(chunks if download.has_checksum else proven_gzip(chunks), stdout)
+        elif sink is None:
             gunzip_to(download.chunks(), stdout)
         else:
             chunks = download.chunks()
@@ -72,16 +89,31 @@ def check_task_id(task_id: str) -> None:
         raise CliError("The task id is empty.")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in task_id):
         raise CliError("The task id contains control characters; check how it was pasted.")
+    try:
+        task_id.encode("utf-8")
+    except UnicodeEncodeError:  # unpaired surrogates, from bytes that were not UTF-8
+        raise CliError("The task id is not valid text; check how it was pasted.") from None
+    if task_id in (".", ".."):
+        # HTTP clients and servers resolve these as path segments: another URL entirely.
+        raise CliError(f"{task_id!r} is not a task id.")
 
 
 def check_output_path(output: Path, *, force: bool) -> None:
-    if output.is_dir():
+    try:
+        existing = output.stat() if os.path.lexists(output) else None
+        parent_is_dir = output.parent.is_dir()
+    except FileNotFoundError:  # a symbolic link to nothing
+        existing, parent_is_dir = None, output.parent.is_dir()
+    except OSError as err:
+        raise CliError(f"Cannot write {output}: {err.strerror}.") from None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise CliError(f"{output} is a directory; give a file name to -o.")
-    if output.exists() and not force:
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise CliError(not_a_regular_file(output))
+    if os.path.lexists(output) and not force:
         raise CliError(f"{output} already exists; use --force to replace it.")
-    parent = output.parent
-    if not parent.is_dir():
-        raise CliError(f"Cannot write {output}: the directory {parent} does not exist.")
+    if not parent_is_dir:
+        raise CliError(f"Cannot write {output}: the directory {output.parent} does not exist.")
 
 
 def download_timeout(environ: Mapping[str, str]) -> float:
@@ -92,6 +124,9 @@ def download_timeout(environ: Mapping[str, str]) -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if value <= 0:
-        raise CliError(f"{ENV_DOWNLOAD_TIMEOUT} must be a positive number of seconds, not {raw!r}.")
+    if not (0 < value <= MAX_DOWNLOAD_TIMEOUT_SECONDS):  # also refuses nan and inf
+        raise CliError(
+            f"{ENV_DOWNLOAD_TIMEOUT} must be a number of seconds above 0 and at most "
+            f"{MAX_DOWNLOAD_TIMEOUT_SECONDS:g}, not {raw!r}."
+        )
     return value

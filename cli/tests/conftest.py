@@ -37,6 +37,8 @@ class FakeBackend:
     object_headers: dict[str, str] = field(default_factory=dict)
     object_stall_seconds: float = 0.0
     checksum_sha256: str | None = None  # what the API reports of the stored artifact
+    close_delimited: bool = False  # the object's answer states no Content-Length
+    object_started: threading.Event = field(default_factory=threading.Event)
     seen_paths: list[str] = field(default_factory=list)
     seen_authorization: list[str] = field(default_factory=list)
 
@@ -60,11 +62,13 @@ class FakeBackend:
         def body() -> Iterator[bytes]:
             half = len(self.object_body) // 2
             yield self.object_body[:half]
+            self.object_started.set()
             time.sleep(self.object_stall_seconds)
             yield self.object_body[half:]
 
         response = Response(body(), self.object_status, headers=self.object_headers)
-        response.headers["Content-Length"] = str(len(self.object_body))
+        if not self.close_delimited:
+            response.headers["Content-Length"] = str(len(self.object_body))
         return response
 
 

@@ -1,0 +1,467 @@
+"""bgagent against hostile input, a hostile server and a hostile environment: every bad
+input gets one line on stderr, never a traceback, and nothing is lost, half-written or
+replaced that should not be."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bgagent import api as api_module
+from bgagent.config import (
+    CREDENTIALS_FILE,
+    Config,
+    Credentials,
+    load_credentials,
+    save_config,
+    save_credentials,
+)
+from bgagent.deadline import NetworkClock
+from bgagent.download import Download, DownloadTimeout
+from bgagent.errors import CliError
+from bgagent.main import run
+
+BGAGENT = [sys.executable, "-m", "bgagent"]
+
+
+def one_line_no_traceback(stderr: str | bytes) -> str:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    assert "Traceback" not in text
+    assert text.count("\n") == 1, text
+    assert text.startswith("bgagent: "), text
+    return text
+
+
+def process(config_dir: Path, *args: str, shell_tail: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    command = " ".join([*BGAGENT, *args]) + shell_tail
+    return subprocess.run(["bash", "-c", command], env=env, capture_output=True, timeout=60)
+
+
+# --- -o and the files it writes ------------------------------------------------------------
+
+
+@pytest.fixture
+def private_null_device(tmp_path: Path) -> Path:
+    """A character device of the test's own, like /dev/null: code that wrongly replaced
+    it would damage only this copy, never the machine's."""
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root (CAP_MKNOD)")
+    return device
+
+
+def test_a_device_is_never_replaced_even_with_force(bgagent, backend, private_null_device):
+    link = private_null_device.parent / "null-link"
+    link.symlink_to(private_null_device)
+    for target in (private_null_device, link):
+        refused = bgagent("trace", "download", "t-1", "-o", str(target), "--force")
+        assert refused.exit_code == 1
+        assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+    assert stat.S_ISCHR(os.stat(private_null_device).st_mode)
+    assert link.is_symlink()
+    assert backend.seen_paths == []  # refused before any network call
+
+
+def test_a_fifo_is_refused_without_blocking(bgagent, backend, tmp_path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    refused = bgagent("trace", "download", "t-1", "-o", str(fifo), "--force")
+    assert refused.exit_code == 1
+    assert "is not a regular file" in refused.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_dash_o_dash_writes_the_raw_artifact_to_stdout(bgagent, backend, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = bgagent("trace", "download", "t-1", "-o", "-")
+    assert (result.exit_code, result.stdout) == (0, backend.artifact)
+    assert list(work.iterdir()) == []  # no file named "-"
+
+
+def test_a_valid_long_file_name_is_saved(bgagent, backend, tmp_path) -> None:
+    target = tmp_path / ("t" * 250 + ".gz")  # 253 bytes: within NAME_MAX
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == backend.artifact
+
+
+def test_saving_needs_no_hard_links(bgagent, backend, tmp_path, monkeypatch) -> None:
+    def no_hard_links(*_: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")  # as on vfat or exFAT
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    target = tmp_path / "t.jsonl.gz"
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == backend.artifact
+    again = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent", "t.jsonl.gz"]
+
+
+def test_a_cut_body_without_length_or_checksum_is_never_saved(bgagent, backend, tmp_path) -> None:
+    backend.object_body = backend.artifact[: len(backend.artifact) - 5]
+    backend.close_delimited = True  # no Content-Length: only the gzip stream can tell
+    target = tmp_path / "t.jsonl.gz"
+    refused = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert refused.exit_code == 1
+    assert "corrupt or not gzipped" in one_line_no_traceback(refused.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_saved_file_gets_the_users_umask(bgagent, backend, tmp_path, umask, mode) -> None:
+    previous = os.umask(umask)
+    try:
+        target = tmp_path / "t.jsonl.gz"
+        assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_signal_during_a_download_leaves_no_part_file(config_dir, backend, tmp_path, signum):
+    backend.object_stall_seconds = 30
+    target = tmp_path / "out" / "t.jsonl.gz"
+    target.parent.mkdir()
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    running = subprocess.Popen(
+        [*BGAGENT, "trace", "download", "t-1", "-o", str(target)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not backend.object_started.is_set():  # the download is under way
+            assert running.poll() is None
+            assert time.monotonic() < deadline
+            backend.object_started.wait(0.05)
+        running.send_signal(signum)
+        _, stderr = running.communicate(timeout=30)
+    finally:
+        running.kill()
+    assert running.returncode == 128 + signum
+    assert one_line_no_traceback(stderr) == ("bgagent: stopped by a signal; nothing was saved.\n")
+    assert list(target.parent.iterdir()) == []
+
+
+# --- time: the network is judged, never the reader -----------------------------------------
+
+
+def test_the_clock_counts_only_network_time() -> None:
+    fired = threading.Event()
+    clock = NetworkClock(0.2, fired.set)
+    clock.waiting()
+    clock.paused()
+    time.sleep(0.3)  # the consumer's time: not counted
+    assert not clock.expired.is_set()
+    clock.waiting()
+    assert fired.wait(5)  # now the network's time runs out
+    assert clock.expired.is_set()
+
+
+def test_a_stopped_clock_never_fires() -> None:
+    fired = threading.Event()
+    clock = NetworkClock(0.05, fired.set)
+    clock.waiting()
+    clock.stop()
+    assert not fired.wait(0.2)
+
+
+def test_a_slow_reader_never_makes_a_healthy_download_time_out(backend) -> None:
+    backend.object_body = os.urandom(3 * 1024 * 1024)  # several chunks
+    with requests.Session() as session:
+        download = Download(session, f"{backend.url}/object", 1.0)
+        received = []
+        for chunk in download.chunks():
+            received.append(chunk)
+            time.sleep(0.5)  # `| less` left open: longer, in all, than the deadline
+    assert b"".join(received) == backend.object_body
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """Sends a status line, then header bytes one by one, never ending the headers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(200):  # 10 s at most
+                    if stop.is_set():
+                        break
+                    try:
+                        connection.sendall(b"a")
+                    except OSError:
+                        break
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_trickled_headers_cannot_outlast_the_download_deadline(trickling_server) -> None:
+    with requests.Session() as session, pytest.raises(DownloadTimeout):
+        Download(session, f"{trickling_server}/object", 0.3)
+
+
+def test_the_api_call_has_an_overall_limit(bgagent, config_dir, trickling_server, monkeypatch):
+    monkeypatch.setattr(api_module, "API_TIMEOUT_SECONDS", 0.3)
+    save_config(config_dir, Config(trickling_server, "us-east-1", "pool", "client"))
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "did not answer in time" in one_line_no_traceback(refused.stderr)
+
+
+# --- standard streams ----------------------------------------------------------------------
+
+
+def test_a_closed_stdout_is_one_line_on_stderr(config_dir, backend) -> None:
+    done = process(config_dir, "trace", "download", "t-1", shell_tail=" >&-")
+    assert done.returncode == 1
+    assert one_line_no_traceback(done.stderr) == (
+        "bgagent: Cannot write to standard output: standard output is closed.\n"
+    )
+
+
+def test_a_full_disk_on_stdout_is_one_line_on_stderr(config_dir, backend) -> None:
+    done = process(config_dir, "trace", "download", "t-1", shell_tail=" > /dev/full")
+    assert done.returncode == 1
+    assert one_line_no_traceback(done.stderr) == (
+        "bgagent: Cannot write to standard output: No space left on device.\n"
+    )
+
+
+def test_with_stderr_closed_no_error_text_reaches_the_data_stream(config_dir, backend) -> None:
+    backend.api_status = 404
+    backend.api_body = b'{"error": {"code": "TASK_NOT_FOUND", "message": "Task t-1 not found."}}'
+    done = process(config_dir, "trace", "download", "t-1", shell_tail=" 2>&-")
+    assert (done.returncode, done.stdout) == (1, b"")
+
+
+# --- configuration and input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfe{not utf-8", "is not UTF-8 text"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+    ids=["not-utf8", "deep"],
+)
+@pytest.mark.parametrize("name", ["config.json", CREDENTIALS_FILE])
+def test_a_damaged_settings_file_is_one_line(bgagent, config_dir, name, content, says) -> None:
+    (config_dir / name).write_bytes(content)
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert says in one_line_no_traceback(refused.stderr)
+
+
+def test_an_expiry_near_year_one_counts_as_expired(bgagent, config_dir, backend) -> None:
+    save_credentials(config_dir, Credentials("id", "refresh", "0001-01-01T00:00:00+00:00"))
+    # The refresh reaches nothing (a closed port): the session is over.
+    refused = bgagent(
+        "trace",
+        "download",
+        "t-1",
+        AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="http://127.0.0.1:9",
+    )
+    assert refused.exit_code == 1
+    assert one_line_no_traceback(refused.stderr) == (
+        "bgagent: Your session has expired: run `bgagent login` to sign in again.\n"
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e309", "0", "-1", "soon", "1e9"])
+def test_an_unusable_download_timeout_is_one_line(bgagent, backend, value) -> None:
+    refused = bgagent("trace", "download", "t-1", BGAGENT_DOWNLOAD_TIMEOUT=value)
+    assert refused.exit_code == 1
+    assert "BGAGENT_DOWNLOAD_TIMEOUT must be a number of seconds" in one_line_no_traceback(
+        refused.stderr
+    )
+    assert backend.seen_paths == []
+
+
+@pytest.mark.parametrize(
+    ("task_id", "says"),
+    [
+        ("task-\udcff", "is not valid text"),
+        (".", "'.' is not a task id."),
+        ("..", "'..' is not a task id."),
+    ],
+)
+def test_a_task_id_that_cannot_be_sent_is_refused(bgagent, backend, task_id, says) -> None:
+    refused = bgagent("trace", "download", task_id)
+    assert refused.exit_code == 1
+    assert says in one_line_no_traceback(refused.stderr)
+    assert backend.seen_paths == []
+
+
+@pytest.mark.parametrize("link", ["http://[::1", "http://127.0.0.1:9/x", "notaurl"])
+def test_a_link_that_cannot_be_fetched_is_one_line(bgagent, backend, link) -> None:
+    backend.api_body = f'{{"data": {{"url": "{link}", "expires_at": "x"}}}}'.encode()
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "Could not reach the trace storage" in one_line_no_traceback(refused.stderr)
+
+
+def test_a_token_that_is_not_ascii_is_one_line(bgagent, config_dir, backend) -> None:
+    save_credentials(config_dir, Credentials("tökén✓", "", "2099-01-01T00:00:00+00:00"))
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert one_line_no_traceback(refused.stderr) == (
+        "bgagent: Your cached credentials are damaged: run `bgagent login`.\n"
+    )
+
+
+def test_an_invalid_region_is_one_line(config_dir) -> None:
+    save_config(config_dir, Config("http://127.0.0.1:9/prod", "not a region!", "p", "c"))
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
+    )
+    assert code == 1
+    assert "region 'not a region!' is not valid" in one_line_no_traceback(stderr.getvalue())
+
+
+def test_end_of_input_at_the_password_prompt_is_one_line(config_dir) -> None:
+    done = subprocess.run(
+        [*BGAGENT, "login", "--username", "alice"],
+        env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+        start_new_session=True,  # no terminal: getpass reads standard input
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode().endswith("bgagent: No password was given (end of input).\n")
+    assert b"Traceback" not in done.stderr
+
+
+def test_an_unwritable_config_directory_is_one_line(bgagent, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    refused = bgagent(
+        "configure",
+        "--api-url",
+        "https://api.example/prod",
+        "--region",
+        "us-east-1",
+        "--user-pool-id",
+        "p",
+        "--client-id",
+        "c",
+        BGAGENT_CONFIG_DIR=str(blocker / "bgagent"),
+    )
+    assert refused.exit_code == 1
+    assert "Cannot write" in one_line_no_traceback(refused.stderr)
+
+
+def test_a_directory_that_cannot_be_searched_is_one_line(bgagent, backend, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    real_stat = os.stat
+
+    def stat_as_another_user(path, *args, **kwargs):  # root may search anything
+        if str(path).startswith(str(locked)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat_as_another_user)
+    refused = bgagent("trace", "download", "t-1", "-o", str(locked / "sub" / "t.gz"))
+    assert refused.exit_code == 1
+    assert "Permission denied" in one_line_no_traceback(refused.stderr)
+    assert backend.seen_paths == []
+
+
+def test_a_credentials_write_that_fails_midway_keeps_the_old_file(tmp_path, monkeypatch):
+    save_credentials(tmp_path, Credentials("old-id", "old-refresh", "2099-01-01T00:00:00+00:00"))
+
+    def disk_full(_: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(CliError, match="No space left on device"):
+        save_credentials(tmp_path, Credentials("new-id", "new-refresh", "2099-01-01"))
+    assert load_credentials(tmp_path).id_token == "old-id"
+    assert sorted(os.listdir(tmp_path)) == [CREDENTIALS_FILE]
+    assert stat.S_IMODE((tmp_path / CREDENTIALS_FILE).stat().st_mode) == 0o600
+
+
+def test_no_option_is_taken_as_an_abbreviation(bgagent) -> None:
+    refused = bgagent("login", "--password", "hunter2")
+    assert refused.exit_code == 2
+    assert "unrecognized arguments: --password hunter2" in refused.stderr
+
+
+def test_an_api_message_is_shown_as_plain_text_without_the_token(bgagent, backend) -> None:
+    token = backend.id_token
+    backend.api_status = 400
+    backend.api_body = (
+        '{"error": {"code": "BAD\\u001b[31m", "message": "bad\\u001b]0;owned\\u0007 token '
+        + token
+        + '\\nnext line"}}'
+    ).encode()
+    refused = bgagent("trace", "download", "t-1")
+    text = one_line_no_traceback(refused.stderr)
+    assert token not in text
+    assert "[token]" in text
+    assert "\x1b" not in text
+    assert "\x07" not in text
+
+
+def test_a_defect_is_one_line_that_says_how_to_report_it(bgagent, monkeypatch) -> None:
+    from bgagent import main as main_module
+
+    def broken(*_: object, **__: object) -> int:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(main_module, "download_trace", broken)
+    result = bgagent("trace", "download", "t-1")
+    assert result.exit_code == 70
+    assert one_line_no_traceback(result.stderr) == (
+        "bgagent: unexpected error (RuntimeError); please report it "
+        "(BGAGENT_DEBUG=1 shows the details).\n"
+    )
+
+
+def test_gzip_of_the_payload_is_what_dash_o_saves(bgagent, backend, tmp_path) -> None:
+    target = tmp_path / "t.jsonl.gz"
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert gzip.decompress(target.read_bytes()) == backend.trace_lines
