@@ -66,6 +66,7 @@ Feature: A download or an upload that goes wrong loses nothing
   @needs_local_stack
   Scenario: Interrupting a download with Ctrl-C leaves nothing behind
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And Alice's downloads give up after 60 seconds
     And the trace storage will answer the download with a stall mid-body
     When Alice interrupts the download of the task's trace to a file
     Then the download stops, telling her nothing was saved

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class PresignedRequest:
     expires_seconds: int
     verdict: str  # "ok" or the S3 error code it answered
     identity: Identity | None = None
+    signature: str = ""  # a secret: whoever holds the link may fetch the trace
 
 
 class SigV4QueryVerifier:
@@ -99,7 +101,7 @@ class SigV4QueryVerifier:
         identity = self._identities.by_access_key(key_id)
 
         def seen(verdict: str) -> PresignedRequest:
-            return PresignedRequest(algorithm, signed_at, expires, verdict, identity)
+            return PresignedRequest(algorithm, signed_at, expires, verdict, identity, signature)
 
         if algorithm != ALGORITHM or not 1 <= expires <= MAX_EXPIRES_SECONDS:
             return seen("AuthorizationQueryParametersError")
@@ -171,6 +173,7 @@ class S3Gate:
         self.fault: Fault | None = None
         self.deny_uploads = False
         self.stall_seconds = 5.0
+        self.stalling = threading.Event()  # set once a stalled download is under way
         # What the ETag of a downloaded object looks like: an MD5 (single-part upload
         # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
         self.etag_style = EtagStyle.MD5
@@ -291,6 +294,7 @@ class S3Gate:
             if fault is Fault.SHORT_BODY:
                 return  # the connection closes with Content-Length unmet
             if fault is Fault.STALL:
+                self.stalling.set()
                 time.sleep(self.stall_seconds)
             if fault is Fault.TRICKLE:  # never silent long enough for a read timeout
                 deadline = time.monotonic() + self.stall_seconds

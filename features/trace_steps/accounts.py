@@ -45,7 +45,7 @@ def signed_in(
         first = sessions[name]
         own = workdir.parent / f"bgagent-{name.lower()}"
         shutil.copytree(first.config_dir, own)
-        return Person(name, first.user, own, first.id_token)
+        return Person(name, first.user, own, first.id_token, first.refresh_token)
 
     return person
 
@@ -78,7 +78,8 @@ def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool, config_di
         person, "login", "--username", user.username, "--password-stdin", stdin=user.password
     )
     assert signed_in.exit_code == 0, signed_in.stderr
-    person.id_token = load_credentials(person.config_dir).id_token
+    cached = load_credentials(person.config_dir)
+    person.id_token, person.refresh_token = cached.id_token, cached.refresh_token
     return person
 
 

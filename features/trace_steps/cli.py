@@ -23,7 +23,7 @@ def run_bgagent(
     exit_code = run(
         list(args), stdout=stdout, stderr=stderr, stdin=io.StringIO(stdin), environ=environ
     )
-    return CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue())
+    return _ran(CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue()))
 
 
 def run_bgagent_process(person: Person, *args: str) -> CliRun:
@@ -33,4 +33,13 @@ def run_bgagent_process(person: Person, *args: str) -> CliRun:
     done = subprocess.run(
         [command, *args], env=environ, capture_output=True, timeout=60, check=False
     )
-    return CliRun([command, *args], done.returncode, done.stdout, done.stderr.decode())
+    return _ran(CliRun([command, *args], done.returncode, done.stdout, done.stderr.decode()))
+
+
+# Every run of the CLI in this session, for the check that no secret was ever shown.
+RUNS: list[CliRun] = []
+
+
+def _ran(cli_run: CliRun) -> CliRun:
+    RUNS.append(cli_run)
+    return cli_run

@@ -71,13 +71,17 @@ def run_installed_command(name: str, scene: Scene) -> None:
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
 def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
     assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
-    # Ctrl-C: a real SIGINT to this process while the CLI waits for bytes.
-    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        save_trace_to_file(name, scene)
-    finally:
-        timer.cancel()
+
+    # Ctrl-C: a real SIGINT to this process, once the CLI is waiting for the rest of
+    # the body (the gate says when it has started stalling), never after a guessed delay.
+    def interrupt_once_under_way() -> None:
+        if gate.stalling.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_once_under_way, daemon=True)
+    interrupter.start()
+    save_trace_to_file(name, scene)
+    interrupter.join()
 
 
 def _trace_link(scene: Scene, name: str) -> str:

@@ -19,6 +19,7 @@ class Person:
     user: User
     config_dir: Path
     id_token: str = ""
+    refresh_token: str = ""
 
 
 @dataclass(frozen=True)
