@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -26,18 +30,33 @@ def clean_env(pytestconfig: pytest.Config) -> dict[str, str]:
     return env
 
 
-def start_sandbox(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*SANDBOX, "--dir", str(tmp_path / "sbx")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+@pytest.fixture
+def start_sandbox() -> Iterator[Callable[[Path, dict[str, str]], subprocess.Popen]]:
+    """Starts sandboxes in process groups of their own; whatever a test does, every one
+    of them (and the function processes they started) is stopped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
+        sandbox = subprocess.Popen(
+            [*SANDBOX, "--dir", str(tmp_path / "sbx")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sandbox.pid, signal.SIGKILL)
+        sandbox.wait()
 
 
 def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(
-    tmp_path: Path, clean_env: dict[str, str]
+    tmp_path: Path, clean_env: dict[str, str], start_sandbox
 ) -> None:
     env = clean_env
     sandbox = start_sandbox(tmp_path, env)
@@ -70,14 +89,34 @@ def test_the_sandbox_serves_the_round_trip_it_prints_and_stops_on_ctrl_c(
     assert "Traceback" not in err
 
 
-def _read_until(process: subprocess.Popen, marker: str) -> str:
-    lines = []
+def _read_until(process: subprocess.Popen, marker: str, *, within: float = 60) -> str:
+    """What the process printed up to ``marker``; fails fast if it stops or stays silent."""
     assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+            if marker in line:
+                return
+        lines.put("")  # the process closed its output
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(
+                f"the sandbox printed no {marker!r} in {within:g} s: {''.join(seen)}"
+            ) from None
+        if not line:
+            raise AssertionError(f"the sandbox stopped early: {''.join(seen)}")
+        seen.append(line)
         if marker in line:
-            return "".join(lines)
-    raise AssertionError(f"the sandbox stopped early: {''.join(lines)}")
+            return "".join(seen)
 
 
 def _shell(
@@ -167,7 +206,7 @@ def _wait_for_a_session_user(target: dict[str, str], suite: subprocess.Popen) ->
 
 
 def test_the_suite_changes_nothing_of_a_stack_it_did_not_create(
-    tmp_path: Path, clean_env: dict[str, str]
+    tmp_path: Path, clean_env: dict[str, str], start_sandbox
 ) -> None:
     """The sandbox in a process of its own stands in for a deployed stack with a bucket
     policy: a full run leaves the policy, the pool's users and the table's items as
