@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -11,9 +13,11 @@ import urllib3
 
 from bgagent.config import Config, Credentials
 from bgagent.deadline import Expired, within
-from bgagent.errors import CliError
+from bgagent.download import keep_headers
+from bgagent.errors import CliError, printable
 
 API_TIMEOUT_SECONDS = 30
+MAX_API_BODY_BYTES = 1024 * 1024  # an answer of the trace API is a few hundred bytes
 
 
 class ApiError(CliError):
@@ -49,59 +53,80 @@ class ApiClient:
 
     def get_trace_link(self, task_id: str) -> TraceLink:
         data = self._get(f"/tasks/{quote(task_id, safe='')}/trace")
-        try:
-            checksum = data.get("checksum_sha256")
-            return TraceLink(
-                url=str(data["url"]),
-                expires_at=str(data.get("expires_at", "")),
-                checksum_sha256=checksum if isinstance(checksum, str) and checksum else None,
-            )
-        except (KeyError, TypeError):
-            raise CliError("The API answered without a trace link; please report this.") from None
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise CliError("The API answered without a trace link; please report this.")
+        checksum = data.get("checksum_sha256")
+        if checksum is not None and not _is_sha256(checksum):
+            raise CliError("The API answered with a malformed checksum; please report this.")
+        return TraceLink(
+            url=url, expires_at=str(data.get("expires_at", "")), checksum_sha256=checksum
+        )
 
     def _get(self, path: str) -> Any:
         url = self._config.api_url + path
         token = self._credentials.id_token
         if not token.isascii() or not token.isprintable():
             raise CliError("Your cached credentials are damaged: run `bgagent login`.")
-        try:
-            # The whole call is bounded, however slowly the server answers.
-            response = within(
-                API_TIMEOUT_SECONDS,
-                lambda: self._session.get(
-                    url, headers={"Authorization": token}, timeout=API_TIMEOUT_SECONDS
-                ),
+
+        def fetch() -> tuple[int, Any]:
+            response = self._session.get(
+                url,
+                headers={"Authorization": token},
+                timeout=API_TIMEOUT_SECONDS,
+                auth=keep_headers,  # never credentials from ~/.netrc in their place
+                stream=True,
             )
+            return response.status_code, _json_or_none(response)
+
+        try:
+            # The whole call, body included, is bounded, however slowly the server answers.
+            status, body = within(API_TIMEOUT_SECONDS, fetch)
         except (Expired, requests.Timeout):
             raise CliError(f"The API at {self._config.api_url} did not answer in time.") from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as err:
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            ValueError,
+            OSError,  # e.g. a CA bundle that cannot be read
+        ) as err:
             raise CliError(
                 f"Could not reach the API at {self._config.api_url} ({type(err).__name__})."
             ) from None
-        body = _json_or_none(response)
-        if response.status_code != 200:
-            raise _api_error(response.status_code, body, token)
+        if status != 200:
+            raise _api_error(status, body, token)
         if not isinstance(body, dict) or "data" not in body:
             raise CliError("The API answered HTTP 200 without data; please report this.")
         return body["data"]
 
 
-def _printable(text: str) -> str:
-    """``text`` without control characters (terminal escapes, line breaks)."""
-    return "".join(char if char.isprintable() else " " for char in text)
+def _is_sha256(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        return False
 
 
 def _json_or_none(response: requests.Response) -> Any:
+    """The body as JSON, read up to MAX_API_BODY_BYTES; None if it is not JSON."""
     try:
-        return response.json()
-    except ValueError:
+        body = response.raw.read(MAX_API_BODY_BYTES + 1, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError):
+        return None
+    finally:
+        response.close()
+    if len(body) > MAX_API_BODY_BYTES:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         return None
 
 
 def _api_error(status: int, body: Any, token: str) -> ApiError:
     def shown(value: object) -> str:
         # What a server says is shown as text only, and never with the caller's token.
-        return _printable(str(value)).replace(token, "[token]")
+        return printable(str(value).replace(token, "[token]"))
 
     if isinstance(body, dict):
         error = body.get("error")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from bgagent.config import Config, Credentials, load_credentials, save_credentials
-from bgagent.errors import CliError
+from bgagent.errors import CliError, printable
 
 # Refresh a little before expiry, so a token never expires on its way to the API.
 REFRESH_MARGIN = timedelta(minutes=5)
+MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600  # Cognito's ID tokens last at most a day
+# A stalled Cognito must not hold a command for minutes (botocore's defaults).
+COGNITO_CONNECT_SECONDS, COGNITO_READ_SECONDS = 5, 10
 SESSION_EXPIRED = "Your session has expired: run `bgagent login` to sign in again."
 Clock = Callable[[], datetime]
 
@@ -36,8 +40,10 @@ def login(
             "your administrator's sign-up page, then run `bgagent login` again."
         )
     if challenge:
-        raise CliError(f"Cognito asks for a {challenge} step, which bgagent does not support.")
-    credentials = _credentials_from(result["AuthenticationResult"], now(), refresh_token=None)
+        raise CliError(
+            f"Cognito asks for a {printable(challenge)} step, which bgagent does not support."
+        )
+    credentials = _credentials_from(result, now(), refresh_token=None)
     save_credentials(directory, credentials)
     return credentials
 
@@ -57,22 +63,44 @@ def fresh_credentials(config: Config, directory: Path, *, now: Clock = _utc_now)
         )
     except CliError:
         raise CliError(SESSION_EXPIRED) from None
-    refreshed = _credentials_from(
-        result["AuthenticationResult"], current, refresh_token=credentials.refresh_token
-    )
-    save_credentials(directory, refreshed)
+    refreshed = _credentials_from(result, current, refresh_token=credentials.refresh_token)
+    with contextlib.suppress(CliError):  # unsaved (a read-only directory), still good now
+        save_credentials(directory, refreshed)
     return refreshed
 
 
 def _credentials_from(
-    auth: dict[str, Any], issued: datetime, *, refresh_token: str | None
+    result: dict[str, Any], issued: datetime, *, refresh_token: str | None
 ) -> Credentials:
-    expiry = issued + timedelta(seconds=int(auth.get("ExpiresIn", 3600)))
+    """The tokens of a Cognito answer, checked before anything is cached."""
+    auth = result.get("AuthenticationResult")
+    auth = auth if isinstance(auth, dict) else {}
+    id_token, new_refresh, lifetime = (
+        auth.get("IdToken"),
+        auth.get("RefreshToken"),
+        auth.get("ExpiresIn", 3600),
+    )
+    if (
+        not _is_token(id_token)
+        or (new_refresh is not None and not _is_token(new_refresh))
+        or not isinstance(lifetime, int)
+        or not 0 < lifetime <= MAX_TOKEN_LIFETIME_SECONDS
+    ):
+        raise CliError("Cognito answered the sign-in in a form bgagent cannot use.")
     return Credentials(
-        id_token=auth["IdToken"],
+        id_token=str(id_token),
         # A refresh answers without a new refresh token: keep the one we have.
-        refresh_token=auth.get("RefreshToken") or refresh_token or "",
-        token_expiry=expiry.isoformat(timespec="seconds"),
+        refresh_token=new_refresh or refresh_token or "",
+        token_expiry=(issued + timedelta(seconds=lifetime)).isoformat(timespec="seconds"),
+    )
+
+
+def _is_token(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) < 16384
+        and value.isascii()
+        and (value.isprintable())
     )
 
 
@@ -93,11 +121,16 @@ def _initiate_auth(config: Config, flow: AuthFlow, parameters: dict[str, str]) -
         cognito = boto3.client(
             "cognito-idp",
             region_name=config.region,
-            config=BotoConfig(retries={"max_attempts": 2}),
+            config=BotoConfig(
+                retries={"max_attempts": 2},
+                connect_timeout=COGNITO_CONNECT_SECONDS,
+                read_timeout=COGNITO_READ_SECONDS,
+            ),
         )
     except ValueError:  # botocore's InvalidRegionError
         raise CliError(
-            f"The configured region {config.region!r} is not valid: run `bgagent configure`."
+            f"The configured region '{printable(config.region)}' is not valid: "
+            "run `bgagent configure`."
         ) from None
     try:
         return dict(
@@ -109,8 +142,10 @@ def _initiate_auth(config: Config, flow: AuthFlow, parameters: dict[str, str]) -
         raise CliError(_sign_in_failure(err)) from None
     except BotoCoreError as err:
         raise CliError(
-            f"Could not reach Cognito in {config.region} ({type(err).__name__})."
+            f"Could not reach Cognito in {printable(config.region)} ({type(err).__name__})."
         ) from None
+    except Exception:  # an answer botocore cannot parse (not JSON, a list, ...)
+        raise CliError("Cognito answered the sign-in in a form bgagent cannot use.") from None
 
 
 def _sign_in_failure(err: Any) -> str:  # a botocore ClientError
@@ -123,7 +158,7 @@ def _sign_in_failure(err: Any) -> str:  # a botocore ClientError
         return "Your account is not confirmed yet."
     if code == "ResourceNotFoundException":
         return "The configured app client does not exist: check `bgagent configure`."
-    return f"Sign-in failed ({code or 'unknown error'})."
+    return f"Sign-in failed ({printable(code) or 'unknown error'})."
 
 
 def _refresh_time(expiry: datetime) -> datetime:

@@ -18,13 +18,13 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 import urllib3
 
 from bgagent.deadline import Expired, NetworkClock, within
-from bgagent.errors import CliError
+from bgagent.errors import CliError, printable
 
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -43,6 +43,12 @@ class _Sha256:
 
     def matches(self) -> bool:
         return base64.b64encode(self._digest.digest()).decode() == self.expected
+
+
+def keep_headers(request: Any) -> Any:
+    """An explicit ``auth`` for requests: with none, it would send credentials from
+    ``~/.netrc`` in place of the caller's own (to the API) or add them (to S3)."""
+    return request
 
 
 class ByteSink(Protocol):
@@ -84,7 +90,7 @@ class Download:
             # server trickles them (requests' timeout only bounds each read).
             self._response = within(
                 timeout_seconds,
-                lambda: session.get(url, stream=True, timeout=timeout_seconds),
+                lambda: session.get(url, stream=True, timeout=timeout_seconds, auth=keep_headers),
             )
         except (Expired, requests.Timeout):
             raise DownloadTimeout(self._timeout_message()) from None
@@ -265,12 +271,15 @@ class AtomicFile:
     """
 
     def __init__(self, target: Path, *, replace: bool) -> None:
+        # Replacing through a symbolic link replaces the file it points at, as `>` does.
+        if replace and target.is_symlink():
+            target = Path(os.path.realpath(target))
         self.target = target
         self._replace = replace
         try:
             fd, name = tempfile.mkstemp(dir=target.parent, prefix=".bgagent-", suffix=".part")
         except OSError as err:
-            raise CliError(f"Cannot write {target}: {err.strerror}.") from None
+            raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
         self._temp = Path(name)
         self._handle = os.fdopen(fd, "wb")
 
@@ -278,8 +287,11 @@ class AtomicFile:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
+        # Closing flushes again: on a full disk that fails too, and must not keep the
+        # hidden file from going.
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        with contextlib.suppress(OSError):  # gone already, or an append-only directory
             self._temp.unlink()
 
     def write_all(self, chunks: Iterator[bytes]) -> int:
@@ -292,20 +304,22 @@ class AtomicFile:
             os.fsync(self._handle.fileno())
             os.fchmod(self._handle.fileno(), _user_file_mode())
         except OSError as err:
-            raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
+            raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
         return size
 
     def commit(self) -> None:
-        self._handle.close()
         try:
+            self._handle.close()
             if self._replace:
                 self._replace_regular_file()
             else:
                 self._place_without_overwriting()
         except FileExistsError:
-            raise CliError(f"{self.target} already exists; use --force to replace it.") from None
+            raise CliError(
+                f"{printable(self.target)} already exists; use --force to replace it."
+            ) from None
         except OSError as err:
-            raise CliError(f"Could not write {self.target}: {err.strerror}.") from None
+            raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
 
     def _replace_regular_file(self) -> None:
         try:
@@ -338,6 +352,6 @@ _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.
 
 def not_a_regular_file(target: Path) -> str:
     return (
-        f"{target} is not a regular file (a device, a pipe or a socket); -o saves to files "
-        "only: use `-o -` to write the artifact to standard output."
+        f"{printable(target)} is not a regular file (a device, a pipe or a socket); -o saves "
+        "to files only: use `-o -` to write the artifact to standard output."
     )

@@ -8,19 +8,19 @@ import errno
 import getpass
 import io
 import os
+import select
 import signal
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 from bgagent.auth import login
-from bgagent.config import Config, config_dir, load_config, save_config
+from bgagent.config import Config, check_config, config_dir, load_config, save_config
 from bgagent.errors import CliError
-from bgagent.trace_command import download_trace
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -40,11 +40,17 @@ class _Parser(argparse.ArgumentParser):
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         if not message:
             return
-        stdout: TextIO = sys.stdout
-        if file is stdout:
-            stdout.write(message)
-        else:
-            self.stderr.write(message)
+        stdout: TextIO | None = sys.stdout
+        try:
+            if file is stdout and stdout is None:  # started with descriptor 1 closed
+                raise OSError(errno.EBADF, "standard output is closed")
+            if file is stdout and stdout is not None:
+                stdout.write(message)
+                stdout.flush()
+            else:
+                self.stderr.write(message)
+        except OSError as err:  # --help into a full disk or a closed descriptor
+            raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(self.stderr)
@@ -117,7 +123,10 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
     )
     download.add_argument("task_id", metavar="TASK_ID", help="the task whose trace to download")
     download.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="save the raw .jsonl.gz artifact to FILE"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="save the raw .jsonl.gz artifact to FILE (- for stdout)",
     )
     download.add_argument(
         "-f", "--force", action="store_true", help="replace FILE if it already exists"
@@ -140,16 +149,30 @@ def run(
     try:
         args = build_parser(err).parse_args(argv)
         if args.command == "configure":
-            path = save_config(
-                config_dir(env),
-                Config(args.api_url.rstrip("/"), args.region, args.user_pool_id, args.client_id),
+            config = Config(
+                args.api_url.rstrip("/"), args.region, args.user_pool_id, args.client_id
             )
+            check_config(config)
+            path = save_config(config_dir(env), config)
             print(f"Saved {path}", file=err)
             return 0
         if args.command == "login":
-            return _login(args, env, stdin if stdin is not None else sys.stdin, err)
-        return download_trace(
-            args.task_id, args.output, force=args.force, stdout=out, stderr=err, environ=env
+            given_stdin = stdin if stdin is not None else sys.stdin
+            if given_stdin is None:  # started with descriptor 0 closed
+                given_stdin = io.StringIO()
+            return _login(args, env, given_stdin, err)
+        # Imported once the command is known: requests takes ~100 ms to import, and
+        # signals reach this point already handled (see main).
+        from bgagent import trace_command
+
+        return trace_command.download_trace(
+            args.task_id,
+            args.output,
+            force=args.force,
+            stdout=out,
+            stdout_is_terminal=stdout is None and _stdout_is_terminal(),
+            stderr=err,
+            environ=env,
         )
     except CliError as failure:
         print(f"bgagent: {failure}", file=err)
@@ -179,12 +202,17 @@ def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err:
     directory = config_dir(env)
     config = load_config(directory)  # before asking for anything: it may be missing
     username = args.username or _ask("Username: ", stdin, err)
+    if not username.strip():
+        raise CliError("No username was given.")
     if args.password_stdin:
         password = stdin.readline().rstrip("\n")
     else:
         try:
-            password = getpass.getpass("Password: ", stream=err)
+            with warnings.catch_warnings():  # no terminal: a multi-line GetPassWarning
+                warnings.simplefilter("ignore")
+                password = getpass.getpass("Password: ", stream=err)
         except EOFError:
+            print(file=err)  # the error goes on a line of its own, not after the prompt
             raise CliError("No password was given (end of input).") from None
     login(config, directory, username.strip(), password)
     print(f"Signed in as {username.strip()}.", file=err)
@@ -193,7 +221,25 @@ def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err:
 
 def _ask(prompt: str, stdin: TextIO, err: TextIO) -> str:
     print(prompt, end="", file=err, flush=True)
-    return stdin.readline().strip()
+    answer = stdin.readline()
+    if not answer:
+        print(file=err)  # end of input: whatever follows starts a line of its own
+    return answer.strip()
+
+
+# Every signal whose default action ends the process: each unwinds like Ctrl-C
+# instead, so that a download to a file never leaves its hidden file behind.
+TERMINATING_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGALRM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGVTALRM,
+    signal.SIGPROF,
+    signal.SIGXCPU,
+)
 
 
 class Terminated(BaseException):
@@ -216,12 +262,27 @@ class _Output:
         self._raw = raw
 
     def write(self, data: bytes) -> int:
+        """All of ``data``, or CliError: a short write (a file size limit, a full
+        filesystem, a non-blocking pipe) never silently drops bytes."""
+        view = memoryview(data)
         try:
-            return self._raw.write(data)
+            while view:
+                try:
+                    written = self._raw.write(view)
+                except BlockingIOError as busy:  # stdout left non-blocking by another program
+                    written = busy.characters_written
+                    _wait_writable(self._raw)
+                if written is None:
+                    _wait_writable(self._raw)
+                    continue
+                if written == 0 and not isinstance(self._raw, _ClosedStdout):
+                    raise OSError(errno.EFBIG, "the output accepts no more bytes")
+                view = view[written:]
         except BrokenPipeError:
             raise
         except OSError as err:
             raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
+        return len(data)
 
     def flush(self) -> None:
         try:
@@ -230,6 +291,14 @@ class _Output:
             raise
         except OSError as err:
             raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
+
+
+def _wait_writable(stream: Any) -> None:
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    select.select([], [descriptor], [])
 
 
 class _ClosedStdout:
@@ -245,6 +314,13 @@ class _Discard(io.StringIO):
         return len(text)
 
 
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def _process_stdout() -> BinaryIO:
     if sys.stdout is None:  # started with descriptor 1 closed
         return _ClosedStdout()  # type: ignore[return-value]
@@ -252,7 +328,7 @@ def _process_stdout() -> BinaryIO:
 
 
 def main() -> NoReturn:
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in TERMINATING_SIGNALS:
         signal.signal(signum, _terminate)
     status = run()
     if sys.stdout is not None:

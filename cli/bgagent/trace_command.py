@@ -23,7 +23,7 @@ from bgagent.download import (
     not_a_regular_file,
     proven_gzip,
 )
-from bgagent.errors import CliError
+from bgagent.errors import CliError, printable
 
 DEFAULT_DOWNLOAD_TIMEOUT_SECONDS = 120.0
 MAX_DOWNLOAD_TIMEOUT_SECONDS = 7 * 24 * 3600.0
@@ -32,17 +32,24 @@ ENV_DOWNLOAD_TIMEOUT = "BGAGENT_DOWNLOAD_TIMEOUT"
 
 def download_trace(
     task_id: str,
-    output: Path | None,
+    output_name: str | None,
     *,
     force: bool,
     stdout: ByteSink,
+    stdout_is_terminal: bool = False,
     stderr: TextIO,
     environ: Mapping[str, str],
 ) -> int:
     check_task_id(task_id)
-    to_stdout_raw = output is not None and str(output) == "-"  # as curl's `-o -`
-    if to_stdout_raw:
-        output = None
+    to_stdout_raw = output_name == "-"  # as curl's `-o -`
+    if output_name is not None and output_name.endswith(os.sep):  # Path() would drop the /
+        raise CliError(f"{printable(output_name)} names a directory; give a file name to -o.")
+    output = Path(output_name) if output_name is not None and not to_stdout_raw else None
+    if to_stdout_raw and stdout_is_terminal:
+        raise CliError(
+            "Refusing to write the gzip artifact to a terminal: redirect it, "
+            "e.g. `-o - > trace.jsonl.gz`."
+        )
     if output is not None:
         check_output_path(output, force=force)  # before any network call
     timeout = download_timeout(environ)
@@ -72,7 +79,7 @@ def download_trace(
             # Without the stored checksum, at least the gzip stream must end cleanly.
             sink.write_all(chunks if download.has_checksum else proven_gzip(chunks))
             sink.commit()
-            print(f"Wrote {output}", file=stderr)
+            print(f"Wrote {printable(output)}", file=stderr)
     return 0
 
 
@@ -100,20 +107,29 @@ def check_task_id(task_id: str) -> None:
 
 def check_output_path(output: Path, *, force: bool) -> None:
     try:
+        longest = os.pathconf(output.parent if str(output.parent) else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    if len(os.fsencode(output.name)) > longest:
+        raise CliError(f"The file name given to -o is longer than {longest} bytes.")
+    try:
         existing = output.stat() if os.path.lexists(output) else None
         parent_is_dir = output.parent.is_dir()
     except FileNotFoundError:  # a symbolic link to nothing
         existing, parent_is_dir = None, output.parent.is_dir()
     except OSError as err:
-        raise CliError(f"Cannot write {output}: {err.strerror}.") from None
+        raise CliError(f"Cannot write {printable(output)}: {err.strerror}.") from None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise CliError(f"{output} is a directory; give a file name to -o.")
+        raise CliError(f"{printable(output)} is a directory; give a file name to -o.")
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         raise CliError(not_a_regular_file(output))
     if os.path.lexists(output) and not force:
-        raise CliError(f"{output} already exists; use --force to replace it.")
+        raise CliError(f"{printable(output)} already exists; use --force to replace it.")
     if not parent_is_dir:
-        raise CliError(f"Cannot write {output}: the directory {output.parent} does not exist.")
+        raise CliError(
+            f"Cannot write {printable(output)}: the directory "
+            f"{printable(output.parent)} does not exist."
+        )
 
 
 def download_timeout(environ: Mapping[str, str]) -> float:

@@ -46,9 +46,11 @@ def one_line_no_traceback(stderr: str | bytes) -> str:
     return text
 
 
-def process(config_dir: Path, *args: str, shell_tail: str = "") -> subprocess.CompletedProcess:
+def process(
+    config_dir: Path, *args: str, shell_tail: str = "", prefix: str = ""
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
-    command = " ".join([*BGAGENT, *args]) + shell_tail
+    command = prefix + " ".join([*BGAGENT, *args]) + shell_tail
     return subprocess.run(["bash", "-c", command], env=env, capture_output=True, timeout=60)
 
 
@@ -138,7 +140,11 @@ def test_a_saved_file_gets_the_users_umask(bgagent, backend, tmp_path, umask, mo
     assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1],
+    ids=["TERM", "HUP", "QUIT", "ALRM", "USR1"],
+)
 def test_a_signal_during_a_download_leaves_no_part_file(config_dir, backend, tmp_path, signum):
     backend.object_stall_seconds = 30
     target = tmp_path / "out" / "t.jsonl.gz"
@@ -277,7 +283,7 @@ def test_with_stderr_closed_no_error_text_reaches_the_data_stream(config_dir, ba
     ("content", "says"),
     [
         (b"\xff\xfe{not utf-8", "is not UTF-8 text"),
-        (b"[" * 100_000, "nested too deeply"),
+        (b"[" * 60_000, "nested too deeply"),
     ],
     ids=["not-utf8", "deep"],
 )
@@ -329,7 +335,7 @@ def test_a_task_id_that_cannot_be_sent_is_refused(bgagent, backend, task_id, say
     assert backend.seen_paths == []
 
 
-@pytest.mark.parametrize("link", ["http://[::1", "http://127.0.0.1:9/x", "notaurl"])
+@pytest.mark.parametrize("link", ["http://[::1", "http://127.0.0.1:9/x", "http://a:b:c/"])
 def test_a_link_that_cannot_be_fetched_is_one_line(bgagent, backend, link) -> None:
     backend.api_body = f'{{"data": {{"url": "{link}", "expires_at": "x"}}}}'.encode()
     refused = bgagent("trace", "download", "t-1")
@@ -447,12 +453,12 @@ def test_an_api_message_is_shown_as_plain_text_without_the_token(bgagent, backen
 
 
 def test_a_defect_is_one_line_that_says_how_to_report_it(bgagent, monkeypatch) -> None:
-    from bgagent import main as main_module
+    from bgagent import trace_command
 
     def broken(*_: object, **__: object) -> int:
         raise RuntimeError("a defect")
 
-    monkeypatch.setattr(main_module, "download_trace", broken)
+    monkeypatch.setattr(trace_command, "download_trace", broken)
     result = bgagent("trace", "download", "t-1")
     assert result.exit_code == 70
     assert one_line_no_traceback(result.stderr) == (
@@ -465,3 +471,274 @@ def test_gzip_of_the_payload_is_what_dash_o_saves(bgagent, backend, tmp_path) ->
     target = tmp_path / "t.jsonl.gz"
     assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
     assert gzip.decompress(target.read_bytes()) == backend.trace_lines
+
+
+def test_a_short_write_to_stdout_is_a_failure_never_a_truncated_success(config_dir, backend):
+    lines = b"".join(b'{"noise":"%s"}\n' % os.urandom(20).hex().encode() for _ in range(6000))
+    backend.trace_lines, backend.object_body = lines, gzip.compress(lines)
+    for option in ("", " -o -"):
+        done = process(
+            config_dir,
+            "trace",
+            "download",
+            "t-1" + option,
+            shell_tail=" > out",
+            prefix="ulimit -f 50; ",  # a file size limit: writes come back short
+        )
+        assert done.returncode == 1, option
+        assert "Cannot write to standard output" in one_line_no_traceback(done.stderr)
+
+
+class _FullDisk(io.BufferedWriter):
+    """A file on a full disk: bytes are buffered, then every flush fails."""
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_during_dash_o_leaves_no_hidden_file(bgagent, backend, tmp_path, monkeypatch):
+    from bgagent import download
+
+    real_fdopen = os.fdopen
+
+    def on_full_disk(fd: int, mode: str = "r", *args: object, **kwargs: object):
+        if mode == "wb":
+            return _FullDisk(io.FileIO(fd, "wb"))
+        return real_fdopen(fd, mode, *args, **kwargs)
+
+    monkeypatch.setattr(download.os, "fdopen", on_full_disk)
+    target = tmp_path / "t.jsonl.gz"
+    refused = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert refused.exit_code == 1
+    assert one_line_no_traceback(refused.stderr) == (
+        f"bgagent: Could not write {target}: No space left on device.\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent"]
+
+
+# --- what the helper's attack found: servers that answer oddly, files that are not files ---
+
+
+def test_netrc_credentials_never_replace_the_token(config_dir, backend, tmp_path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine 127.0.0.1 login bob password netrcsecret\n")
+    (home / ".netrc").chmod(0o600)
+    done = subprocess.run(
+        [*BGAGENT, "trace", "download", "t-1"],
+        env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir), "HOME": str(home)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert backend.seen_authorization == [backend.id_token]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "[1, 2]",
+        "null",
+        '"x"',
+        '{"url": 7}',
+        '{"url": "ftp://x"}',
+        '{"url": "http://h/o", "checksum_sha256": 5}',
+        '{"url": "http://h/o", "checksum_sha256": "not base64!"}',
+    ],
+)
+def test_an_odd_api_answer_is_one_line(bgagent, backend, data) -> None:
+    backend.api_body = f'{{"data": {data}}}'.encode()
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "please report this" in one_line_no_traceback(refused.stderr)
+
+
+def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
+    backend.api_status = 500
+    backend.api_body = b"[" * 100_000
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "HTTP 500" in one_line_no_traceback(refused.stderr)
+
+
+@pytest.fixture
+def cognito(config_dir: Path) -> Iterator[dict]:
+    """A stand-in Cognito on 127.0.0.1 that answers InitiateAuth as told."""
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    answer: dict = {"status": 200, "body": b"{}"}
+
+    def app(environ, start_response):
+        response = Response(
+            answer["body"], answer["status"], content_type="application/x-amz-json-1.1"
+        )
+        return response(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    answer["env"] = {
+        "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": f"http://127.0.0.1:{server.server_port}"
+    }
+    yield answer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"AuthenticationResult": {"IdToken": 7, "ExpiresIn": 3600}}',
+        b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": 99999999999}}',
+        b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": -5}}',
+        b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": "soon"}}',
+        b'{"AuthenticationResult": {"IdToken": "\\u001b[31m", "ExpiresIn": 60}}',
+        b"{}",
+        b"[1, 2]",
+        b"not json",
+    ],
+)
+def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(config_dir, cognito, body):
+    cognito["body"] = body
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
+    )
+    assert code == 1
+    one_line_no_traceback(stderr.getvalue())
+    assert load_credentials(config_dir).id_token != "a.b.c"  # the earlier cache is kept
+
+
+def test_cognito_text_reaches_the_terminal_as_plain_text(config_dir, cognito) -> None:
+    cognito["body"] = b'{"ChallengeName": "SMS\\u001b]0;pwned\\u0007\\nX", "Session": "s"}'
+    stderr = io.StringIO()
+    run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
+    )
+    text = one_line_no_traceback(stderr.getvalue())
+    assert "\x1b" not in text
+    assert "\x07" not in text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("name", ["config.json", CREDENTIALS_FILE])
+def test_a_settings_file_that_is_not_a_file_is_refused(bgagent, config_dir, name, kind) -> None:
+    path = config_dir / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 5))  # a private /dev/zero
+        except PermissionError:
+            pytest.skip("creating a device node needs root (CAP_MKNOD)")
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--api-url", "ftp://x"),
+        ("--api-url", ""),
+        ("--api-url", "https:///prod"),
+        ("--api-url", "https://h/prod#frag"),
+        ("--api-url", "https://h/prod?stage=1"),
+        ("--api-url", "https://h:99999/prod"),
+        ("--region", ""),
+        ("--region", "not a region!"),
+        ("--user-pool-id", ""),
+        ("--client-id", "a\nb"),
+    ],
+)
+def test_configure_refuses_what_could_never_work(bgagent, tmp_path, option, value) -> None:
+    settings = {
+        "--api-url": "https://api.example/prod",
+        "--region": "us-east-1",
+        "--user-pool-id": "us-east-1_pool",
+        "--client-id": "client",
+    }
+    settings[option] = value
+    directory = tmp_path / "fresh"
+    argv = [part for pair in settings.items() for part in pair]
+    refused = bgagent("configure", *argv, BGAGENT_CONFIG_DIR=str(directory))
+    assert refused.exit_code == 1
+    assert option in one_line_no_traceback(refused.stderr)
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize("tail", [" >&-", " > /dev/full"], ids=["closed", "full"])
+def test_help_into_a_closed_or_full_stdout_is_one_line(config_dir, tail) -> None:
+    done = process(config_dir, "--help", shell_tail=tail)
+    assert done.returncode == 1
+    assert "Cannot write to standard output" in one_line_no_traceback(done.stderr)
+
+
+def test_login_with_stdin_closed_is_one_line(config_dir) -> None:
+    done = process(config_dir, "login", shell_tail=" 0<&-")
+    assert done.returncode == 1
+    assert done.stderr.decode().endswith("bgagent: No username was given.\n")
+    assert b"Traceback" not in done.stderr
+
+
+def test_an_empty_home_is_one_line(bgagent) -> None:
+    stderr = io.StringIO()
+    code = run(
+        ["trace", "download", "t-1"], stdout=io.BytesIO(), stderr=stderr, environ={"HOME": ""}
+    )
+    assert code == 1
+    assert "HOME is empty" in one_line_no_traceback(stderr.getvalue())
+
+
+def test_a_target_ending_in_a_slash_is_refused(bgagent, backend, tmp_path) -> None:
+    refused = bgagent("trace", "download", "t-1", "-o", f"{tmp_path}/nodir/")
+    assert refused.exit_code == 1
+    assert "names a directory" in one_line_no_traceback(refused.stderr)
+    assert backend.seen_paths == []
+
+
+def test_a_name_too_long_is_refused_before_any_download(bgagent, backend, tmp_path) -> None:
+    refused = bgagent("trace", "download", "t-1", "-o", str(tmp_path / ("t" * 256)))
+    assert refused.exit_code == 1
+    assert "longer than 255 bytes" in one_line_no_traceback(refused.stderr)
+    assert backend.seen_paths == []
+
+
+def test_force_through_a_symlink_replaces_the_file_it_points_at(bgagent, backend, tmp_path):
+    real = tmp_path / "real.gz"
+    real.write_bytes(b"earlier")
+    link = tmp_path / "link.gz"
+    link.symlink_to(real)
+    assert bgagent("trace", "download", "t-1", "-o", str(link), "--force").exit_code == 0
+    assert link.is_symlink()
+    assert real.read_bytes() == backend.artifact
+
+
+def test_the_raw_artifact_is_never_written_to_a_terminal(config_dir, backend) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*BGAGENT, "trace", "download", "t-1", "-o", "-"],
+            env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 1
+    assert "Refusing to write the gzip artifact to a terminal" in one_line_no_traceback(done.stderr)

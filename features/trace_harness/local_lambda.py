@@ -22,10 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
+import trace_infra
 from trace_harness import serving
 from trace_infra.definitions import FunctionDefinition
 
@@ -71,7 +73,12 @@ class LocalLambda:
         """Start the Runtime API and the runtime's process; the first invocation waits
         for the handler to be imported, as a cold start does."""
         self._server = serving.serve(self)
+        # As on Lambda, the function's code is found in its task root: the folder the
+        # construct packages (the one holding trace_infra), not an installed package.
+        task_root = str(Path(trace_infra.__file__).resolve().parent.parent)
         runtime_env = {
+            "LAMBDA_TASK_ROOT": task_root,
+            "PYTHONPATH": task_root,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self._server.server_port}",
