@@ -6,9 +6,8 @@ The one exception is the acceptance suite pointed at a deployed stack on purpose
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,9 +36,41 @@ def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
 
 
+_ROOT_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session's temporary directories under a root of its own: sessions running
+    side by side (two suites, a mutation run) never clean up each other's, and the
+    whole root goes when the session ends, so a run leaves nothing in the temp dir."""
+    if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        return
+    _remove_roots_of_sessions_that_are_gone()
+    root = tempfile.mkdtemp(prefix=f"pytest-bgagent-{os.getpid()}-")
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = root
+    config.stash[_ROOT_KEY] = root
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """pytest's temporary directories are gone with the session (retention "none");
-    their parent, once empty, goes too, so that a run leaves nothing in the temp dir."""
-    parent = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
-    with contextlib.suppress(OSError):  # only when empty: another session may use it
-        parent.rmdir()
+    root = config.stash.get(_ROOT_KEY, None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+        os.environ.pop("PYTEST_DEBUG_TEMPROOT", None)
+
+
+def _remove_roots_of_sessions_that_are_gone() -> None:
+    """A session killed before its end left its root: the next one removes it."""
+    for root in Path(tempfile.gettempdir()).glob("pytest-bgagent-*-*"):
+        pid = root.name.split("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -25,7 +25,11 @@ SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
 def clean_env(pytestconfig: pytest.Config) -> dict[str, str]:
     """This shell's environment without AWS settings, finding the test code as pytest
     does (the harness is not installed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "TRACE_", "PYTEST_"))  # a suite it starts is its own
+    }
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pytestconfig.getini("pythonpath"))
     return env
 
@@ -221,10 +225,12 @@ def test_the_suite_changes_nothing_of_a_stack_it_did_not_create(
         _give_the_stack_a_policy(target)
         before = _stack_as_it_stands(target)
 
+        killed_temp = tmp_path / "killed-run-temp"  # what a killed run leaves stays here
+        killed_temp.mkdir()
         killed = subprocess.Popen(
             SUITE,
             cwd=ROOT,
-            env={**env, **target},
+            env={**env, **target, "TMPDIR": str(killed_temp)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
