@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from trace_testing.processes import is_running
+
 # The acceptance suite's step modules hold its assertions: rewrite them for clear failures.
 pytest.register_assert_rewrite("trace_steps", "trace_harness")
 
@@ -62,15 +64,5 @@ def _remove_roots_of_sessions_that_are_gone() -> None:
     """A session killed before its end left its root: the next one removes it."""
     for root in Path(tempfile.gettempdir()).glob("pytest-bgagent-*-*"):
         pid = root.name.split("-")[2]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not is_running(int(pid)):
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -189,19 +189,21 @@ def test_the_clock_counts_only_network_time() -> None:
 def test_a_stopped_clock_never_fires() -> None:
     fired = threading.Event()
     clock = NetworkClock(0.05, fired.set)
-    clock.waiting()
     clock.stop()
+    clock.waiting()  # the download's last read, after its end was recorded
     assert not fired.wait(0.2)
 
 
 def test_a_slow_reader_never_makes_a_healthy_download_time_out(backend) -> None:
-    backend.object_body = os.urandom(3 * 1024 * 1024)  # several chunks
+    backend.object_body = os.urandom(3 * 1024 * 1024)  # 12 chunks
     with requests.Session() as session:
-        download = Download(session, f"{backend.url}/object", 1.0)
+        # 5 s of network time is far more than 3 MiB on 127.0.0.1 needs, even on a busy
+        # machine; the reader holds each chunk 0.5 s: 6 s in all, more than the deadline.
+        download = Download(session, f"{backend.url}/object", 5.0)
         received = []
         for chunk in download.chunks():
             received.append(chunk)
-            time.sleep(0.5)  # `| less` left open: longer, in all, than the deadline
+            time.sleep(0.5)
     assert b"".join(received) == backend.object_body
 
 

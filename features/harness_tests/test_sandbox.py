@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -161,14 +162,7 @@ FOREIGN_POLICY = {
 
 def _stack_as_it_stands(target: dict[str, str]) -> dict[str, object]:
     """What the suite must leave alone: the bucket policy, the pool's users, the items."""
-    settings = {
-        "region_name": target["AWS_REGION"],
-        "endpoint_url": target["AWS_ENDPOINT_URL"],
-        "aws_access_key_id": target["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": target["AWS_SECRET_ACCESS_KEY"],
-    }
-    s3, ddb = boto3.client("s3", **settings), boto3.client("dynamodb", **settings)
-    cognito = boto3.client("cognito-idp", **settings)
+    s3, ddb, cognito = (_client(target, name) for name in ("s3", "dynamodb", "cognito-idp"))
     bucket, table = target["TRACE_ARTIFACTS_BUCKET_NAME"], target["TASK_TABLE_NAME"]
     users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
     return {
@@ -179,14 +173,18 @@ def _stack_as_it_stands(target: dict[str, str]) -> dict[str, object]:
     }
 
 
-def _give_the_stack_a_policy(target: dict[str, str]) -> None:
-    s3 = boto3.client(
-        "s3",
+def _client(target: dict[str, str], service: str) -> Any:
+    """A client of the stack's AWS side, as the exports the sandbox printed give it."""
+    session: Any = boto3.session.Session(
         region_name=target["AWS_REGION"],
-        endpoint_url=target["AWS_ENDPOINT_URL"],
         aws_access_key_id=target["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=target["AWS_SECRET_ACCESS_KEY"],
     )
+    return session.client(service, endpoint_url=target["AWS_ENDPOINT_URL"])
+
+
+def _give_the_stack_a_policy(target: dict[str, str]) -> None:
+    s3 = _client(target, "s3")
     bucket = target["TRACE_ARTIFACTS_BUCKET_NAME"]
     policy = json.dumps(FOREIGN_POLICY).replace("{bucket}", bucket)
     s3.put_bucket_policy(Bucket=bucket, Policy=policy)
@@ -194,13 +192,7 @@ def _give_the_stack_a_policy(target: dict[str, str]) -> None:
 
 def _wait_for_a_session_user(target: dict[str, str], suite: subprocess.Popen) -> None:
     """Until the running suite has signed up its first user (or has ended)."""
-    cognito = boto3.client(
-        "cognito-idp",
-        region_name=target["AWS_REGION"],
-        endpoint_url=target["AWS_ENDPOINT_URL"],
-        aws_access_key_id=target["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=target["AWS_SECRET_ACCESS_KEY"],
-    )
+    cognito = _client(target, "cognito-idp")
     while suite.poll() is None:
         users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
         if any(u["Username"].startswith("bgsuite-") for u in users):

@@ -42,14 +42,10 @@ class DynamoDbGate:
         serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        split = serving.request_target(environ)
-        method = environ["REQUEST_METHOD"]
-        headers = serving.request_headers(environ)
-        lower = {k.lower(): v for k, v in headers.items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        request = serving.read_request(environ)
+        split, headers, lower, body = request.target, request.headers, request.lower, request.body
         verdict = verify_header_signature(
-            method=method,
+            method=request.method,
             raw_path=split.path,
             raw_query=split.query,
             headers=lower,
@@ -73,7 +69,7 @@ class DynamoDbGate:
                 f"User: {verdict.identity.name} is not authorized to perform: {action} "
                 f"on resource: {resource}",
             )
-        upstream = serving.Upstream(self._upstream, method, split.geturl(), headers, body)
+        upstream = serving.Upstream(self._upstream, request.method, split.geturl(), headers, body)
         start_response(f"{upstream.status} {upstream.reason}", upstream.headers)
         return upstream.stream()
 

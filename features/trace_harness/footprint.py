@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trace_infra.definitions import TASK_TABLE, caller_key_prefix
+from trace_testing.processes import is_running
 
 PREFIX = "bgsuite"
 MAX_SESSION_AGE_SECONDS = 6 * 3600
@@ -30,16 +31,6 @@ _BY_USER = next(i.name for i in TASK_TABLE.global_indexes if i.partition_key == 
 
 def _this_host() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,7 @@ class SessionTag:
     def is_over(self) -> bool:
         if time.time() - self.started > MAX_SESSION_AGE_SECONDS:
             return True
-        return self.host == _this_host() and not _running(self.pid)
+        return self.host == _this_host() and not is_running(self.pid)
 
 
 def left_over(name: str, current: SessionTag) -> bool:

@@ -191,13 +191,9 @@ class S3Gate:
         serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        split = serving.request_target(environ)
-        raw_uri = split.geturl()
-        method = environ["REQUEST_METHOD"]
-        headers = serving.request_headers(environ)
-        lower = {k.lower(): v for k, v in headers.items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        request = serving.read_request(environ)
+        split, method, body = request.target, request.method, request.body
+        headers, lower, raw_uri = request.headers, request.lower, request.target.geturl()
         presigned = "X-Amz-Signature=" in split.query or "X-Amz-Algorithm=" in split.query
         if is_sigv2(lower.get("authorization", ""), split.query):
             return _s3_error(start_response, "InvalidRequest", status="400 Bad Request")

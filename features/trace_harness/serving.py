@@ -6,6 +6,7 @@ import http.client
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -47,6 +48,30 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
         if environ.get(key):
             headers[key.replace("_", "-").title()] = str(environ[key])
     return headers
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as a gate received it: the target exactly as sent, the headers
+    (``lower`` keyed by lower-case name), the whole body."""
+
+    method: str
+    target: SplitResult
+    headers: dict[str, str]
+    lower: dict[str, str]
+    body: bytes
+
+
+def read_request(environ: dict[str, Any]) -> Request:
+    headers = request_headers(environ)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return Request(
+        environ["REQUEST_METHOD"],
+        request_target(environ),
+        headers,
+        {name.lower(): value for name, value in headers.items()},
+        environ["wsgi.input"].read(length) if length else b"",
+    )
 
 
 class Upstream:

@@ -12,7 +12,7 @@ clock, and what a scenario changes beyond its own records it puts back itself.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, cast
 
 import pytest
 
@@ -40,35 +40,31 @@ def suite_stack() -> Iterator[SuiteStack]:
         yield running
 
 
-def _needs(what: NotOnThisTarget) -> NoReturn:
-    pytest.fail(f"this scenario needs {what}: tag it @needs_local_stack")
+def _local(suite_stack: SuiteStack, part: str) -> Any:
+    """A part of the suite's own local stack; a scenario on a target without it fails,
+    saying which tag it lacks."""
+    try:
+        return getattr(suite_stack, part)
+    except NotOnThisTarget as missing:
+        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
 
 
 @pytest.fixture
 def gate(suite_stack: SuiteStack) -> S3Gate:
     """The S3 gate, for the steps that move its clock, read its records or break the wire."""
-    try:
-        return suite_stack.gate
-    except NotOnThisTarget as missing:
-        _needs(missing)
+    return cast(S3Gate, _local(suite_stack, "gate"))
 
 
 @pytest.fixture
 def api_gateway(suite_stack: SuiteStack) -> LocalApiGateway:
     """The local API Gateway, for the steps that move its authorizer's clock."""
-    try:
-        return suite_stack.gateway
-    except NotOnThisTarget as missing:
-        _needs(missing)
+    return cast(LocalApiGateway, _local(suite_stack, "gateway"))
 
 
 @pytest.fixture
 def function(suite_stack: SuiteStack) -> LocalLambda:
     """The trace URL function in its local Lambda, for the steps that read its logs."""
-    try:
-        return suite_stack.function
-    except NotOnThisTarget as missing:
-        _needs(missing)
+    return cast(LocalLambda, _local(suite_stack, "function"))
 
 
 @pytest.fixture(scope="session")
