@@ -83,7 +83,9 @@ class ApiClient:
             # The whole call, body included, is bounded, however slowly the server answers.
             status, body = within(API_TIMEOUT_SECONDS, fetch)
         except (Expired, requests.Timeout):
-            raise CliError(f"The API at {self._config.api_url} did not answer in time.") from None
+            raise CliError(
+                f"The API at {printable(self._config.api_url)} did not answer in time."
+            ) from None
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -91,7 +93,8 @@ class ApiClient:
             OSError,  # e.g. a CA bundle that cannot be read
         ) as err:
             raise CliError(
-                f"Could not reach the API at {self._config.api_url} ({type(err).__name__})."
+                f"Could not reach the API at {printable(self._config.api_url)} "
+                f"({type(err).__name__})."
             ) from None
         if status != 200:
             raise _api_error(status, body, token)
@@ -130,13 +133,15 @@ def _api_error(status: int, body: Any, token: str) -> ApiError:
 
     if isinstance(body, dict):
         error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
+        if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
             return ApiError(
                 status,
                 shown(error.get("code") or "") or None,
                 shown(error["message"]),
                 shown(error.get("request_id") or "") or None,
             )
-        if body.get("message"):  # API Gateway's own answers: {"message": "Unauthorized"}
+        if (
+            isinstance(body.get("message"), str) and body["message"]
+        ):  # API Gateway's own answers: {"message": "Unauthorized"}
             return ApiError(status, None, f"{shown(body['message'])} (HTTP {status})")
     return ApiError(status, None, f"The API request failed with HTTP {status}.")

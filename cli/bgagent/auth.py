@@ -83,7 +83,7 @@ def _credentials_from(
     if (
         not _is_token(id_token)
         or (new_refresh is not None and not _is_token(new_refresh))
-        or not isinstance(lifetime, int)
+        or type(lifetime) is not int  # not a bool either
         or not 0 < lifetime <= MAX_TOKEN_LIFETIME_SECONDS
     ):
         raise CliError("Cognito answered the sign-in in a form bgagent cannot use.")

@@ -50,9 +50,15 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 def check_config(config: Config) -> None:
     """What `bgagent configure` accepts: a usable API URL, a region name, two ids."""
-    url = urlsplit(config.api_url)
+    try:
+        url = urlsplit(config.api_url)
+        port = url.port
+    except ValueError:
+        raise CliError(f"--api-url is not a valid URL: '{printable(config.api_url)}'.") from None
     if (
-        url.scheme not in ("https", "http")
+        not config.api_url.startswith(("https://", "http://"))
+        or "\\" in config.api_url
+        or port == 0
         or not url.hostname
         or url.query
         or url.fragment
@@ -64,11 +70,7 @@ def check_config(config: Config) -> None:
             f"--api-url must be an http(s) URL with a host and no query or fragment, not "
             f"'{printable(config.api_url)}'."
         )
-    try:
-        url.port  # noqa: B018 - raises for a port out of range
-    except ValueError:
-        raise CliError(f"--api-url has an invalid port: '{printable(config.api_url)}'.") from None
-    if not _REGION.match(config.region):
+    if not _REGION.fullmatch(config.region):
         raise CliError(
             f"--region must be an AWS region such as us-east-1, not '{printable(config.region)}'."
         )
@@ -127,9 +129,10 @@ def _read_json(path: Path, *, missing: str) -> dict[str, Any]:
         raise CliError(missing) from None
     except OSError as err:
         raise CliError(f"Cannot read {printable(path)}: {err.strerror}.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, a FIFO, a device
+        os.close(fd)
+        raise CliError(f"{printable(path)} is not a regular file; remove it.")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise CliError(f"{printable(path)} is not a regular file; remove it.")
         try:
             raw = handle.read(MAX_SETTINGS_BYTES + 1)
         except OSError as err:
@@ -158,6 +161,13 @@ def _write_json(path: Path, data: Mapping[str, Any], *, mode: int) -> Path:
     # A settings file that is a symbolic link (a dotfiles manager's) keeps its link:
     # the file it points at is the one replaced.
     path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        existing = path.stat()
+    except OSError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        # Never replace a device, a pipe or a directory (or what a link points at).
+        raise CliError(f"{printable(path)} is not a regular file; remove it.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Created with its final mode, so a token is never readable by others, even briefly.

@@ -11,7 +11,6 @@ import os
 import select
 import signal
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
@@ -206,17 +205,27 @@ def _login(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, err:
         raise CliError("No username was given.")
     if args.password_stdin:
         password = stdin.readline().rstrip("\n")
-    else:
+    elif _has_terminal():
         try:
-            with warnings.catch_warnings():  # no terminal: a multi-line GetPassWarning
-                warnings.simplefilter("ignore")
-                password = getpass.getpass("Password: ", stream=err)
+            password = getpass.getpass("Password: ", stream=err)
         except EOFError:
             print(file=err)  # the error goes on a line of its own, not after the prompt
             raise CliError("No password was given (end of input).") from None
+    else:  # no terminal to read it without echo: standard input, without getpass' warning
+        password = _ask("Password: ", stdin, err)
+        if not password:
+            raise CliError("No password was given (end of input).")
     login(config, directory, username.strip(), password)
     print(f"Signed in as {username.strip()}.", file=err)
     return 0
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def _ask(prompt: str, stdin: TextIO, err: TextIO) -> str:
@@ -251,6 +260,10 @@ class Terminated(BaseException):
 
 
 def _terminate(signum: int, _frame: object) -> None:
+    # The first signal unwinds; any that follow (a burst of them) must not interrupt
+    # the cleanup it starts.
+    for other in (*TERMINATING_SIGNALS, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
     raise Terminated(signum)
 
 
@@ -339,6 +352,6 @@ def main() -> NoReturn:
         if status != 0:
             # Whatever is still buffered for a broken or full stdout would be reported
             # again by Python at exit, as a traceback-like message.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

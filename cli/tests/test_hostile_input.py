@@ -565,8 +565,9 @@ def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
 
 
 @pytest.fixture
-def cognito(config_dir: Path) -> Iterator[dict]:
-    """A stand-in Cognito on 127.0.0.1 that answers InitiateAuth as told."""
+def cognito(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """A stand-in Cognito on 127.0.0.1 that answers InitiateAuth as told (boto3 reads
+    its endpoint from the process environment)."""
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Response
 
@@ -580,9 +581,9 @@ def cognito(config_dir: Path) -> Iterator[dict]:
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    answer["env"] = {
-        "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": f"http://127.0.0.1:{server.server_port}"
-    }
+    answer["env"] = {}
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", endpoint)
     yield answer
     server.shutdown()
     server.server_close()
@@ -612,7 +613,9 @@ def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(config_dir, cognit
         environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
     )
     assert code == 1
-    one_line_no_traceback(stderr.getvalue())
+    assert "Cognito answered the sign-in in a form bgagent cannot use" in one_line_no_traceback(
+        stderr.getvalue()
+    )
     assert load_credentials(config_dir).id_token != "a.b.c"  # the earlier cache is kept
 
 
@@ -627,6 +630,7 @@ def test_cognito_text_reaches_the_terminal_as_plain_text(config_dir, cognito) ->
         environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
     )
     text = one_line_no_traceback(stderr.getvalue())
+    assert "does not support" in text
     assert "\x1b" not in text
     assert "\x07" not in text
 
@@ -744,3 +748,118 @@ def test_the_raw_artifact_is_never_written_to_a_terminal(config_dir, backend) ->
         os.close(controller)
     assert done.returncode == 1
     assert "Refusing to write the gzip artifact to a terminal" in one_line_no_traceback(done.stderr)
+
+
+# --- what the second attack found -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "link-to-device"])
+def test_login_never_replaces_a_settings_file_that_is_not_a_file(config_dir, cognito, kind):
+    credentials = config_dir / CREDENTIALS_FILE
+    credentials.unlink()
+    device = config_dir.parent / "private-null"
+    if kind == "fifo":
+        os.mkfifo(credentials)
+    else:
+        try:
+            os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("creating a device node needs root (CAP_MKNOD)")
+        if kind == "device":
+            device.rename(credentials)
+        else:
+            credentials.symlink_to(device)
+    cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": 3600}}'
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
+    )
+    assert code == 1
+    assert "is not a regular file" in one_line_no_traceback(stderr.getvalue())
+    kept = credentials.resolve() if kind == "link-to-device" else credentials
+    assert not stat.S_ISREG(os.stat(kept).st_mode)
+
+
+def test_a_settings_file_that_is_a_directory_is_refused(bgagent, config_dir) -> None:
+    (config_dir / "config.json").unlink()
+    (config_dir / "config.json").mkdir()
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--api-url", "http://[::1"),
+        ("--api-url", "HTTP://h/prod"),
+        ("--api-url", "http://h:0/prod"),
+        ("--api-url", "http://h\\evil.com/prod"),
+        ("--region", "us-east-1\n"),
+    ],
+)
+def test_configure_refuses_urls_and_regions_that_could_never_work(bgagent, tmp_path, option, value):
+    settings = {
+        "--api-url": "https://api.example/prod",
+        "--region": "us-east-1",
+        "--user-pool-id": "p",
+        "--client-id": "c",
+        option: value,
+    }
+    argv = [part for pair in settings.items() for part in pair]
+    refused = bgagent("configure", *argv, BGAGENT_CONFIG_DIR=str(tmp_path / "fresh"))
+    assert refused.exit_code == 1
+    assert option in one_line_no_traceback(refused.stderr)
+
+
+def test_a_lifetime_that_is_a_boolean_is_refused(config_dir, cognito) -> None:
+    cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": true}}'
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
+    )
+    assert code == 1
+    assert "cannot use" in one_line_no_traceback(stderr.getvalue())
+
+
+def test_control_characters_in_the_configured_url_are_not_shown(bgagent, config_dir) -> None:
+    (config_dir / "config.json").write_text(
+        '{"api_url": "http://127.0.0.1:9/\\u001b[31mRED\\u0007", "region": "us-east-1",'
+        ' "user_pool_id": "p", "client_id": "c"}'
+    )
+    refused = bgagent("trace", "download", "t-1")
+    text = one_line_no_traceback(refused.stderr)
+    assert "\x1b" not in text
+    assert "\x07" not in text
+
+
+def test_a_burst_of_signals_still_leaves_no_part_file(config_dir, backend, tmp_path) -> None:
+    backend.object_stall_seconds = 30
+    target = tmp_path / "out" / "t.jsonl.gz"
+    target.parent.mkdir()
+    running = subprocess.Popen(
+        [*BGAGENT, "trace", "download", "t-1", "-o", str(target)],
+        env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert backend.object_started.wait(30)
+        for _ in range(50):
+            if running.poll() is not None:
+                break
+            running.send_signal(signal.SIGTERM)
+        _, stderr = running.communicate(timeout=30)
+    finally:
+        running.kill()
+    assert running.returncode == 128 + signal.SIGTERM
+    assert one_line_no_traceback(stderr) == "bgagent: stopped by a signal; nothing was saved.\n"
+    assert list(target.parent.iterdir()) == []
