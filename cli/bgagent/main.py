@@ -288,7 +288,7 @@ class _Output:
                 if written is None:
                     _wait_writable(self._raw)
                     continue
-                if written == 0 and not isinstance(self._raw, _ClosedStdout):
+                if written == 0:
                     raise OSError(errno.EFBIG, "the output accepts no more bytes")
                 view = view[written:]
         except BrokenPipeError:

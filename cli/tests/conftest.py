@@ -41,11 +41,13 @@ class FakeBackend:
     object_started: threading.Event = field(default_factory=threading.Event)
     seen_paths: list[str] = field(default_factory=list)
     seen_authorization: list[str] = field(default_factory=list)
+    seen_object_authorization: list[str] = field(default_factory=list)
 
     def app(self, environ: dict[str, Any], start_response: Callable) -> Any:
         request = Request(environ)
         self.seen_paths.append(environ.get("RAW_URI", request.path))
         if request.path == "/object":
+            self.seen_object_authorization.append(request.headers.get("Authorization", ""))
             return self._object()(environ, start_response)
         self.seen_authorization.append(request.headers.get("Authorization", ""))
         body = self.api_body

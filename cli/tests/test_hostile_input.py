@@ -46,6 +46,19 @@ def one_line_no_traceback(stderr: str | bytes) -> str:
     return text
 
 
+def login_as_alice(config_dir: Path) -> tuple[int, str]:
+    """``bgagent login`` with a password on stdin: its exit status and its stderr."""
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO("a password\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
+    )
+    return code, stderr.getvalue()
+
+
 def process(
     config_dir: Path, *args: str, shell_tail: str = "", prefix: str = ""
 ) -> subprocess.CompletedProcess:
@@ -356,16 +369,9 @@ def test_a_token_that_is_not_ascii_is_one_line(bgagent, config_dir, backend) -> 
 
 def test_an_invalid_region_is_one_line(config_dir) -> None:
     save_config(config_dir, Config("http://127.0.0.1:9/prod", "not a region!", "p", "c"))
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
-    )
+    code, stderr = login_as_alice(config_dir)
     assert code == 1
-    assert "region 'not a region!' is not valid" in one_line_no_traceback(stderr.getvalue())
+    assert "region 'not a region!' is not valid" in one_line_no_traceback(stderr)
 
 
 def test_end_of_input_at_the_password_prompt_is_one_line(config_dir) -> None:
@@ -535,6 +541,7 @@ def test_netrc_credentials_never_replace_the_token(config_dir, backend, tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert backend.seen_authorization == [backend.id_token]
+    assert backend.seen_object_authorization == [""]  # a presigned link carries its own
 
 
 @pytest.mark.parametrize(
@@ -581,7 +588,6 @@ def cognito(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    answer["env"] = {}
     endpoint = f"http://127.0.0.1:{server.server_port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", endpoint)
     yield answer
@@ -604,32 +610,18 @@ def cognito(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
 )
 def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(config_dir, cognito, body):
     cognito["body"] = body
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
-    )
+    code, stderr = login_as_alice(config_dir)
     assert code == 1
     assert "Cognito answered the sign-in in a form bgagent cannot use" in one_line_no_traceback(
-        stderr.getvalue()
+        stderr
     )
     assert load_credentials(config_dir).id_token != "a.b.c"  # the earlier cache is kept
 
 
 def test_cognito_text_reaches_the_terminal_as_plain_text(config_dir, cognito) -> None:
     cognito["body"] = b'{"ChallengeName": "SMS\\u001b]0;pwned\\u0007\\nX", "Session": "s"}'
-    stderr = io.StringIO()
-    run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
-    )
-    text = one_line_no_traceback(stderr.getvalue())
+    _, stderr = login_as_alice(config_dir)
+    text = one_line_no_traceback(stderr)
     assert "does not support" in text
     assert "\x1b" not in text
     assert "\x07" not in text
@@ -770,16 +762,9 @@ def test_login_never_replaces_a_settings_file_that_is_not_a_file(config_dir, cog
         else:
             credentials.symlink_to(device)
     cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": 3600}}'
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
-    )
+    code, stderr = login_as_alice(config_dir)
     assert code == 1
-    assert "is not a regular file" in one_line_no_traceback(stderr.getvalue())
+    assert "is not a regular file" in one_line_no_traceback(stderr)
     kept = credentials.resolve() if kind == "link-to-device" else credentials
     assert not stat.S_ISREG(os.stat(kept).st_mode)
 
@@ -818,16 +803,9 @@ def test_configure_refuses_urls_and_regions_that_could_never_work(bgagent, tmp_p
 
 def test_a_lifetime_that_is_a_boolean_is_refused(config_dir, cognito) -> None:
     cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": true}}'
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir), **cognito["env"]},
-    )
+    code, stderr = login_as_alice(config_dir)
     assert code == 1
-    assert "cannot use" in one_line_no_traceback(stderr.getvalue())
+    assert "cannot use" in one_line_no_traceback(stderr)
 
 
 def test_control_characters_in_the_configured_url_are_not_shown(bgagent, config_dir) -> None:
@@ -863,3 +841,10 @@ def test_a_burst_of_signals_still_leaves_no_part_file(config_dir, backend, tmp_p
     assert running.returncode == 128 + signal.SIGTERM
     assert one_line_no_traceback(stderr) == "bgagent: stopped by a signal; nothing was saved.\n"
     assert list(target.parent.iterdir()) == []
+
+
+def test_an_api_answer_too_large_to_be_one_is_refused(bgagent, backend) -> None:
+    backend.api_body = b'{"data": {"url": "http://h/o", "pad": "' + b"x" * 2_000_000 + b'"}}'
+    refused = bgagent("trace", "download", "t-1")
+    assert refused.exit_code == 1
+    assert "without data" in one_line_no_traceback(refused.stderr)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
 from trace_harness import serving
 from trace_harness.iam import Identities, StackArns
-from trace_harness.sigv4 import verify_header_signature
+from trace_harness.sigv4 import verify_request
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _ERROR_STATUS = {"InvalidAccessKeyId": "UnrecognizedClientException"}
@@ -44,17 +43,7 @@ class DynamoDbGate:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = serving.read_request(environ)
         split, headers, lower, body = request.target, request.headers, request.lower, request.body
-        verdict = verify_header_signature(
-            method=request.method,
-            raw_path=split.path,
-            raw_query=split.query,
-            headers=lower,
-            body=body,
-            identities=self._identities,
-            region=self._region,
-            service="dynamodb",
-            now=datetime.now(UTC),
-        )
+        verdict = verify_request(request, self._identities, region=self._region, service="dynamodb")
         if verdict.error:
             code = _ERROR_STATUS.get(verdict.error, verdict.error)
             return _error(start_response, code, f"The request was refused: {verdict.error}")

@@ -73,7 +73,6 @@ class Identities:
 
     def __init__(self) -> None:
         self._by_key: dict[str, Identity] = {}
-        self._granted: dict[str, list[Statement]] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, statements: list[Statement]) -> Identity:
@@ -81,7 +80,6 @@ class Identities:
         identity = Identity(name, key_id, secrets.token_urlsafe(30), list(statements))
         with self._lock:
             self._by_key[key_id] = identity
-            self._granted[key_id] = list(statements)
         return identity
 
     def by_access_key(self, access_key_id: str) -> Identity | None:
@@ -100,9 +98,3 @@ class Identities:
             identity.statements = before
 
         return restore
-
-    def restore_all(self) -> None:
-        """Every identity back to the grants it was created with."""
-        with self._lock:
-            for key_id, identity in self._by_key.items():
-                identity.statements = list(self._granted[key_id])

@@ -192,7 +192,8 @@ class LocalLambda:
             self._finish(
                 invocation, error=f"Task timed out after {self.function.timeout_seconds} seconds"
             )
-            # Lambda ends a timed-out instance; the next invocation gets a fresh one.
+            # Lambda ends a timed-out instance. Here no new one starts: later invocations
+            # fail too (no scenario lets the function time out).
             if self._process is not None:
                 self._process.kill()
 

@@ -83,7 +83,6 @@ class LocalStack:
     def start_scenario(self) -> None:
         """An honest gate and clocks: what one scenario changed is not the next one's."""
         self.gate.reset()
-        self.identities.restore_all()
         if self.gateway.authorizer is not None:
             self.gateway.authorizer.clock_offset = timedelta(0)
 

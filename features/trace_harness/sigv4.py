@@ -15,6 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from trace_harness.iam import Identities, Identity
+from trace_harness.serving import Request
 
 ALLOWED_SKEW = timedelta(minutes=15)
 _AUTHORIZATION = re.compile(
@@ -30,6 +31,23 @@ class Verdict:
 
     identity: Identity | None
     error: str = ""  # "" when the signature holds
+
+
+def verify_request(
+    request: Request, identities: Identities, *, region: str, service: str
+) -> Verdict:
+    """``verify_header_signature`` for a request as a gate read it, at the real time."""
+    return verify_header_signature(
+        method=request.method,
+        raw_path=request.target.path,
+        raw_query=request.target.query,
+        headers=request.lower,
+        body=request.body,
+        identities=identities,
+        region=region,
+        service=service,
+        now=datetime.now(UTC),
+    )
 
 
 def is_sigv2(authorization: str, query: str) -> bool:
