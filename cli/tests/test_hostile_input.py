@@ -64,7 +64,10 @@ def process(
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
     command = prefix + " ".join([*BGAGENT, *args]) + shell_tail
-    return subprocess.run(["bash", "-c", command], env=env, capture_output=True, timeout=60)
+    # In the test's own directory: what a command writes (`> out`) stays there.
+    return subprocess.run(
+        ["bash", "-c", command], env=env, capture_output=True, timeout=60, cwd=config_dir.parent
+    )
 
 
 # --- -o and the files it writes ------------------------------------------------------------

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from trace_testing.processes import is_running
 
 PREFIX = "bgsuite"
 MAX_SESSION_AGE_SECONDS = 6 * 3600
-_TAG = re.compile(rf"^{PREFIX}-(?P<started>[0-9a-f]+)-(?P<host>[0-9a-f]{{6}})-(?P<pid>\d+)")
+_TAG = re.compile(
+    rf"^{PREFIX}-(?P<started>[0-9a-f]+)-(?P<host>[0-9a-f]{{6}})-(?P<pid>\d+)-(?P<nonce>[0-9a-f]{{4}})"
+)
 _BY_USER = next(i.name for i in TASK_TABLE.global_indexes if i.partition_key == "user_id")
 
 
@@ -38,20 +41,23 @@ class SessionTag:
     started: int
     host: str
     pid: int
+    # Two stacks of one process started in the same second (the suite's, and one a
+    # harness test starts) share moto's state: their names must still differ.
+    nonce: str = "0000"
 
     @classmethod
     def new(cls) -> SessionTag:
-        return cls(int(time.time()), _this_host(), os.getpid())
+        return cls(int(time.time()), _this_host(), os.getpid(), secrets.token_hex(2))
 
     @classmethod
     def found_in(cls, name: str) -> SessionTag | None:
         match = _TAG.match(name)
         if match is None:
             return None
-        return cls(int(match["started"], 16), match["host"], int(match["pid"]))
+        return cls(int(match["started"], 16), match["host"], int(match["pid"]), match["nonce"])
 
     def __str__(self) -> str:
-        return f"{PREFIX}-{self.started:x}-{self.host}-{self.pid}"
+        return f"{PREFIX}-{self.started:x}-{self.host}-{self.pid}-{self.nonce}"
 
     def is_over(self) -> bool:
         if time.time() - self.started > MAX_SESSION_AGE_SECONDS:
