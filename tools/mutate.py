@@ -1,72 +1,112 @@
-"""Mutation testing of the three layers with cosmic-ray: which changes of the production
-code no test notices.
+"""Mutation testing of the three layers: which changes of the production code no test
+notices.
 
-    mise run mutate                       # every mutant: hours on 2 cores
-    mise run mutate -- --sample 0.1       # a random tenth (seeded), to see where things stand
+    mise run mutate                                   # every mutant
     mise run mutate -- --files cli/bgagent/deadline.py
+    mise run mutate -- --sample 0.1                   # a random tenth (seeded)
+    mise run mutate -- --keep-killed                  # resume, or retry only survivors
 
-The working tree's tracked files are copied to a temporary directory, and
-cosmic-ray mutates that copy (it edits files in place), never this tree. Each
-mutant is tried twice: against the acceptance suite alone, then (if it
-survived) against the layers' unit tests. A mutant is killed by "all tests" when
-either kills it. Survivors judged equivalent (no behaviour a user or maintainer
-could observe changes) are listed, each with its reason, in
-``tools/mutation-equivalents.toml``; the report leaves them out of the figures and
-lists every other survivor.
+cosmic-ray makes the mutants (its operators, its parser); this script runs them. The
+working tree's tracked files are copied to a temporary directory, one copy per
+worker, and only the copies are ever edited.
+
+Each mutant is tried against the acceptance suite alone, then, if it survived, against
+the layers' unit tests; "killed by all tests" means either killed it. A run collects
+per-test line coverage first (one run of each suite), so a mutant is tried only
+against the tests that execute its line: a test that never runs a line cannot notice
+its change. Lines that run only at import time, or in a process of its own (the
+handler, under the local Lambda runtime), are tried against the whole suite. A mutant
+on a line no test of a suite executes is counted as surviving that suite without a
+run. Tests reached only through a subprocess are therefore not selected, which can
+only make the figures lower, never higher.
+
+Survivors judged equivalent (no behaviour a user or maintainer could observe changes)
+are listed, each with its reason, in ``tools/mutation-equivalents.toml``; the report
+leaves them out of the figures and lists every other survivor with its changed line.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import hashlib
 import json
 import os
+import queue
 import random
-import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import tomllib
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.toml"
+RESULTS = ROOT / "build" / "mutation-results.jsonl"
 PRODUCTION = [
     "agent/trace_agent",
     "cdk/trace_infra/definitions.py",
     "cdk/trace_infra/handlers/get_trace_url.py",
     "cli/bgagent",
 ]
-# The code, found first in the copy (the editable install would find this tree's).
+# Code the acceptance suite runs only in a process of its own: no per-test coverage.
+OWN_PROCESS = {"cdk/trace_infra/handlers/get_trace_url.py"}
+# The code, found first in each copy (the editable install would find this tree's).
 SOURCE_PATHS = ["agent", "cdk", "cli", "features", "tests/support"]
-PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+# Each suite: its options, and the tests it runs when not narrowed to some of them.
 SUITES = {
-    "acceptance": [*PYTEST, "-m", "integration", "features/"],
+    "acceptance": (["-m", "integration"], ["features/"]),
     # The layers' unit tests, without those that synthesize the CDK app (seconds each):
     # the template tests pin the infrastructure, not the code mutated here.
-    "unit": [
-        *PYTEST,
-        "agent/tests",
-        "cli/tests",
-        "cdk/tests/test_get_trace_url.py",
-        "cdk/tests/test_get_trace_url_properties.py",
-        "cdk/tests/test_definitions.py",
-    ],
+    "unit": (
+        [],
+        [
+            "agent/tests",
+            "cli/tests",
+            "cdk/tests/test_get_trace_url.py",
+            "cdk/tests/test_get_trace_url_properties.py",
+            "cdk/tests/test_definitions.py",
+        ],
+    ),
 }
+Key = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
 class Mutant:
     file: str
-    line: int
     operator: str
     occurrence: int
+    first_line: int
+    last_line: int
 
     @property
-    def key(self) -> tuple[str, str, int]:
+    def key(self) -> Key:
         return (self.file, self.operator, self.occurrence)
+
+
+@dataclass
+class Outcome:
+    """What each suite did to one mutant: "killed", "survived" or "unreached"."""
+
+    mutant: Mutant
+    suites: dict[str, str] = field(default_factory=dict)
+    change: str = ""
+    digest: str = ""  # of the mutated file's source, to tell when a result is stale
+
+    @property
+    def killed(self) -> bool:
+        return "killed" in self.suites.values()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,35 +114,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="+", default=PRODUCTION, help="what to mutate")
     parser.add_argument("--sample", type=float, default=1.0, help="fraction of mutants to try")
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per test run")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants at once")
+    parser.add_argument(
+        "--keep-killed",
+        action="store_true",
+        help=f"keep the kills recorded in {RESULTS.relative_to(ROOT)} for files unchanged "
+        "since; try every other mutant",
+    )
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "mutation-report.md")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bgagent-mutate-") as scratch:
-        copy = Path(scratch) / "tree"
-        _copy_tracked_files(copy)
-        temporary = Path(scratch) / "tmp"  # pytest's own temp dirs, apart from any other run
-        temporary.mkdir()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(copy / path) for path in SOURCE_PATHS),
-            "TMPDIR": str(temporary),
+    previous = _load_results()
+    with tempfile.TemporaryDirectory(prefix="bgagent-mutate-") as scratch_name:
+        scratch = Path(scratch_name)
+        base = scratch / "tree-0"
+        _copy_tracked_files(base)
+        mutants = _enumerate(base, args.files, scratch)
+        mutants = [
+            m for m in mutants if random.Random(f"{args.seed}{m.key}").random() < args.sample
+        ]
+        digests = {file: _digest(base / file) for file in {m.file for m in mutants}}
+        kept = {
+            key: outcome
+            for key, outcome in previous.items()
+            if args.keep_killed
+            and outcome.killed
+            and outcome.digest == digests.get(outcome.mutant.file)
         }
-        outcomes: dict[str, dict[tuple[str, str, int], bool]] = {}
-        mutants: dict[tuple[str, str, int], Mutant] = {}
-        for suite, command in SUITES.items():
-            only = None
-            if suite == "unit":  # only what the acceptance suite let survive
-                only = {key for key, killed in outcomes["acceptance"].items() if not killed}
-            found = _run_session(copy, env, suite, command, args, only)
-            outcomes[suite] = {key: killed for key, (_, killed) in found.items()}
-            mutants.update({key: mutant for key, (mutant, _) in found.items()})
-    report = _report(mutants, outcomes, _equivalents())
+        others = {k: o for k, o in previous.items() if o.mutant.file not in digests}
+        mutants = [m for m in mutants if m.key not in kept]
+        print(
+            f"mutate: {len(mutants)} mutants; measuring which tests run which line", file=sys.stderr
+        )
+        coverage = {suite: _coverage(base, scratch, suite) for suite in SUITES}
+        copies = [base] + [_copy_tree(base, scratch / f"tree-{n}") for n in range(1, args.jobs)]
+        outcomes = _run_all(mutants, coverage, copies, scratch, kept, digests, others)
+    report = _report(list(outcomes.values()), _equivalents())
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(report, encoding="utf-8")
     print(report)
-    print(f"Written to {args.report}", file=sys.stderr)
+    print(f"Written to {args.report} and {RESULTS}", file=sys.stderr)
     return 0
+
+
+# --- the tree and its mutants -------------------------------------------------------
 
 
 def _copy_tracked_files(destination: Path) -> None:
@@ -117,71 +172,243 @@ def _copy_tracked_files(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _run_session(
-    copy: Path,
-    env: dict[str, str],
-    suite: str,
-    command: list[str],
-    args: argparse.Namespace,
-    only: set[tuple[str, str, int]] | None,
-) -> dict[tuple[str, str, int], tuple[Mutant, bool]]:
-    config = copy / f"cosmic-ray-{suite}.toml"
-    session = copy / f"cosmic-ray-{suite}.sqlite"
-    module_paths = ", ".join(json.dumps(path) for path in args.files)
+def _copy_tree(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+def _enumerate(tree: Path, files: list[str], scratch: Path) -> list[Mutant]:
+    """Every mutant cosmic-ray's operators make of these files, in a stable order."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    config, session = scratch / "cosmic-ray.toml", scratch / "cosmic-ray.sqlite"
     config.write_text(
         "[cosmic-ray]\n"
-        f"module-path = [{module_paths}]\n"
-        f"timeout = {args.timeout}\n"
-        "excluded-modules = []\n"
-        f"test-command = {json.dumps(shlex.join(command))}\n"
-        "[cosmic-ray.distributor]\n"
-        'name = "local"\n',
+        f"module-path = {json.dumps(files)}\n"
+        "timeout = 1\nexcluded-modules = []\ntest-command = 'false'\n"
+        '[cosmic-ray.distributor]\nname = "local"\n',
         encoding="utf-8",
     )
-    cosmic_ray = [sys.executable, "-m", "cosmic_ray.cli"]
-    subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=copy, env=env, check=True)
-    _keep_only(session, args.sample, args.seed, only)
-    print(f"mutate: running the {suite} tests against each mutant...", file=sys.stderr)
-    subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=copy, env=env, check=True)
-    dumped = subprocess.run(
-        [*cosmic_ray, "dump", str(session)], cwd=copy, env=env, capture_output=True, check=True
-    ).stdout.decode()
-    found = {}
-    for line in dumped.splitlines():
-        item, result = json.loads(line)
-        if result is None or result["worker_outcome"] == "skipped":
-            continue
-        [spec] = item["mutations"]
-        mutant = Mutant(
-            spec["module_path"], spec["start_pos"][0], spec["operator_name"], spec["occurrence"]
-        )
-        found[mutant.key] = (mutant, result["test_outcome"] != "survived")
-    return found
-
-
-def _keep_only(
-    session: Path, fraction: float, seed: int, only: set[tuple[str, str, int]] | None
-) -> None:
-    """Mark as skipped the mutants that are not to be tried."""
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult
-
-    chooser = random.Random(seed)
+    subprocess.run(
+        [sys.executable, "-m", "cosmic_ray.cli", "init", str(config), str(session)],
+        cwd=tree,
+        check=True,
+    )
+    mutants = []
     with use_db(str(session), WorkDB.Mode.open) as database:
-        items = sorted(database.pending_work_items, key=lambda item: item.job_id)
-        items.sort(key=lambda item: _key_of(item.mutations[0]))
-        for item in items:
-            key = _key_of(item.mutations[0])
-            sampled = chooser.random() < fraction
-            if not sampled or (only is not None and key not in only):
-                database.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        for item in database.pending_work_items:
+            [spec] = item.mutations
+            mutants.append(
+                Mutant(
+                    str(spec.module_path),
+                    spec.operator_name,
+                    int(spec.occurrence),
+                    spec.start_pos[0],
+                    spec.end_pos[0],
+                )
+            )
+    return sorted(mutants, key=lambda m: (m.file, m.first_line, m.operator, m.occurrence))
 
 
-def _key_of(spec: object) -> tuple[str, str, int]:
-    return (str(spec.module_path), spec.operator_name, int(spec.occurrence))  # type: ignore[attr-defined]
+def _mutated_source(tree: Path, mutant: Mutant) -> tuple[str, str | None]:
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
+
+    original = (tree / mutant.file).read_text(encoding="utf-8")
+    return original, mutate_code(original, get_operator(mutant.operator)(), mutant.occurrence)
 
 
-def _equivalents() -> dict[tuple[str, str, int], str]:
+# --- which tests run which line -----------------------------------------------------
+
+
+@dataclass
+class Coverage:
+    """Per suite: the tests executing each line, and lines executed outside any test."""
+
+    by_line: dict[tuple[str, int], set[str]]
+    seconds: float
+
+    def tests_for(self, mutant: Mutant) -> list[str] | None:
+        """The tests to run, None for the whole suite, [] when none reaches the mutant."""
+        lines = [(mutant.file, n) for n in range(mutant.first_line, mutant.last_line + 1)]
+        contexts = set().union(*(self.by_line.get(line, set()) for line in lines))
+        tests = sorted(context for context in contexts if context)
+        if tests:
+            return tests
+        if contexts or mutant.file in OWN_PROCESS:
+            return None  # at import time only, or in a process of its own
+        return []
+
+
+def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
+    from coverage import CoverageData
+
+    data_file = scratch / f"coverage-{suite}"
+    # Folders: coverage takes a file path for a module name and measures nothing.
+    folders = {(tree / path).parent if path.endswith(".py") else tree / path for path in PRODUCTION}
+    sources = [f"--cov={folder}" for folder in sorted(folders)]
+    options, tests = SUITES[suite]
+    command = [*PYTEST, *sources, "--cov-context=test", "--cov-report=", *options, *tests]
+    env = {**_environment(tree, scratch / f"tmp-coverage-{suite}"), "COVERAGE_FILE": str(data_file)}
+    started = time.monotonic()
+    finished = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    if finished.returncode != 0:
+        sys.exit(f"mutate: the {suite} tests fail without any mutant:\n{finished.stdout[-3000:]}")
+    seconds = time.monotonic() - started
+    data = CoverageData(basename=str(data_file))
+    data.read()
+    by_line: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for measured in data.measured_files():
+        relative = Path(measured).relative_to(tree).as_posix()
+        for line, contexts in data.contexts_by_lineno(measured).items():
+            # pytest-cov names a context "<node id>|setup", "|run" or "|teardown".
+            by_line[(relative, line)].update(context.rpartition("|")[0] for context in contexts)
+    if not by_line:
+        sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
+    return Coverage(by_line, seconds)
+
+
+# --- running the mutants ------------------------------------------------------------
+
+
+def _environment(tree: Path, temporary: Path) -> dict[str, str]:
+    temporary.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(tree / path) for path in SOURCE_PATHS),
+        # A mutant and the original can have the same size and mtime second: no .pyc.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TMPDIR": str(temporary),
+    }
+
+
+def _run_all(
+    mutants: list[Mutant],
+    coverage: dict[str, Coverage],
+    copies: list[Path],
+    scratch: Path,
+    kept: dict[Key, Outcome],
+    digests: dict[str, str],
+    others: dict[Key, Outcome],
+) -> dict[Key, Outcome]:
+    """Every outcome, saved (with those of other files) as each mutant is done, so that a
+    stopped run can resume."""
+    free: queue.Queue[Path] = queue.Queue()
+    for copy in copies:
+        free.put(copy)
+    done = iter(range(1, len(mutants) + 1))
+    lock = threading.Lock()
+    outcomes = dict(kept)
+
+    def one(mutant: Mutant) -> None:
+        with _borrowed(free) as tree:
+            outcome = _try(mutant, tree, coverage, scratch / f"tmp-{tree.name}")
+        outcome.digest = digests[mutant.file]
+        with lock:
+            outcomes[mutant.key] = outcome
+            _save_results({**others, **outcomes})
+            verdict = ", ".join(f"{suite} {what}" for suite, what in outcome.suites.items())
+            print(
+                f"[{next(done)}/{len(mutants)}] {mutant.file}:{mutant.first_line} "
+                f"{mutant.operator}#{mutant.occurrence}: {verdict}",
+                file=sys.stderr,
+            )
+
+    with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        list(pool.map(one, mutants))
+    return outcomes
+
+
+@contextmanager
+def _borrowed(free: queue.Queue[Path]) -> Iterator[Path]:
+    tree = free.get()
+    try:
+        yield tree
+    finally:
+        free.put(tree)
+
+
+def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: Path) -> Outcome:
+    outcome = Outcome(mutant)
+    original, mutated = _mutated_source(tree, mutant)
+    if mutated is None:
+        outcome.suites = {suite: "unreached" for suite in SUITES}
+        return outcome
+    outcome.change = _changed_lines(original, mutated)
+    path = tree / mutant.file
+    path.write_text(mutated, encoding="utf-8")
+    try:
+        for suite, (options, everything) in SUITES.items():
+            if outcome.killed:
+                break
+            tests = coverage[suite].tests_for(mutant)
+            if tests == []:
+                outcome.suites[suite] = "unreached"
+                continue
+            command = [*PYTEST, "-x", *options, *(everything if tests is None else tests)]
+            limit = 3 * coverage[suite].seconds + 30
+            passed = _passes(command, tree, _environment(tree, temporary), limit)
+            outcome.suites[suite] = "survived" if passed else "killed"
+    finally:
+        path.write_text(original, encoding="utf-8")
+    return outcome
+
+
+def _passes(command: list[str], tree: Path, env: dict[str, str], limit: float) -> bool:
+    """Whether the tests pass; a run past the limit (a mutant that hangs) fails."""
+    process = subprocess.Popen(
+        command,
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its servers and Lambda process go with it
+    )
+    try:
+        return process.wait(timeout=limit) == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _changed_lines(original: str, mutated: str) -> str:
+    """The mutated lines, before → after."""
+    diff = list(difflib.unified_diff(original.splitlines(), mutated.splitlines(), n=0))[2:]
+    before = " ".join(line[1:].strip() for line in diff if line.startswith("-"))
+    after = " ".join(line[1:].strip() for line in diff if line.startswith("+"))
+    return f"{before} → {after or '(removed)'}"
+
+
+# --- results and the report ---------------------------------------------------------
+
+
+def _save_results(outcomes: dict[Key, Outcome]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(outcomes.values(), key=lambda o: (o.mutant.file, o.mutant.first_line))
+    partial = RESULTS.with_suffix(".part")
+    partial.write_text("".join(json.dumps(asdict(o)) + "\n" for o in ordered), encoding="utf-8")
+    partial.replace(RESULTS)
+
+
+def _load_results() -> dict[Key, Outcome]:
+    if not RESULTS.exists():
+        return {}
+    outcomes = {}
+    for line in RESULTS.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        outcome = Outcome(Mutant(**data.pop("mutant")), **data)
+        outcomes[outcome.mutant.key] = outcome
+    return outcomes
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _equivalents() -> dict[Key, str]:
     data = tomllib.loads(EQUIVALENTS.read_text(encoding="utf-8"))
     return {
         (entry["file"], entry["operator"], int(entry["occurrence"])): entry["reason"]
@@ -189,41 +416,31 @@ def _equivalents() -> dict[tuple[str, str, int], str]:
     }
 
 
-def _report(
-    mutants: dict[tuple[str, str, int], Mutant],
-    outcomes: dict[str, dict[tuple[str, str, int], bool]],
-    equivalents: dict[tuple[str, str, int], str],
-) -> str:
-    by_file: dict[str, list[Mutant]] = defaultdict(list)
-    for key, mutant in mutants.items():
-        if key not in equivalents:
-            by_file[mutant.file].append(mutant)
+def _report(outcomes: list[Outcome], equivalents: dict[Key, str]) -> str:
+    counted = [o for o in outcomes if o.mutant.key not in equivalents and o.change]
+    by_file: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in counted:
+        by_file[outcome.mutant.file].append(outcome)
     rows, survivors = [], []
-    totals = [0, 0, 0]
     for file in sorted(by_file):
-        counted = by_file[file]
-        acceptance = sum(outcomes["acceptance"].get(m.key, False) for m in counted)
-        either = sum(
-            outcomes["acceptance"].get(m.key, False) or outcomes["unit"].get(m.key, False)
-            for m in counted
-        )
-        totals = [totals[0] + len(counted), totals[1] + acceptance, totals[2] + either]
-        rows.append(f"| {file} | {len(counted)} | {acceptance} | {either} |")
+        rows.append(_row(file, by_file[file]))
         survivors += [
-            f"- {m.file}:{m.line} {m.operator} (occurrence {m.occurrence})"
-            for m in sorted(counted, key=lambda m: (m.line, m.operator, m.occurrence))
-            if not (outcomes["acceptance"].get(m.key) or outcomes["unit"].get(m.key))
+            f"- `{o.mutant.file}:{o.mutant.first_line}` {o.mutant.operator} "
+            f"(occurrence {o.mutant.occurrence}): `{o.change}`"
+            for o in sorted(by_file[file], key=lambda o: o.mutant.first_line)
+            if not o.killed
         ]
-    total, acceptance, either = totals
-    rows.append(f"| **all** | {total} | {acceptance} | {either} |")
-    share = (lambda n: f"{100 * n / total:.0f}%") if total else (lambda n: "-")
+    rows.append(_row("**all**", counted))
+    total = len(counted)
+    acceptance = sum(o.suites.get("acceptance") == "killed" for o in counted)
+    either = sum(o.killed for o in counted)
     return "\n".join(
         [
             "# Mutation testing",
             "",
-            f"{total} mutants tried ({len(equivalents)} listed as equivalent, not counted). "
-            f"Killed by the acceptance suite alone: {acceptance} ({share(acceptance)}); "
-            f"by all tests: {either} ({share(either)}).",
+            f"{total} mutants ({len(equivalents)} more listed as equivalent, not counted). "
+            f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
+            f"by all tests: {either} ({_share(either, total)}).",
             "",
             "| file | mutants | killed by the acceptance suite | killed by all tests |",
             "|---|---|---|---|",
@@ -235,6 +452,20 @@ def _report(
             "",
         ]
     )
+
+
+def _row(name: str, outcomes: list[Outcome]) -> str:
+    total = len(outcomes)
+    acceptance = sum(o.suites.get("acceptance") == "killed" for o in outcomes)
+    either = sum(o.killed for o in outcomes)
+    return (
+        f"| {name} | {total} | {acceptance} ({_share(acceptance, total)}) "
+        f"| {either} ({_share(either, total)}) |"
+    )
+
+
+def _share(part: int, total: int) -> str:
+    return f"{100 * part / total:.0f}%" if total else "-"
 
 
 if __name__ == "__main__":
