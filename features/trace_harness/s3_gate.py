@@ -172,8 +172,14 @@ class S3Gate:
         self.clock_offset = timedelta(0)
         self.fault: Fault | None = None
         self.deny_uploads = False
-        self.stall_seconds = 5.0
+        # A stalled answer waits until the scenario ends (the next reset), so a download
+        # that should give up or be interrupted can never complete instead.
+        previous = getattr(self, "_released", None)
+        if previous is not None:
+            previous.set()
+        self._released = threading.Event()
         self.stalling = threading.Event()  # set once a stalled download is under way
+        self.trickle_seconds = 5.0
         # What the ETag of a downloaded object looks like: an MD5 (single-part upload
         # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
         self.etag_style = EtagStyle.MD5
@@ -188,6 +194,7 @@ class S3Gate:
         return self.url
 
     def stop(self) -> None:
+        self._released.set()
         serving.stop(self._server)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -250,7 +257,7 @@ class S3Gate:
         raw_uri: str,
         headers: dict[str, str],
     ) -> Iterable[bytes]:
-        fault = self.fault
+        fault, stalling, released = self.fault, self.stalling, self._released
         if fault is Fault.FORBIDDEN:
             return _s3_error(start_response, "AccessDenied")
         if fault is Fault.SERVER_ERROR:
@@ -280,10 +287,11 @@ class S3Gate:
             if fault is Fault.SHORT_BODY:
                 return  # the connection closes with Content-Length unmet
             if fault is Fault.STALL:
-                self.stalling.set()
-                time.sleep(self.stall_seconds)
+                stalling.set()
+                released.wait()
+                return
             if fault is Fault.TRICKLE:  # never silent long enough for a read timeout
-                deadline = time.monotonic() + self.stall_seconds
+                deadline = time.monotonic() + self.trickle_seconds
                 for index in range(half, len(stored)):
                     if time.monotonic() > deadline:
                         return

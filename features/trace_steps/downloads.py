@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import threading
@@ -72,11 +71,13 @@ def run_installed_command(name: str, scene: Scene) -> None:
 def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
     assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
 
-    # Ctrl-C: a real SIGINT to this process, once the CLI is waiting for the rest of
-    # the body (the gate says when it has started stalling), never after a guessed delay.
+    # Ctrl-C: a real SIGINT, once the CLI is waiting for the rest of the body (the gate
+    # says when it has started stalling; the stall lasts until the scenario ends), never
+    # after a guessed delay. It goes to the main thread, where the CLI runs: sent to the
+    # process, it could reach one of the local servers' threads instead.
     def interrupt_once_under_way() -> None:
         if gate.stalling.wait(30):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     interrupter = threading.Thread(target=interrupt_once_under_way, daemon=True)
     interrupter.start()
