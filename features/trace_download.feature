@@ -10,6 +10,10 @@ Feature: Downloading the trace of a task
   follows the link and prints the trajectory, or saves the stored artifact
   to a file.
 
+  A trace keeps at most 50 MiB of events (as compact JSON) unless the task
+  sets a lower cap. Past its cap the agent keeps the beginning of the run and
+  counts what it dropped, so a trace is never silently incomplete.
+
   Background:
     Given Alice and Bob have accounts on the platform
 
@@ -20,6 +24,15 @@ Feature: Downloading the trace of a task
     And she reads the trajectory as JSON Lines, headed by a summary of the trace
     And the summary counts every event of the task, none dropped
     And every event of the task follows in the order it happened
+
+  Scenario: A trace past its cap keeps the beginning of the run and counts what it dropped
+    Given the agent keeps at most 4 KiB of each task's trace
+    And Alice ran a task with trace on, which finished after 30 turns of agent work
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And the trace holds the task's events from the first, in order, as many as fit in 4 KiB
+    And the summary counts the events kept and the events dropped
+    And the task reported, once, that its trace was truncated
 
   Scenario: The bgagent command prints the trace, as users run it in a terminal
     Given Alice ran a task with trace on, which finished after 3 turns of agent work

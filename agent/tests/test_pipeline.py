@@ -1,3 +1,5 @@
+import gzip
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +10,7 @@ from trace_agent import aws_clients
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords
-from trace_agent.trajectory import MAX_TRACE_BYTES
+from trace_agent.trajectory import MAX_TRACE_BYTES, TrajectoryAccumulator
 from trace_agent.upload import TraceStorage
 
 EVENTS = [
@@ -171,14 +173,40 @@ def test_a_failing_terminal_write_does_not_raise_out_of_the_pipeline(aws: dict) 
 
 def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
     submit(aws, "t1")
-    big = {"event": "TRAJECTORY_TURN", "pad": "x" * (MAX_TRACE_BYTES // 2)}
+    event = {"event": "TRAJECTORY_TURN", "pad": "x" * 40}
     outcome = run_task(
-        TaskConfig("t1", "user-a", trace=True),
-        [big, big, big, big],
+        TaskConfig("t1", "user-a", trace=True, trace_max_bytes=100),
+        [event] * 4,
         records=records(aws),
         traces=storage(aws),
     )
     assert outcome.milestones == [TRACE_TRUNCATED]
+    stored = aws["s3"].get_object(Bucket=aws["bucket"], Key="traces/user-a/t1.jsonl.gz")
+    header = json.loads(gzip.decompress(stored["Body"].read()).splitlines()[0])
+    assert (header["max_bytes"], header["accumulated_events"], header["dropped"]) == (100, 1, 3)
+
+
+def test_an_untruncated_trace_reports_no_milestone(aws: dict) -> None:
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), EVENTS, records=records(aws), traces=storage(aws)
+    )
+    assert outcome.milestones == []
+
+
+def test_a_trace_keeps_50_mib_unless_the_task_sets_a_lower_cap() -> None:
+    assert MAX_TRACE_BYTES == 50 * 1024 * 1024
+    assert TaskConfig("t1", "user-a", trace=True).trace_max_bytes == MAX_TRACE_BYTES
+    assert TrajectoryAccumulator("t1", enabled=True).max_bytes == MAX_TRACE_BYTES
+
+
+@pytest.mark.parametrize("cap", [0, -1, True, 1.5, "1024", None])
+def test_a_trace_cap_that_is_not_a_positive_number_of_bytes_is_refused(cap: Any) -> None:
+    with pytest.raises(InvalidTaskConfig) as refused:
+        TaskConfig("t1", "user-a", trace=True, trace_max_bytes=cap)
+    assert str(refused.value) == (
+        f"task t1: trace_max_bytes must be a positive number of bytes, not {cap!r}"
+    )
 
 
 @pytest.mark.parametrize("user_id", ["", "   "])

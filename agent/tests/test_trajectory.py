@@ -85,6 +85,7 @@ def test_an_unserializable_event_is_dropped_not_raised(bad: dict) -> None:
 def test_dump_is_none_when_not_accumulating_or_empty() -> None:
     disabled = TrajectoryAccumulator("t", enabled=False)
     disabled.record({"event": "TRAJECTORY_TURN"})
+    assert (disabled.accumulated_events, disabled.accumulated_bytes) == (0, 0)  # kept nothing
     assert disabled.dump() is None
     assert TrajectoryAccumulator("t", enabled=True).dump() is None
 

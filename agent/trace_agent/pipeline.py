@@ -60,7 +60,10 @@ def run_task(
         logger.info("task %s milestone: %s", config.task_id, name)
 
     trajectory = TrajectoryAccumulator(
-        config.task_id, enabled=config.trace, on_truncated=lambda: milestone(TRACE_TRUNCATED)
+        config.task_id,
+        enabled=config.trace,
+        max_bytes=config.trace_max_bytes,
+        on_truncated=lambda: milestone(TRACE_TRUNCATED),
     )
     status = "COMPLETED"
     try:

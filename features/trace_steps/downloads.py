@@ -190,6 +190,34 @@ def summary_counts_every_event(scene: Scene) -> None:
     assert header["dropped"] == 0
 
 
+@then(
+    parsers.parse(
+        "the trace holds the task's events from the first, in order, as many as fit in {kib:d} KiB"
+    )
+)
+def events_up_to_the_cap(kib: int, scene: Scene) -> None:
+    kept, events = _stdout_jsonl(scene)[1:], scene.current_task().events
+    assert 0 < len(kept) < len(events)
+    assert kept == events[: len(kept)]
+    # The cap counts each event as compact JSON (the contract's measure): the next event
+    # would not have fitted.
+    size = sum(map(_json_size, kept))
+    assert size <= kib * 1024 < size + _json_size(events[len(kept)])
+
+
+@then("the summary counts the events kept and the events dropped")
+def summary_counts_kept_and_dropped(scene: Scene) -> None:
+    header, *kept = _stdout_jsonl(scene)
+    assert header["accumulated_events"] == len(kept)
+    assert header["accumulated_bytes"] == sum(map(_json_size, kept))
+    assert header["dropped"] == len(scene.current_task().events) - len(kept)
+    assert header["max_bytes"] == scene.trace_max_bytes
+
+
+def _json_size(event: dict) -> int:
+    return len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+
+
 @then("every event of the task follows in the order it happened")
 def events_in_order(scene: Scene) -> None:
     assert _stdout_jsonl(scene)[1:] == scene.current_task().events

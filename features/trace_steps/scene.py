@@ -55,6 +55,7 @@ class Scene:
     earlier_file: bytes | None = None
     stored_before: list[str] = field(default_factory=list)
     http_response: requests.Response | None = None
+    trace_max_bytes: int | None = None  # the agent's cap, when the scenario sets one
 
     def add_task(self, task: Task) -> Task:
         self.tasks[task.owner.name] = task

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from trace_agent.pipeline import TaskCancelled, run_task
+from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack
@@ -31,6 +31,7 @@ def run_agent(
     events: Any,
     recorded: list[dict] | None,
     task_id: str | None = None,
+    trace_max_bytes: int | None = None,
 ) -> Task:
     """Submit a task for ``owner`` and let the real pipeline bring it to its end.
 
@@ -38,8 +39,9 @@ def run_agent(
     """
     task_id = task_id or new_task_id()
     stack.submit_task(task_id, owner.user.sub, trace=traced)
+    capped = {} if trace_max_bytes is None else {"trace_max_bytes": trace_max_bytes}
     outcome = run_task(
-        TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced),
+        TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced, **capped),
         events(task_id) if callable(events) else events,
         records=stack.agent.records(),
         traces=stack.agent.traces(),
@@ -56,8 +58,27 @@ def finished_task(owner: str, switch: str, turns: int, scene: Scene, stack: Trac
     assert switch in ("on", "off"), f"trace is 'on' or 'off', not {switch!r}"
     events = agent_run(turns)
     scene.add_task(
-        run_agent(stack, scene.person(owner), traced=switch == "on", events=events, recorded=events)
+        run_agent(
+            stack,
+            scene.person(owner),
+            traced=switch == "on",
+            events=events,
+            recorded=events,
+            trace_max_bytes=scene.trace_max_bytes,
+        )
     )
+
+
+@given(parsers.parse("the agent keeps at most {kib:d} KiB of each task's trace"))
+def trace_cap(kib: int, scene: Scene) -> None:
+    scene.trace_max_bytes = kib * 1024
+
+
+@then("the task reported, once, that its trace was truncated")
+def reported_truncated(scene: Scene) -> None:
+    outcome = scene.current_task().outcome
+    assert outcome is not None
+    assert outcome.milestones == [TRACE_TRUNCATED]
 
 
 @given(
