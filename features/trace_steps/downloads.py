@@ -79,10 +79,17 @@ def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
         if gate.stalling.wait(30):
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
+    # Ctrl-C at a terminal raises KeyboardInterrupt. A suite started in the background
+    # by a shell inherits SIGINT ignored (and Python then keeps it ignored): the press
+    # is simulated as at a terminal, whatever started the suite.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupter = threading.Thread(target=interrupt_once_under_way, daemon=True)
     interrupter.start()
-    save_trace_to_file(name, scene)
-    interrupter.join()
+    try:
+        save_trace_to_file(name, scene)
+    finally:
+        interrupter.join()
+        signal.signal(signal.SIGINT, previous)
 
 
 def _trace_link(scene: Scene, name: str) -> str:
