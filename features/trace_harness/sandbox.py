@@ -124,6 +124,9 @@ def _suite_instructions(running: LocalStack) -> str:
 def _wait_for_interrupt() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops it even when started by a script in the background, which makes a
+    # child inherit SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while not stop.wait(0.5):
             pass
