@@ -23,17 +23,21 @@ only make the figures lower, never higher.
 Survivors judged equivalent (no behaviour a user or maintainer could observe changes)
 are listed, each with its reason, in ``tools/mutation-equivalents.toml``; the report
 leaves them out of the figures and lists every other survivor with its changed line.
+Mutants inside type annotations are left out by rule, never run: in a module with
+``from __future__ import annotations`` they are never evaluated.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import hashlib
 import json
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -58,8 +62,8 @@ PRODUCTION = [
     "cdk/trace_infra/handlers/get_trace_url.py",
     "cli/bgagent",
 ]
-# Code the acceptance suite runs only in a process of its own: no per-test coverage.
-OWN_PROCESS = {"cdk/trace_infra/handlers/get_trace_url.py"}
+# Code a suite runs only in a process of its own: no per-test coverage.
+OWN_PROCESS = {"acceptance": {"cdk/trace_infra/handlers/get_trace_url.py"}, "unit": set()}
 # The code, found first in each copy (the editable install would find this tree's).
 SOURCE_PATHS = ["agent", "cdk", "cli", "features", "tests/support"]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
@@ -88,11 +92,21 @@ class Mutant:
     operator: str
     occurrence: int
     first_line: int
+    first_column: int
     last_line: int
+    last_column: int
 
     @property
     def key(self) -> Key:
         return (self.file, self.operator, self.occurrence)
+
+    @property
+    def start(self) -> tuple[int, int]:
+        return (self.first_line, self.first_column)
+
+    @property
+    def end(self) -> tuple[int, int]:
+        return (self.last_line, self.last_column)
 
 
 @dataclass
@@ -122,14 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         "since; try every other mutant",
     )
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "mutation-report.md")
+    parser.add_argument(
+        "--plan", action="store_true", help="say how each mutant would run, and run none"
+    )
     args = parser.parse_args(argv)
+    # A stop (Ctrl-C, a kill) unwinds: the test runs' process groups are killed and the
+    # copies removed, and every outcome so far is already saved.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
     previous = _load_results()
     with tempfile.TemporaryDirectory(prefix="bgagent-mutate-") as scratch_name:
         scratch = Path(scratch_name)
         base = scratch / "tree-0"
         _copy_tracked_files(base)
-        mutants = _enumerate(base, args.files, scratch)
+        mutants, in_annotations = _enumerate(base, args.files, scratch)
         mutants = [
             m for m in mutants if random.Random(f"{args.seed}{m.key}").random() < args.sample
         ]
@@ -144,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         others = {k: o for k, o in previous.items() if o.mutant.file not in digests}
         mutants = [m for m in mutants if m.key not in kept]
         print(
-            f"mutate: {len(mutants)} mutants; measuring which tests run which line", file=sys.stderr
+            f"mutate: {len(mutants)} mutants to run ({in_annotations} in annotations left out); "
+            "measuring which tests run which line",
+            file=sys.stderr,
         )
         coverage = {suite: _coverage(base, scratch, suite) for suite in SUITES}
+        if args.plan:
+            print(_plan(mutants, coverage))
+            return 0
         copies = [base] + [_copy_tree(base, scratch / f"tree-{n}") for n in range(1, args.jobs)]
         outcomes = _run_all(mutants, coverage, copies, scratch, kept, digests, others)
-    report = _report(list(outcomes.values()), _equivalents())
+    report = _report(list(outcomes.values()), _equivalents(), in_annotations)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(report, encoding="utf-8")
     print(report)
@@ -177,8 +203,9 @@ def _copy_tree(source: Path, destination: Path) -> Path:
     return destination
 
 
-def _enumerate(tree: Path, files: list[str], scratch: Path) -> list[Mutant]:
-    """Every mutant cosmic-ray's operators make of these files, in a stable order."""
+def _enumerate(tree: Path, files: list[str], scratch: Path) -> tuple[list[Mutant], int]:
+    """Every mutant cosmic-ray's operators make of these files, in a stable order, but
+    those inside annotations; and how many those were."""
     from cosmic_ray.work_db import WorkDB, use_db
 
     config, session = scratch / "cosmic-ray.toml", scratch / "cosmic-ray.sqlite"
@@ -203,11 +230,44 @@ def _enumerate(tree: Path, files: list[str], scratch: Path) -> list[Mutant]:
                     str(spec.module_path),
                     spec.operator_name,
                     int(spec.occurrence),
-                    spec.start_pos[0],
-                    spec.end_pos[0],
+                    *spec.start_pos,
+                    *spec.end_pos,
                 )
             )
-    return sorted(mutants, key=lambda m: (m.file, m.first_line, m.operator, m.occurrence))
+    annotations = {file: _annotations(tree / file) for file in {m.file for m in mutants}}
+    kept = [m for m in mutants if not _inside(m, annotations[m.file])]
+    kept.sort(key=lambda m: (m.file, m.first_line, m.operator, m.occurrence))
+    return kept, len(mutants) - len(kept)
+
+
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _annotations(path: Path) -> list[Span]:
+    """Where a module's annotations are, when it never evaluates them."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lazy = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not lazy:
+        return []
+    found: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            found.append(node.returns)
+    return [
+        ((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in found
+    ]
+
+
+def _inside(mutant: Mutant, spans: list[Span]) -> bool:
+    start, end = mutant.start, mutant.end
+    return any(first <= start and end <= last for first, last in spans)
 
 
 def _mutated_source(tree: Path, mutant: Mutant) -> tuple[str, str | None]:
@@ -223,20 +283,27 @@ def _mutated_source(tree: Path, mutant: Mutant) -> tuple[str, str | None]:
 
 @dataclass
 class Coverage:
-    """Per suite: the tests executing each line, and lines executed outside any test."""
+    """Per suite: the tests executing each line ("" for outside any test: at import)."""
 
     by_line: dict[tuple[str, int], set[str]]
     seconds: float
+    # Per production file: the tests that run any of its code, or import it by name.
+    users: dict[str, set[str]] = field(default_factory=dict)
+    own_process: set[str] = field(default_factory=set)
 
     def tests_for(self, mutant: Mutant) -> list[str] | None:
         """The tests to run, None for the whole suite, [] when none reaches the mutant."""
         lines = [(mutant.file, n) for n in range(mutant.first_line, mutant.last_line + 1)]
         contexts = set().union(*(self.by_line.get(line, set()) for line in lines))
-        tests = sorted(context for context in contexts if context)
+        tests = contexts - {""}
         if tests:
-            return tests
-        if contexts or mutant.file in OWN_PROCESS:
-            return None  # at import time only, or in a process of its own
+            return sorted(tests)
+        if mutant.file in self.own_process:
+            return None  # its tests reach it in a process of their own: no per-test data
+        if contexts:
+            # Run at import (a constant, a default, a decorator): only a test that uses
+            # the module, through its code or its names, can tell.
+            return sorted(self.users.get(mutant.file, set()))
         return []
 
 
@@ -265,7 +332,26 @@ def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
             by_line[(relative, line)].update(context.rpartition("|")[0] for context in contexts)
     if not by_line:
         sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
-    return Coverage(by_line, seconds)
+    return Coverage(by_line, seconds, _users(tree, by_line), OWN_PROCESS[suite])
+
+
+def _users(tree: Path, by_line: dict[tuple[str, int], set[str]]) -> dict[str, set[str]]:
+    users: dict[str, set[str]] = defaultdict(set)
+    tests_of: dict[str, set[str]] = defaultdict(set)  # test file -> its tests
+    for (file, _), contexts in by_line.items():
+        users[file].update(contexts - {""})
+        for test in contexts - {""}:
+            tests_of[test.partition("::")[0]].add(test)
+    for file in list(users):
+        module = ".".join(Path(file).with_suffix("").parts[1:])  # cli/bgagent/x.py: bgagent.x
+        package, _, leaf = module.rpartition(".")
+        imports = re.compile(
+            rf"{re.escape(module)}\b|from {re.escape(package)} import .*\b{leaf}\b"
+        )
+        for test_file, tests in tests_of.items():
+            if imports.search((tree / test_file).read_text(encoding="utf-8")):
+                users[file].update(tests)
+    return users
 
 
 # --- running the mutants ------------------------------------------------------------
@@ -304,6 +390,8 @@ def _run_all(
         with _borrowed(free) as tree:
             outcome = _try(mutant, tree, coverage, scratch / f"tmp-{tree.name}")
         outcome.digest = digests[mutant.file]
+        if STOPPING.is_set():  # its test run was killed by the stop, not by the mutant
+            return
         with lock:
             outcomes[mutant.key] = outcome
             _save_results({**others, **outcomes})
@@ -314,8 +402,11 @@ def _run_all(
                 file=sys.stderr,
             )
 
-    with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(copies))
+    try:
         list(pool.map(one, mutants))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
 
 
@@ -339,7 +430,7 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
     path.write_text(mutated, encoding="utf-8")
     try:
         for suite, (options, everything) in SUITES.items():
-            if outcome.killed:
+            if outcome.killed or STOPPING.is_set():
                 break
             tests = coverage[suite].tests_for(mutant)
             if tests == []:
@@ -364,14 +455,31 @@ def _passes(command: list[str], tree: Path, env: dict[str, str], limit: float) -
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its servers and Lambda process go with it
     )
+    RUNNING.add(process)
     try:
         return process.wait(timeout=limit) == 0
     except subprocess.TimeoutExpired:
         return False
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _kill_group(process)
+        RUNNING.discard(process)
+
+
+RUNNING: set[subprocess.Popen[bytes]] = set()
+STOPPING = threading.Event()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _stop(signum: int, _frame: object) -> None:
+    STOPPING.set()
+    for process in list(RUNNING):
+        _kill_group(process)
+    raise SystemExit(f"mutate: stopped by signal {signum}; outcomes so far are in {RESULTS}")
 
 
 def _changed_lines(original: str, mutated: str) -> str:
@@ -416,7 +524,20 @@ def _equivalents() -> dict[Key, str]:
     }
 
 
-def _report(outcomes: list[Outcome], equivalents: dict[Key, str]) -> str:
+def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
+    lines = [f"{len(mutants)} mutants"]
+    for suite in SUITES:
+        plans = [coverage[suite].tests_for(m) for m in mutants]
+        narrowed = [len(p) for p in plans if p]
+        lines.append(
+            f"{suite} ({coverage[suite].seconds:.0f} s whole): {len(narrowed)} narrowed "
+            f"(median {sorted(narrowed)[len(narrowed) // 2] if narrowed else 0} tests), "
+            f"{plans.count(None)} whole suite, {plans.count([])} unreached"
+        )
+    return "\n".join(lines)
+
+
+def _report(outcomes: list[Outcome], equivalents: dict[Key, str], in_annotations: int) -> str:
     counted = [o for o in outcomes if o.mutant.key not in equivalents and o.change]
     by_file: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in counted:
@@ -438,7 +559,8 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, str]) -> str:
         [
             "# Mutation testing",
             "",
-            f"{total} mutants ({len(equivalents)} more listed as equivalent, not counted). "
+            f"{total} mutants ({len(equivalents)} more listed as equivalent and "
+            f"{in_annotations} inside annotations, not counted). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",
