@@ -425,6 +425,11 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
     if mutated is None:
         outcome.suites = {suite: "unreached" for suite in SUITES}
         return outcome
+    try:
+        compile(mutated, mutant.file, "exec")
+    except SyntaxError:  # not a program (cosmic-ray "multiplies" a bare `*` of a signature)
+        outcome.suites = {suite: "invalid" for suite in SUITES}
+        return outcome
     outcome.change = _changed_lines(original, mutated)
     path = tree / mutant.file
     path.write_text(mutated, encoding="utf-8")
@@ -538,6 +543,7 @@ def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
 
 
 def _report(outcomes: list[Outcome], equivalents: dict[Key, str], in_annotations: int) -> str:
+    invalid = sum("invalid" in o.suites.values() for o in outcomes)
     counted = [o for o in outcomes if o.mutant.key not in equivalents and o.change]
     by_file: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in counted:
@@ -559,8 +565,8 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, str], in_annotations
         [
             "# Mutation testing",
             "",
-            f"{total} mutants ({len(equivalents)} more listed as equivalent and "
-            f"{in_annotations} inside annotations, not counted). "
+            f"{total} mutants (not counted: {len(equivalents)} listed as equivalent, "
+            f"{in_annotations} inside annotations, {invalid} not valid Python). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",

@@ -146,6 +146,18 @@ def test_the_cancel_path_uploads_and_links_to_the_cancelled_record(aws: dict) ->
     )
     assert outcome.status == "CANCELLED"
     assert record(aws, "t1")["trace_s3_uri"].endswith("t1.jsonl.gz")
+    assert outcome.trace_linked
+
+
+def test_an_error_result_read_from_the_wire_ends_the_task_failed(aws: dict) -> None:
+    """Events arrive deserialized: their strings are equal to the names, not the same
+    objects."""
+    submit(aws, "t1")
+    events = json.loads('[{"event": "TRAJECTORY_RESULT", "is_error": true}]')
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True), events, records=records(aws), traces=storage(aws)
+    )
+    assert (outcome.status, record(aws, "t1")["status"]) == ("FAILED", "FAILED")
 
 
 def test_a_failed_upload_still_reaches_a_terminal_status(aws: dict) -> None:
@@ -169,6 +181,8 @@ def test_a_failing_terminal_write_does_not_raise_out_of_the_pipeline(aws: dict) 
         traces=storage(aws),
     )
     assert not outcome.status_written
+    assert not outcome.trace_linked  # uploaded, but linked nowhere
+    assert outcome.trace_s3_uri is not None
 
 
 def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
@@ -317,6 +331,11 @@ def test_an_interrupted_run_reaches_a_terminal_status_then_reraises(
     stored = record(aws, "t1")
     assert stored["status"] == "FAILED"
     assert stored["trace_s3_uri"].endswith("t1.jsonl.gz")
+
+
+def test_each_aws_client_is_built_once_per_process() -> None:
+    assert aws_clients.client("s3") is aws_clients.client("s3")
+    assert aws_clients.client("dynamodb") is not aws_clients.client("s3")
 
 
 def test_the_runtimes_aws_calls_give_up_promptly() -> None:
