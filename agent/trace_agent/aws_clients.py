@@ -20,5 +20,10 @@ CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempt
 
 @cache
 def client(service: str) -> Any:
-    session: Any = boto3.session.Session()  # the service is chosen at run time
-    return session.client(service, config=CLIENT_CONFIG)
+    return _session().client(service, config=CLIENT_CONFIG)
+
+
+@cache
+def _session() -> Any:  # Any: the service is chosen at run time
+    # One session for both clients: each new session loads the service models again.
+    return boto3.session.Session()

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import boto3
-
 from trace_agent.pipeline import run_task
 from trace_agent.task_config import TaskConfig
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
@@ -22,7 +20,7 @@ from trace_harness.dynamodb_gate import DynamoDbGate
 from trace_harness.footprint import PREFIX, SessionTag, left_over
 from trace_harness.iam import Identities, Identity, StackArns, statements_for
 from trace_harness.identities import User, UserDirectory, create_user, create_user_pool
-from trace_harness.local_aws import REGION, AwsEndpoint, MotoServer
+from trace_harness.local_aws import REGION, AwsEndpoint, MotoServer, shared_session
 from trace_harness.local_lambda import LocalLambda
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import AgentRuntime, StackNames, TraceStack
@@ -216,12 +214,13 @@ def function_environment(
 
 
 def _client(service: str, endpoint: str, identity: Identity) -> Any:
-    session: Any = boto3.session.Session(  # the service is chosen at run time
+    return shared_session().client(
+        service,
+        endpoint_url=endpoint,
         aws_access_key_id=identity.access_key_id,
         aws_secret_access_key=identity.secret_access_key,
         region_name=REGION,
     )
-    return session.client(service, endpoint_url=endpoint)
 
 
 def _remove_stack(aws: AwsEndpoint, names: StackNames, pool_id: str) -> None:
