@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 from collections.abc import Iterator
@@ -62,6 +63,68 @@ def test_an_untraced_task_uploads_nothing(aws: dict) -> None:
     assert aws["s3"].list_objects_v2(Bucket=aws["bucket"])["KeyCount"] == 0
 
 
+def test_an_untraced_task_reports_no_trace_linked(aws: dict) -> None:
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a"), EVENTS, records=records(aws), traces=storage(aws)
+    )
+    assert (outcome.status_written, outcome.trace_s3_uri, outcome.trace_linked) == (
+        True,
+        None,
+        False,
+    )
+
+
+def test_a_task_is_untraced_unless_it_asks_and_its_configuration_cannot_change() -> None:
+    config = TaskConfig("t1", "user-a")
+    assert config.trace is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.user_id = ""  # type: ignore[misc]
+
+
+class ExplodingUploads:
+    def upload(self, task_id: str, user_id: str, body: bytes) -> str | None:
+        raise RuntimeError("storage client bug")
+
+
+def test_a_trace_store_that_raises_never_fails_the_task(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=records(aws),
+        traces=ExplodingUploads(),
+    )
+    assert (outcome.status, outcome.trace_s3_uri, record(aws, "t1")["status"]) == (
+        "COMPLETED",
+        None,
+        "COMPLETED",
+    )
+    assert "trace dump/upload failed for task t1" in caplog.text
+
+
+class LinkFails(TaskRecords):
+    def link_trace(self, task_id: str, trace_s3_uri: str) -> bool:
+        raise ConnectionError("DynamoDB went away")
+
+
+def test_a_link_that_raises_on_the_cancel_path_is_logged_not_raised(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    submit(aws, "t1", status="CANCELLED")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        cancelled_run(),
+        records=LinkFails(aws["table"], aws["dynamodb"]),
+        traces=storage(aws),
+    )
+    assert (outcome.status, outcome.trace_linked) == ("CANCELLED", False)
+    assert outcome.trace_s3_uri is not None
+    assert "could not link trace" in caplog.text
+
+
 def test_an_error_result_ends_the_task_failed_with_its_trace(aws: dict) -> None:
     submit(aws, "t1")
     events = [{"event": "TRAJECTORY_RESULT", "is_error": True}]
@@ -85,7 +148,9 @@ def test_losing_the_terminal_write_to_a_cancel_self_heals_the_link(aws: dict) ->
     assert outcome.trace_linked
 
 
-def test_self_heal_never_overwrites_an_existing_link(aws: dict) -> None:
+def test_self_heal_never_overwrites_an_existing_link(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     submit(aws, "t1", status="CANCELLED")
     aws["dynamodb"].update_item(
         TableName=aws["table"],
@@ -98,6 +163,7 @@ def test_self_heal_never_overwrites_an_existing_link(aws: dict) -> None:
     )
     assert record(aws, "t1")["trace_s3_uri"] == "s3://b/earlier"
     assert not outcome.trace_linked
+    assert "trace for task t1 not linked: record not terminal or already linked" in caplog.text
 
 
 def crashing_run() -> Iterator[dict[str, Any]]:
