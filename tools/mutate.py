@@ -23,8 +23,10 @@ only make the figures lower, never higher.
 Survivors judged equivalent (no behaviour a user or maintainer could observe changes)
 are listed, each with its reason, in ``tools/mutation-equivalents.toml``; the report
 leaves them out of the figures and lists every other survivor with its changed line.
-Mutants inside type annotations are left out by rule, never run: in a module with
-``from __future__ import annotations`` they are never evaluated.
+Two kinds of mutant are left out by rule, never run: those inside type annotations
+(with ``from __future__ import annotations`` they are never evaluated), and those of
+a signature's bare ``*`` (as ``/`` every call that worked still works the same; as
+``+`` or the like the module is no program).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch_name)
         base = scratch / "tree-0"
         _copy_tracked_files(base)
-        mutants, in_annotations = _enumerate(base, args.files, scratch)
+        mutants, inert = _enumerate(base, args.files, scratch)
         mutants = [
             m for m in mutants if random.Random(f"{args.seed}{m.key}").random() < args.sample
         ]
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         others = {k: o for k, o in previous.items() if o.mutant.file not in digests}
         mutants = [m for m in mutants if m.key not in kept]
         print(
-            f"mutate: {len(mutants)} mutants to run ({in_annotations} in annotations left out); "
+            f"mutate: {len(mutants)} mutants to run ({inert} left out by rule); "
             "measuring which tests run which line",
             file=sys.stderr,
         )
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         copies = [base] + [_copy_tree(base, scratch / f"tree-{n}") for n in range(1, args.jobs)]
         outcomes = _run_all(mutants, coverage, copies, scratch, kept, digests, others)
-    report = _report(list(outcomes.values()), _equivalents(), in_annotations)
+    report = _report(list(outcomes.values()), _equivalents(), inert)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(report, encoding="utf-8")
     print(report)
@@ -234,8 +236,8 @@ def _enumerate(tree: Path, files: list[str], scratch: Path) -> tuple[list[Mutant
                     *spec.end_pos,
                 )
             )
-    annotations = {file: _annotations(tree / file) for file in {m.file for m in mutants}}
-    kept = [m for m in mutants if not _inside(m, annotations[m.file])]
+    inert = {file: _inert_spans(tree / file) for file in {m.file for m in mutants}}
+    kept = [m for m in mutants if not _inside(m, inert[m.file])]
     kept.sort(key=lambda m: (m.file, m.first_line, m.operator, m.occurrence))
     return kept, len(mutants) - len(kept)
 
@@ -243,8 +245,9 @@ def _enumerate(tree: Path, files: list[str], scratch: Path) -> tuple[list[Mutant
 Span = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _annotations(path: Path) -> list[Span]:
-    """Where a module's annotations are, when it never evaluates them."""
+def _inert_spans(path: Path) -> list[Span]:
+    """Where a module's mutants cannot change behaviour: its annotations, when it never
+    evaluates them, and its keyword-only markers."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     lazy = any(
         isinstance(node, ast.ImportFrom)
@@ -252,17 +255,33 @@ def _annotations(path: Path) -> list[Span]:
         and any(alias.name == "annotations" for alias in node.names)
         for node in tree.body
     )
-    if not lazy:
-        return []
     found: list[ast.expr] = []
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if lazy else ():
         if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
             found.append(node.annotation)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
             found.append(node.returns)
-    return [
-        ((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in found
-    ]
+    return [_span(n) for n in found] + _keyword_only_markers(tree)
+
+
+def _keyword_only_markers(tree: ast.Module) -> list[Span]:
+    """Where each bare ``*`` of a signature is. Made ``/``, every call that worked still
+    works the same (the API only accepts more); made ``+`` or the like, it is no program.
+    """
+    markers = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            arguments = node.args
+            if arguments.kwonlyargs and arguments.vararg is None:
+                before = [*arguments.posonlyargs, *arguments.args, *arguments.defaults]
+                start = max((_span(n)[1] for n in before), default=(node.lineno, node.col_offset))
+                markers.append((start, _span(arguments.kwonlyargs[0])[0]))
+    return markers
+
+
+def _span(node: ast.AST) -> Span:
+    start = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    return start, (node.end_lineno or start[0], node.end_col_offset or 0)  # type: ignore[attr-defined]
 
 
 def _inside(mutant: Mutant, spans: list[Span]) -> bool:
@@ -542,7 +561,7 @@ def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
     return "\n".join(lines)
 
 
-def _report(outcomes: list[Outcome], equivalents: dict[Key, str], in_annotations: int) -> str:
+def _report(outcomes: list[Outcome], equivalents: dict[Key, str], inert: int) -> str:
     invalid = sum("invalid" in o.suites.values() for o in outcomes)
     counted = [o for o in outcomes if o.mutant.key not in equivalents and o.change]
     by_file: dict[str, list[Outcome]] = defaultdict(list)
@@ -566,7 +585,8 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, str], in_annotations
             "# Mutation testing",
             "",
             f"{total} mutants (not counted: {len(equivalents)} listed as equivalent, "
-            f"{in_annotations} inside annotations, {invalid} not valid Python). "
+            f"{inert} in annotations or keyword-only markers, {invalid} not valid "
+            "Python). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",

@@ -304,17 +304,26 @@ def test_records_from_environment_reads_the_table_name(
 
 
 class ThrottledDynamoDB:
-    """Every write is throttled, as DynamoDB answers past its retries."""
+    """Every write fails with ``code``; throttled, as DynamoDB answers past its retries."""
 
-    def __init__(self) -> None:
+    def __init__(self, code: str = "ProvisionedThroughputExceededException") -> None:
         self.calls = 0
+        self.code = code
 
     def update_item(self, **_: object) -> None:
         self.calls += 1
-        raise ClientError(
-            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-            "UpdateItem",
-        )
+        raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, "UpdateItem")
+
+
+@pytest.mark.parametrize(
+    "code", ["AccessDeniedException", "ProvisionedThroughputExceededException", ""]
+)
+def test_only_a_failed_condition_means_the_task_had_left_the_active_states(code: str) -> None:
+    """Any other error is an error, whatever its name: never read as "a cancel won"."""
+    with pytest.raises(ClientError):
+        TaskRecords("tasks", ThrottledDynamoDB(code)).write_terminal("t1", "COMPLETED", None)
+    conditional = ThrottledDynamoDB("ConditionalCheckFailedException")
+    assert TaskRecords("tasks", conditional).write_terminal("t1", "COMPLETED", None) is False
 
 
 def test_a_throttled_terminal_write_is_logged_not_raised(
