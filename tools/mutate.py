@@ -157,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
             m for m in mutants if random.Random(f"{args.seed}{m.key}").random() < args.sample
         ]
         digests = {file: _digest(base / file) for file in {m.file for m in mutants}}
+        wanted = {m.key for m in mutants}
         kept = {
             key: outcome
             for key, outcome in previous.items()
             if args.keep_killed
+            and key in wanted
             and outcome.killed
             and outcome.digest == digests.get(outcome.mutant.file)
         }
