@@ -1,5 +1,6 @@
 import io
 import json
+import socket
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -119,3 +120,104 @@ def test_login_without_configuration_points_to_configure(tmp_path: Path) -> None
     )
     assert code == 1
     assert "bgagent configure" in stderr.getvalue()
+
+
+def sign_in(config_dir: Path, password: str = "a password") -> tuple[int, str]:
+    """``bgagent login`` as alice, the password on stdin: its exit status and stderr."""
+    stderr = io.StringIO()
+    code = run(
+        ["login", "--username", "alice", "--password-stdin"],
+        stdout=io.BytesIO(),
+        stderr=stderr,
+        stdin=io.StringIO(password + "\n"),
+        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
+    )
+    return code, stderr.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("NotAuthorizedException", "Incorrect username or password."),
+        ("UserNotFoundException", "Incorrect username or password."),
+        ("PasswordResetRequiredException", "Your password must be reset before you can sign in."),
+        ("UserNotConfirmedException", "Your account is not confirmed yet."),
+        (
+            "ResourceNotFoundException",
+            "The configured app client does not exist: check `bgagent configure`.",
+        ),
+        ("TooManyRequestsException", "Sign-in failed (TooManyRequestsException)."),
+    ],
+)
+def test_each_refused_sign_in_says_why_in_one_line(
+    config_dir: Path, cognito: dict, code: str, message: str
+) -> None:
+    cognito["status"] = 400
+    cognito["body"] = json.dumps({"__type": code, "message": "from Cognito"}).encode()
+    assert sign_in(config_dir) == (1, f"bgagent: {message}\n")
+
+
+@pytest.mark.parametrize(("body", "reason"), [(b"{}", "400"), (b'{"__type": ""}', "unknown error")])
+def test_a_sign_in_refused_without_an_error_name_says_what_it_can(
+    config_dir: Path, cognito: dict, body: bytes, reason: str
+) -> None:
+    cognito["status"] = 400
+    cognito["body"] = body
+    assert sign_in(config_dir) == (1, f"bgagent: Sign-in failed ({reason}).\n")
+
+
+@pytest.mark.parametrize("challenge", ["SOFTWARE_TOKEN_MFA", "SMS_MFA", "CUSTOM_CHALLENGE"])
+def test_a_sign_in_step_bgagent_cannot_take_is_named(
+    config_dir: Path, cognito: dict, challenge: str
+) -> None:
+    cognito["body"] = json.dumps({"ChallengeName": challenge, "Session": "s"}).encode()
+    assert sign_in(config_dir) == (
+        1,
+        f"bgagent: Cognito asks for a {challenge} step, which bgagent does not support.\n",
+    )
+
+
+def test_a_required_new_password_is_one_line_with_what_to_do(
+    config_dir: Path, cognito: dict
+) -> None:
+    cognito["body"] = b'{"ChallengeName": "NEW_PASSWORD_REQUIRED", "Session": "s"}'
+    assert sign_in(config_dir) == (
+        1,
+        "bgagent: Your account needs a new password before its first sign-in: set one with "
+        "your administrator's sign-up page, then run `bgagent login` again.\n",
+    )
+
+
+def test_an_unreachable_cognito_is_one_line(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f"http://127.0.0.1:{port}")
+    assert sign_in(config_dir) == (
+        1,
+        "bgagent: Could not reach Cognito in us-east-1 (EndpointConnectionError).\n",
+    )
+
+
+@pytest.mark.parametrize(("username", "password"), [("", "pw"), ("alice", "")])
+def test_a_sign_in_needs_both_a_username_and_a_password(
+    pool: dict, username: str, password: str
+) -> None:
+    with pytest.raises(CliError) as refused:
+        login(pool["config"], pool["dir"], username, password)
+    assert str(refused.value) == "A username and a password are needed to sign in."
+
+
+def test_a_token_is_refreshed_from_five_minutes_before_it_expires(pool: dict) -> None:
+    first = login(pool["config"], pool["dir"], "alice", PASSWORD)
+    expiry = datetime.fromisoformat(first.token_expiry)
+    margin = timedelta(minutes=5)
+
+    just_before = expiry - margin - timedelta(seconds=1)
+    assert fresh_credentials(pool["config"], pool["dir"], now=lambda: just_before) == first
+
+    inside = expiry - margin + timedelta(seconds=1)
+    refreshed = fresh_credentials(pool["config"], pool["dir"], now=lambda: inside)
+    assert refreshed.token_expiry != first.token_expiry

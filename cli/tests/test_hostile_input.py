@@ -574,30 +574,6 @@ def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
     assert "HTTP 500" in one_line_no_traceback(refused.stderr)
 
 
-@pytest.fixture
-def cognito(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """A stand-in Cognito on 127.0.0.1 that answers InitiateAuth as told (boto3 reads
-    its endpoint from the process environment)."""
-    from werkzeug.serving import make_server
-    from werkzeug.wrappers import Response
-
-    answer: dict = {"status": 200, "body": b"{}"}
-
-    def app(environ, start_response):
-        response = Response(
-            answer["body"], answer["status"], content_type="application/x-amz-json-1.1"
-        )
-        return response(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    endpoint = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", endpoint)
-    yield answer
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize(
     "body",
     [
