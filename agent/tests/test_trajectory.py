@@ -1,5 +1,6 @@
 import gzip
 import json
+import zlib
 
 import pytest
 
@@ -39,6 +40,20 @@ def test_dump_is_deterministic_gzip_with_mtime_zero() -> None:
     assert first == dump()
     assert first[:2] == b"\x1f\x8b"
     assert first[4:8] == b"\x00\x00\x00\x00"  # MTIME field
+
+
+def test_the_artifact_is_deflate_level_6_behind_a_fixed_gzip_header() -> None:
+    """Anyone can rebuild a trace's exact bytes from its lines (zlib, level 6, as
+    ``gzip -6``): no name, no time, OS "unknown"."""
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    for turn in range(200):
+        trajectory.record({"event": "TRAJECTORY_TURN", "turn": turn, "text": f"step {turn} ✓"})
+    artifact = trajectory.dump()
+    assert artifact is not None
+    lines = gzip.decompress(artifact)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    assert artifact[:10] == bytes.fromhex("1f8b08000000000000ff")
+    assert artifact[10:-8] == deflate.compress(lines) + deflate.flush()
 
 
 def test_events_past_the_cap_are_dropped_counted_and_reported_once() -> None:
