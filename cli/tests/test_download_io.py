@@ -1,5 +1,6 @@
 import gzip
 import io
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,21 @@ def test_a_file_that_appears_during_the_download_is_not_overwritten(tmp_path: Pa
 def test_credentials_are_private_to_the_user(tmp_path: Path) -> None:
     path = save_credentials(tmp_path / "cfg", Credentials("token"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # a new directory: the user's
+
+
+def test_the_configuration_is_readable_by_all_the_credentials_by_the_user(
+    tmp_path: Path,
+) -> None:
+    previous = os.umask(0)  # the modes are bgagent's own, whatever the umask allows
+    try:
+        config = save_config(tmp_path / "cfg", Config("https://a.test/prod", "eu-west-1", "p", "c"))
+        credentials = save_credentials(tmp_path / "cfg", Credentials("token"))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
 
 
 def test_config_round_trips_and_rejects_a_bad_api_url(tmp_path: Path) -> None:
