@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import hashlib
 import logging
 
@@ -79,3 +80,9 @@ def test_other_failures_fail_open_without_the_iam_hint(
     assert TraceStorage("b", _FailingS3(error)).upload("t", "u", b"x") is None
     assert "trace upload failed" in caplog.text
     assert "IAM" not in caplog.text
+
+
+def test_a_storage_stays_pointed_at_its_bucket(aws: dict) -> None:
+    storage = TraceStorage(aws["bucket"], aws["s3"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        storage.bucket = "another-bucket"  # type: ignore[misc]
