@@ -79,36 +79,61 @@ def test_the_owner_gets_a_sigv4_link_for_900_seconds(deps: HandlerDeps) -> None:
     }
 
 
+NO_TASK_ACCESS = "You do not have access to this task."
+NO_TRACE = "No trace is available for this task."
+INTERNAL = "Internal server error."
+
+
 @pytest.mark.parametrize(
-    ("setup", "kwargs", "status", "code"),
+    ("setup", "kwargs", "status", "code", "message"),
     [
-        (None, {"sub": None}, 401, "UNAUTHORIZED"),
-        (None, {"sub": ""}, 401, "UNAUTHORIZED"),
-        (None, {"task_id": None}, 400, "VALIDATION_ERROR"),
-        (None, {}, 404, "TASK_NOT_FOUND"),
+        (None, {"sub": None}, 401, "UNAUTHORIZED", "Missing or invalid caller identity."),
+        (None, {"sub": ""}, 401, "UNAUTHORIZED", "Missing or invalid caller identity."),
+        (None, {"task_id": None}, 400, "VALIDATION_ERROR", "Missing task_id path parameter."),
+        (None, {}, 404, "TASK_NOT_FOUND", "Task t1 not found."),
         (
             {"user_id": OTHER, "uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"},
             {},
             403,
             "FORBIDDEN",
+            NO_TASK_ACCESS,
         ),
-        ({}, {}, 404, "TRACE_NOT_AVAILABLE"),
-        ({"uri": f"https://{BUCKET}/{KEY}"}, {}, 500, "INTERNAL_ERROR"),
-        ({"uri": f"s3://{BUCKET}"}, {}, 500, "INTERNAL_ERROR"),
-        ({"uri": f"s3://other-bucket/{KEY}"}, {}, 500, "INTERNAL_ERROR"),
-        ({"uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"}, {}, 403, "FORBIDDEN"),
-        ({"uri": f"s3://{BUCKET}/traces/{OWNER}/missing.jsonl.gz"}, {}, 404, "TRACE_NOT_AVAILABLE"),
+        ({}, {}, 404, "TRACE_NOT_AVAILABLE", NO_TRACE),
+        ({"uri": ""}, {}, 404, "TRACE_NOT_AVAILABLE", NO_TRACE),
+        ({"uri": f"https://{BUCKET}/{KEY}"}, {}, 500, "INTERNAL_ERROR", INTERNAL),
+        ({"uri": f"s3://{BUCKET}"}, {}, 500, "INTERNAL_ERROR", INTERNAL),
+        ({"uri": f"s3://other-bucket/{KEY}"}, {}, 500, "INTERNAL_ERROR", INTERNAL),
+        (
+            {"uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"},
+            {},
+            403,
+            "FORBIDDEN",
+            "You do not have access to this trace.",
+        ),
+        (
+            {"uri": f"s3://{BUCKET}/traces/{OWNER}/missing.jsonl.gz"},
+            {},
+            404,
+            "TRACE_NOT_AVAILABLE",
+            NO_TRACE,
+        ),
     ],
 )
 def test_each_check_answers_in_contract_order(
-    deps: HandlerDeps, setup: dict | None, kwargs: dict, status: int, code: str
+    deps: HandlerDeps, setup: dict | None, kwargs: dict, status: int, code: str, message: str
 ) -> None:
     if setup is not None:
         put_task(deps, **setup)
     got_status, body, headers = answer(deps, **kwargs)
-    assert (got_status, body["error"]["code"]) == (status, code)
-    assert body["error"]["request_id"] == "req-1"
-    assert headers["X-Request-Id"] == "req-1"
+    assert (got_status, body["error"]) == (
+        status,
+        {"code": code, "message": message, "request_id": "req-1"},
+    )
+    assert headers == {
+        "Content-Type": "application/json",
+        "Access-Control-Allow-Origin": "*",
+        "X-Request-Id": "req-1",
+    }
 
 
 def test_a_head_failure_other_than_missing_is_a_500(deps: HandlerDeps) -> None:
