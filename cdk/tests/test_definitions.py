@@ -1,4 +1,15 @@
-from trace_infra.definitions import TASK_TABLE, caller_key_prefix, trace_object_key
+import dataclasses
+
+import pytest
+
+from trace_infra.definitions import (
+    GET_TRACE_URL,
+    GET_TRACE_URL_GRANTS,
+    TASK_TABLE,
+    TRACE_BUCKET,
+    caller_key_prefix,
+    trace_object_key,
+)
 
 
 def test_trace_keys_live_under_the_owners_prefix() -> None:
@@ -15,3 +26,18 @@ def test_the_task_table_declares_every_key_attribute_once_as_a_string() -> None:
         "created_at": "S",
         "idempotency_key": "S",
     }
+
+
+@pytest.mark.parametrize(
+    ("definition", "field"),
+    [
+        (TRACE_BUCKET, "expiration_days"),
+        (TASK_TABLE, "partition_key"),
+        (GET_TRACE_URL, "handler"),
+        (GET_TRACE_URL_GRANTS[0], "scope"),
+    ],
+)
+def test_the_one_definition_cannot_be_changed_at_run_time(definition: object, field: str) -> None:
+    """The constructs, the handler's wiring and the local stack all read these objects."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(definition, field, getattr(definition, field))
