@@ -64,26 +64,24 @@ PRODUCTION = [
     "cdk/trace_infra/handlers/get_trace_url.py",
     "cli/bgagent",
 ]
-# Code a suite runs only in a process of its own: no per-test coverage.
-OWN_PROCESS = {"acceptance": {"cdk/trace_infra/handlers/get_trace_url.py"}, "unit": set()}
+# Code a suite (also) runs in a process of its own, the handler under the local Lambda
+# runtime: per-test coverage cannot say which tests reach it there.
+OWN_PROCESS = {
+    "acceptance": {
+        "cdk/trace_infra/handlers/get_trace_url.py",
+        "cdk/trace_infra/definitions.py",
+    },
+    "unit": set(),
+}
 # The code, found first in each copy (the editable install would find this tree's).
 SOURCE_PATHS = ["agent", "cdk", "cli", "features", "tests/support"]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 # Each suite: its options, and the tests it runs when not narrowed to some of them.
 SUITES = {
     "acceptance": (["-m", "integration"], ["features/"]),
-    # The layers' unit tests, without those that synthesize the CDK app (seconds each):
-    # the template tests pin the infrastructure, not the code mutated here.
-    "unit": (
-        [],
-        [
-            "agent/tests",
-            "cli/tests",
-            "cdk/tests/test_get_trace_url.py",
-            "cdk/tests/test_get_trace_url_properties.py",
-            "cdk/tests/test_definitions.py",
-        ],
-    ),
+    # The layers' own tests, with the infrastructure's template tests: those pin the
+    # definitions (a bucket's lifetime, an index) that no other test can see.
+    "unit": ([], ["agent/tests", "cli/tests", "cdk/tests"]),
 }
 Key = tuple[str, str, int]
 
@@ -314,13 +312,13 @@ class Coverage:
 
     def tests_for(self, mutant: Mutant) -> list[str] | None:
         """The tests to run, None for the whole suite, [] when none reaches the mutant."""
+        if mutant.file in self.own_process:
+            return None
         lines = [(mutant.file, n) for n in range(mutant.first_line, mutant.last_line + 1)]
         contexts = set().union(*(self.by_line.get(line, set()) for line in lines))
         tests = contexts - {""}
         if tests:
             return sorted(tests)
-        if mutant.file in self.own_process:
-            return None  # its tests reach it in a process of their own: no per-test data
         if contexts:
             # Run at import (a constant, a default, a decorator): only a test that uses
             # the module, through its code or its names, can tell.
@@ -453,7 +451,7 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
         return outcome
     outcome.change = _changed_lines(original, mutated)
     path = tree / mutant.file
-    path.write_text(mutated, encoding="utf-8")
+    _write_fresh(path, mutated)
     try:
         for suite, (options, everything) in SUITES.items():
             if outcome.killed or STOPPING.is_set():
@@ -467,8 +465,18 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
             passed = _passes(command, tree, _environment(tree, temporary), limit)
             outcome.suites[suite] = "survived" if passed else "killed"
     finally:
-        path.write_text(original, encoding="utf-8")
+        _write_fresh(path, original)
     return outcome
+
+
+def _write_fresh(path: Path, text: str) -> None:
+    """Write ``text`` with a modification time no earlier write of this file had: a
+    process that keeps .pyc files (the handler's) must never take a stale one, which it
+    would for a same-size source stamped in the same second."""
+    previous = path.stat().st_mtime_ns
+    path.write_text(text, encoding="utf-8")
+    stamp = max(time.time_ns(), previous + 1_000_000_000)
+    os.utime(path, ns=(stamp, stamp))
 
 
 def _passes(command: list[str], tree: Path, env: dict[str, str], limit: float) -> bool:
