@@ -1,7 +1,9 @@
 import dataclasses
 import gzip
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -52,6 +54,18 @@ def test_a_traced_task_ends_with_its_trace_linked_in_the_terminal_write(aws: dic
     assert stored["status_created_at"].startswith("COMPLETED#")
     assert stored["status_created_at"] == f"COMPLETED#{stored['completed_at']}"
     assert outcome.trace_linked
+
+
+def test_the_terminal_time_sorts_as_text_utc_to_the_millisecond(aws: dict) -> None:
+    """``status_created_at`` is the sort key of UserStatusIndex: the time must sort as
+    text, so it is always UTC, zero-padded, with milliseconds and a Z."""
+    submit(aws, "t1")
+    before = datetime.now(UTC)
+    run_task(TaskConfig("t1", "user-a"), EVENTS, records=records(aws), traces=storage(aws))
+    completed = record(aws, "t1")["completed_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", completed), completed
+    parsed = datetime.fromisoformat(completed.replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) <= parsed <= datetime.now(UTC)
 
 
 def test_an_untraced_task_uploads_nothing(aws: dict) -> None:

@@ -136,6 +136,21 @@ def test_each_check_answers_in_contract_order(
     }
 
 
+def test_the_task_record_is_read_consistently(deps: HandlerDeps) -> None:
+    """A trace linked by the agent's terminal write a moment ago must be seen."""
+    reads: list[dict[str, Any]] = []
+
+    class RecordingDynamoDB:
+        def get_item(self, **request: Any) -> Any:
+            reads.append(request)
+            return deps.dynamodb.get_item(**request)
+
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    status, _, _ = answer(HandlerDeps(deps.s3, RecordingDynamoDB(), TABLE, BUCKET, deps.now))
+    assert status == 200
+    assert reads == [{"TableName": TABLE, "Key": {"task_id": {"S": "t1"}}, "ConsistentRead": True}]
+
+
 def test_a_head_failure_other_than_missing_is_a_500(deps: HandlerDeps) -> None:
     class DenyingS3:
         def head_object(self, **_: object) -> None:
