@@ -333,8 +333,8 @@ def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
     # Folders: coverage takes a file path for a module name and measures nothing.
     folders = {(tree / path).parent if path.endswith(".py") else tree / path for path in PRODUCTION}
     sources = [f"--cov={folder}" for folder in sorted(folders)]
-    options, tests = SUITES[suite]
-    command = [*PYTEST, *sources, "--cov-context=test", "--cov-report=", *options, *tests]
+    options, paths = SUITES[suite]
+    command = [*PYTEST, *sources, "--cov-context=test", "--cov-report=", *options, *paths]
     env = {**_environment(tree, scratch / f"tmp-coverage-{suite}"), "COVERAGE_FILE": str(data_file)}
     started = time.monotonic()
     finished = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
@@ -351,16 +351,27 @@ def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
             by_line[(relative, line)].update(context.rpartition("|")[0] for context in contexts)
     if not by_line:
         sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
-    return Coverage(by_line, seconds, _users(tree, by_line), OWN_PROCESS[suite])
+    collected = _collected(tree, env, [*options, *paths])
+    return Coverage(by_line, seconds, _users(tree, by_line, collected), OWN_PROCESS[suite])
 
 
-def _users(tree: Path, by_line: dict[tuple[str, int], set[str]]) -> dict[str, set[str]]:
+def _collected(tree: Path, env: dict[str, str], arguments: list[str]) -> list[str]:
+    """Every test of the suite, by node id (also those that run no production line)."""
+    listed = subprocess.run(
+        [*PYTEST, "--collect-only", *arguments], cwd=tree, env=env, capture_output=True, text=True
+    )
+    return [line for line in listed.stdout.splitlines() if "::" in line]
+
+
+def _users(
+    tree: Path, by_line: dict[tuple[str, int], set[str]], collected: list[str]
+) -> dict[str, set[str]]:
     users: dict[str, set[str]] = defaultdict(set)
     tests_of: dict[str, set[str]] = defaultdict(set)  # test file -> its tests
+    for test in collected:
+        tests_of[test.partition("::")[0]].add(test)
     for (file, _), contexts in by_line.items():
         users[file].update(contexts - {""})
-        for test in contexts - {""}:
-            tests_of[test.partition("::")[0]].add(test)
     for file in list(users):
         module = ".".join(Path(file).with_suffix("").parts[1:])  # cli/bgagent/x.py: bgagent.x
         package, _, leaf = module.rpartition(".")
