@@ -292,6 +292,7 @@ def test_a_trace_keeps_50_mib_unless_the_task_sets_a_lower_cap() -> None:
     assert MAX_TRACE_BYTES == 50 * 1024 * 1024
     assert TaskConfig("t1", "user-a", trace=True).trace_max_bytes == MAX_TRACE_BYTES
     assert TrajectoryAccumulator("t1", enabled=True).max_bytes == MAX_TRACE_BYTES
+    assert TaskConfig("t1", "user-a", trace=True, trace_max_bytes=1).trace_max_bytes == 1
 
 
 @pytest.mark.parametrize("cap", [0, -1, True, 1.5, "1024", None])
