@@ -327,32 +327,113 @@ class Coverage:
 
 
 def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
-    from coverage import CoverageData
-
     data_file = scratch / f"coverage-{suite}"
     # Folders: coverage takes a file path for a module name and measures nothing.
     folders = {(tree / path).parent if path.endswith(".py") else tree / path for path in PRODUCTION}
     sources = [f"--cov={folder}" for folder in sorted(folders)]
     options, paths = SUITES[suite]
-    command = [*PYTEST, *sources, "--cov-context=test", "--cov-report=", *options, *paths]
-    env = {**_environment(tree, scratch / f"tmp-coverage-{suite}"), "COVERAGE_FILE": str(data_file)}
+    hooks = _subprocess_coverage_hooks(scratch)
+    command = [*PYTEST, "-p", "mutate_test_context", *sources, "--cov-context=test"]
+    environment = _environment(tree, scratch / f"tmp-coverage-{suite}")
+    env = {
+        **environment,
+        "PYTHONPATH": os.pathsep.join([str(hooks), environment["PYTHONPATH"]]),
+        "COVERAGE_FILE": str(data_file),
+        "MUTATE_COVERAGE_FILE": str(scratch / f"subprocess-coverage-{suite}"),
+        "MUTATE_COVERAGE_SOURCE": os.pathsep.join(str(folder) for folder in sorted(folders)),
+    }
     started = time.monotonic()
-    finished = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    finished = subprocess.run(
+        [*command, "--cov-report=", *options, *paths],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if finished.returncode != 0:
         sys.exit(f"mutate: the {suite} tests fail without any mutant:\n{finished.stdout[-3000:]}")
     seconds = time.monotonic() - started
-    data = CoverageData(basename=str(data_file))
-    data.read()
     by_line: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for data_path in [data_file, *scratch.glob(f"subprocess-coverage-{suite}.*")]:
+        for (file, line), contexts in _lines_of(data_path, tree).items():
+            by_line[(file, line)].update(contexts)
+    if not by_line:
+        sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
+    collected = _collected(tree, environment, [*options, *paths])
+    return Coverage(by_line, seconds, _users(tree, by_line, collected), OWN_PROCESS[suite])
+
+
+def _lines_of(data_path: Path, tree: Path) -> dict[tuple[str, int], set[str]]:
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(data_path))
+    data.read()
+    lines: dict[tuple[str, int], set[str]] = defaultdict(set)
     for measured in data.measured_files():
         relative = Path(measured).relative_to(tree).as_posix()
         for line, contexts in data.contexts_by_lineno(measured).items():
-            # pytest-cov names a context "<node id>|setup", "|run" or "|teardown".
-            by_line[(relative, line)].update(context.rpartition("|")[0] for context in contexts)
-    if not by_line:
-        sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
-    collected = _collected(tree, env, [*options, *paths])
-    return Coverage(by_line, seconds, _users(tree, by_line, collected), OWN_PROCESS[suite])
+            # pytest-cov names a context "<node id>|setup", "|run" or "|teardown"; a
+            # subprocess's context is the node id of the test that started it.
+            lines[(relative, line)].update(map(_test_of, contexts))
+    return lines
+
+
+def _test_of(context: str) -> str:
+    test, _, phase = context.rpartition("|")
+    return test if phase in ("setup", "run", "teardown") else context
+
+
+# Per-test coverage of the Python subprocesses a test starts (the CLI run as users run
+# it): the test's node id travels in the environment, and each subprocess measures
+# itself under it. The Lambda runtime's process gets no such environment: the handler's
+# file is in OWN_PROCESS instead.
+_TEST_CONTEXT_PLUGIN = """
+import os
+
+
+def pytest_runtest_setup(item):
+    os.environ["MUTATE_COVERAGE_CONTEXT"] = item.nodeid
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    os.environ.pop("MUTATE_COVERAGE_CONTEXT", None)
+"""
+_SUBPROCESS_COVERAGE = """
+import os
+import resource
+
+# Not under a file size limit (a test of short writes): saving the data would fail.
+if (
+    os.environ.get("MUTATE_COVERAGE_CONTEXT")
+    and os.environ.get("MUTATE_COVERAGE_FILE")
+    and resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY
+):
+    import atexit
+
+    import coverage
+
+    _coverage = coverage.Coverage(
+        data_file=os.environ["MUTATE_COVERAGE_FILE"],
+        data_suffix=True,
+        source=os.environ["MUTATE_COVERAGE_SOURCE"].split(os.pathsep),
+        context=os.environ["MUTATE_COVERAGE_CONTEXT"],
+        config_file=False,
+    )
+    _coverage.start()
+
+    @atexit.register
+    def _save():
+        _coverage.stop()
+        _coverage.save()
+"""
+
+
+def _subprocess_coverage_hooks(scratch: Path) -> Path:
+    hooks = scratch / "coverage-hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "mutate_test_context.py").write_text(_TEST_CONTEXT_PLUGIN, encoding="utf-8")
+    (hooks / "sitecustomize.py").write_text(_SUBPROCESS_COVERAGE, encoding="utf-8")
+    return hooks
 
 
 def _collected(tree: Path, env: dict[str, str], arguments: list[str]) -> list[str]:
