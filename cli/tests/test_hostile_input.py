@@ -91,7 +91,10 @@ def test_a_device_is_never_replaced_even_with_force(bgagent, backend, private_nu
     for target in (private_null_device, link):
         refused = bgagent("trace", "download", "t-1", "-o", str(target), "--force")
         assert refused.exit_code == 1
-        assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+        assert one_line_no_traceback(refused.stderr) == (
+            f"bgagent: {target} is not a regular file (a device, a pipe or a socket); -o saves "
+            "to files only: use `-o -` to write the artifact to standard output.\n"
+        )
     assert stat.S_ISCHR(os.stat(private_null_device).st_mode)
     assert link.is_symlink()
     assert backend.seen_paths == []  # refused before any network call
@@ -300,17 +303,45 @@ def test_with_stderr_closed_no_error_text_reaches_the_data_stream(config_dir, ba
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        (b"\xff\xfe{not utf-8", "is not UTF-8 text"),
-        (b"[" * 60_000, "nested too deeply"),
+        (b"\xff\xfe{not utf-8", "is not UTF-8 text; fix or remove it."),
+        (b"[" * 60_000, "is nested too deeply; fix or remove it."),
+        (b"{not json", "is not valid JSON; fix or remove it."),
+        (b'["a", "list"]', "must hold a JSON object; fix or remove it."),
+        (b" " * (64 * 1024 + 1), "is too large to be a settings file; fix or remove it."),
     ],
-    ids=["not-utf8", "deep"],
+    ids=["not-utf8", "deep", "not-json", "not-an-object", "too-large"],
 )
 @pytest.mark.parametrize("name", ["config.json", CREDENTIALS_FILE])
 def test_a_damaged_settings_file_is_one_line(bgagent, config_dir, name, content, says) -> None:
     (config_dir / name).write_bytes(content)
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
-    assert says in one_line_no_traceback(refused.stderr)
+    assert one_line_no_traceback(refused.stderr) == f"bgagent: {config_dir / name} {says}\n"
+
+
+def test_a_settings_file_of_exactly_the_size_limit_is_read(bgagent, config_dir) -> None:
+    path = config_dir / CREDENTIALS_FILE
+    cached = path.read_bytes()
+    path.write_bytes(cached + b" " * (64 * 1024 - len(cached)))
+    assert bgagent("trace", "download", "t-1").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("credentials", "says"),
+    [
+        (None, "You are not logged in: run `bgagent login`."),
+        (b'{"id_token": ""}', "Your cached credentials hold no ID token: run `bgagent login`."),
+        (b'{"id_token": 7}', "Your cached credentials hold no ID token: run `bgagent login`."),
+    ],
+    ids=["none", "empty-token", "number-token"],
+)
+def test_missing_credentials_ask_to_sign_in(bgagent, config_dir, credentials, says) -> None:
+    path = config_dir / CREDENTIALS_FILE
+    path.unlink()
+    if credentials is not None:
+        path.write_bytes(credentials)
+    refused = bgagent("trace", "download", "t-1")
+    assert (refused.exit_code, refused.stderr) == (1, f"bgagent: {says}\n")
 
 
 def test_an_expiry_near_year_one_counts_as_expired(bgagent, config_dir, backend) -> None:
@@ -620,7 +651,9 @@ def test_a_settings_file_that_is_not_a_file_is_refused(bgagent, config_dir, name
             pytest.skip("creating a device node needs root (CAP_MKNOD)")
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
-    assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+    assert one_line_no_traceback(refused.stderr) == (
+        f"bgagent: {path} is not a regular file; remove it.\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -674,7 +707,9 @@ def test_an_empty_home_is_one_line(bgagent) -> None:
         ["trace", "download", "t-1"], stdout=io.BytesIO(), stderr=stderr, environ={"HOME": ""}
     )
     assert code == 1
-    assert "HOME is empty" in one_line_no_traceback(stderr.getvalue())
+    assert one_line_no_traceback(stderr.getvalue()) == (
+        "bgagent: HOME is empty: set HOME, or BGAGENT_CONFIG_DIR to a directory.\n"
+    )
 
 
 def test_a_target_ending_in_a_slash_is_refused(bgagent, backend, tmp_path) -> None:
@@ -718,7 +753,10 @@ def test_the_raw_artifact_is_never_written_to_a_terminal(config_dir, backend) ->
         os.close(terminal)
         os.close(controller)
     assert done.returncode == 1
-    assert "Refusing to write the gzip artifact to a terminal" in one_line_no_traceback(done.stderr)
+    assert one_line_no_traceback(done.stderr) == (
+        "bgagent: Refusing to write the gzip artifact to a terminal: redirect it, "
+        "e.g. `-o - > trace.jsonl.gz`.\n"
+    )
 
 
 # --- what the second attack found -----------------------------------------------------------
@@ -753,7 +791,9 @@ def test_a_settings_file_that_is_a_directory_is_refused(bgagent, config_dir) -> 
     (config_dir / "config.json").mkdir()
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
-    assert "is not a regular file" in one_line_no_traceback(refused.stderr)
+    assert one_line_no_traceback(refused.stderr) == (
+        f"bgagent: {config_dir / 'config.json'} is not a regular file; remove it.\n"
+    )
 
 
 @pytest.mark.parametrize(
