@@ -35,6 +35,7 @@ def test_the_task_table_declares_every_key_attribute_once_as_a_string() -> None:
         (TASK_TABLE, "partition_key"),
         (GET_TRACE_URL, "handler"),
         (GET_TRACE_URL_GRANTS[0], "scope"),
+        (TASK_TABLE.global_indexes[0], "sort_key"),
     ],
 )
 def test_the_one_definition_cannot_be_changed_at_run_time(definition: object, field: str) -> None:

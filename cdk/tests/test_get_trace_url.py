@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -169,6 +170,56 @@ def test_an_unexpected_error_is_a_generic_500(deps: HandlerDeps) -> None:
         500,
         {"code": "INTERNAL_ERROR", "message": "Internal server error.", "request_id": "req-1"},
     )
+
+
+@pytest.mark.parametrize(
+    ("setup", "level", "reason", "status"),
+    [
+        (None, logging.INFO, "TASK_NOT_FOUND", 404),
+        ({"user_id": OTHER}, logging.INFO, "FORBIDDEN", 403),
+        ({}, logging.INFO, "TRACE_NOT_AVAILABLE", 404),
+        (
+            {"uri": f"s3://other-bucket/{KEY}"},
+            logging.ERROR,
+            "trace_s3_uri names a bucket other than the trace bucket",
+            500,
+        ),
+        (
+            {"uri": f"s3://{BUCKET}/traces/{OTHER}/t1.jsonl.gz"},
+            logging.ERROR,
+            "trace key outside the caller's prefix",
+            403,
+        ),
+    ],
+    ids=["no-task", "not-the-owner", "no-trace", "foreign-bucket", "key-outside-prefix"],
+)
+def test_a_refusal_is_logged_once_and_as_an_error_only_when_someone_must_look(
+    deps: HandlerDeps,
+    caplog: pytest.LogCaptureFixture,
+    setup: dict | None,
+    level: int,
+    reason: str,
+    status: int,
+) -> None:
+    if setup is not None:
+        put_task(deps, **setup)
+    with caplog.at_level(logging.DEBUG, logger="trace_infra"):
+        answer(deps)
+    [logged] = [r for r in caplog.records if r.name.startswith("trace_infra")]
+    assert (logged.levelno, logged.getMessage()) == (level, f"trace url refused: {reason}")
+    fields = ("task_id", "request_id", "reason", "status")
+    assert {name: getattr(logged, name) for name in fields} == {
+        "task_id": "t1",
+        "request_id": "req-1",
+        "reason": reason,
+        "status": status,
+    }
+
+
+def test_the_handlers_dependencies_cannot_change_between_invocations(deps: HandlerDeps) -> None:
+    """Built once per process and shared by every warm invocation."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        deps.bucket = "another-bucket"  # type: ignore[misc]
 
 
 def test_nothing_secret_is_logged(deps: HandlerDeps, caplog: pytest.LogCaptureFixture) -> None:
