@@ -1,3 +1,4 @@
+import errno
 import gzip
 import io
 import os
@@ -130,3 +131,41 @@ def test_config_round_trips_and_rejects_a_bad_api_url(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CliError, match="not valid JSON"):
         load_config(tmp_path)
+
+
+def test_a_forced_write_to_a_new_name_creates_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "t.gz"
+    write_atomically(iter([b"new"]), target, replace=True)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.gz"]
+
+
+def test_a_pipe_that_appears_during_a_forced_download_is_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "t.gz"
+
+    def racing() -> Iterator[bytes]:
+        yield b"new"
+        os.mkfifo(target)
+
+    with pytest.raises(CliError) as refused:
+        write_atomically(racing(), target, replace=True)
+    assert str(refused.value) == (
+        f"{target} is not a regular file (a device, a pipe or a socket); -o saves to files "
+        "only: use `-o -` to write the artifact to standard output."
+    )
+    assert stat.S_ISFIFO(os.stat(target).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.gz"]
+
+
+def test_a_link_refused_for_another_reason_than_no_hard_links_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused_link(*_: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "link", refused_link)
+    target = tmp_path / "t.gz"
+    with pytest.raises(CliError) as refused:
+        write_atomically(iter([b"new"]), target, replace=False)
+    assert str(refused.value) == f"Could not write {target}: Permission denied."
+    assert list(tmp_path.iterdir()) == []
