@@ -3,10 +3,12 @@ import hashlib
 import io
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
+from bgagent.config import Config, save_config
 from bgagent.main import run
 
 
@@ -65,23 +67,90 @@ def test_unusable_task_ids_are_refused(bgagent, backend, task_id: str) -> None:
     assert backend.seen_paths == []
 
 
+NO_TRACE = (
+    "No trace is available for task t-1: either it did not run with --trace, or its trace "
+    "upload has not completed yet. To capture one, submit the task again with --trace."
+)
+SESSION_HINT = " Your session may have expired: run `bgagent login` to sign in again."
+
+
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
         (403, {"error": {"code": "FORBIDDEN", "message": "No."}}, "No. (FORBIDDEN)"),
-        (401, {"message": "Unauthorized"}, "run `bgagent login`"),
-        (502, None, "HTTP 502"),
-        (404, {"error": {"code": "TRACE_NOT_AVAILABLE", "message": "x"}}, "--trace"),
+        (
+            404,
+            {
+                "error": {
+                    "code": "TASK_NOT_FOUND",
+                    "message": "Task t-1 not found.",
+                    "request_id": "r",
+                }
+            },
+            "Task t-1 not found. (TASK_NOT_FOUND)",  # a request id only helps with a 5xx
+        ),
+        (
+            500,
+            {"error": {"code": "INTERNAL_ERROR", "message": "Oops.", "request_id": "r-9"}},
+            "Oops. (INTERNAL_ERROR, request id r-9)",
+        ),
+        (503, {"error": {"message": "Busy."}}, "Busy."),
+        (401, {"message": "Unauthorized"}, "Unauthorized (HTTP 401)" + SESSION_HINT),
+        (
+            401,
+            {"error": {"code": "UNAUTHORIZED", "message": "No."}},
+            "No. (UNAUTHORIZED)" + SESSION_HINT,
+        ),
+        (403, {"message": "Forbidden"}, "Forbidden (HTTP 403)"),
+        (418, {"error": {"message": ""}}, "The API request failed with HTTP 418."),
+        (502, None, "The API request failed with HTTP 502."),
+        (404, {"error": {"code": "TRACE_NOT_AVAILABLE", "message": "x"}}, NO_TRACE),
+        (200, {"no": "data"}, "The API answered HTTP 200 without data; please report this."),
+        (200, {"data": {}}, "The API answered without a trace link; please report this."),
+        (
+            200,
+            {"data": {"url": "ftp://h/o"}},
+            "The API answered without a trace link; please report this.",
+        ),
+        (
+            200,
+            {"data": {"url": "http://h/o", "checksum_sha256": "not-base64!"}},
+            "The API answered with a malformed checksum; please report this.",
+        ),
+        (
+            200,
+            {"data": {"url": "http://h/o", "checksum_sha256": "AAAA"}},  # 3 bytes, not 32
+            "The API answered with a malformed checksum; please report this.",
+        ),
     ],
 )
 def test_api_errors_become_one_line(bgagent, backend, status, body, expected) -> None:
     backend.api_status = status
     backend.api_body = json.dumps(body).encode() if body is not None else b"<html>oops</html>"
     result = bgagent("trace", "download", "t-1")
-    assert result.exit_code == 1
-    assert expected in result.stderr
-    assert result.stderr.count("\n") == 1
-    assert result.stdout == b""
+    assert (result.exit_code, result.stderr, result.stdout) == (1, f"bgagent: {expected}\n", b"")
+
+
+def test_what_the_api_says_never_shows_the_callers_token(bgagent, backend) -> None:
+    backend.api_status = 403
+    backend.api_body = json.dumps(
+        {"error": {"code": "FORBIDDEN", "message": f"token {backend.id_token} refused"}}
+    ).encode()
+    result = bgagent("trace", "download", "t-1")
+    assert result.stderr == "bgagent: token [token] refused (FORBIDDEN)\n"
+
+
+def test_an_unreachable_api_is_one_line(bgagent, config_dir, backend) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/prod"
+    save_config(config_dir, Config(api_url, "us-east-1", "pool", "client"))
+    result = bgagent("trace", "download", "t-1")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"bgagent: Could not reach the API at {api_url} (ConnectionError).\n",
+    )
 
 
 @pytest.mark.parametrize("status", [403, 404, 500])
