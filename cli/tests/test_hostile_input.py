@@ -213,6 +213,25 @@ def test_a_stopped_clock_never_fires() -> None:
     assert not fired.wait(0.2)
 
 
+@pytest.mark.parametrize(
+    "program",
+    [
+        # A call abandoned by its deadline, still blocked when the command ends.
+        "import time\nfrom bgagent.deadline import Expired, within\n"
+        "try:\n    within(0.1, lambda: time.sleep(600))\nexcept Expired:\n    print('expired')",
+        # A clock never stopped (a download abandoned before its body was read).
+        "from bgagent.deadline import NetworkClock\nNetworkClock(600, lambda: None)\n"
+        "print('expired')",
+    ],
+    ids=["abandoned-call", "clock-never-stopped"],
+)
+def test_a_waiting_deadline_never_keeps_the_command_from_exiting(program: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "expired\n")
+
+
 def test_a_slow_reader_never_makes_a_healthy_download_time_out(backend) -> None:
     backend.object_body = os.urandom(3 * 1024 * 1024)  # 12 chunks
     with requests.Session() as session:
