@@ -11,22 +11,31 @@ working tree's tracked files are copied to a temporary directory, one copy per
 worker, and only the copies are ever edited.
 
 Each mutant is tried against the acceptance suite alone, then, if it survived, against
-the layers' unit tests; "killed by all tests" means either killed it. A run collects
-per-test line coverage first (one run of each suite), so a mutant is tried only
-against the tests that execute its line: a test that never runs a line cannot notice
-its change. Lines that run only at import time, or in a process of its own (the
-handler, under the local Lambda runtime), are tried against the whole suite. A mutant
-on a line no test of a suite executes is counted as surviving that suite without a
-run. Tests reached only through a subprocess are therefore not selected, which can
-only make the figures lower, never higher.
+the layers' own tests; "killed by all tests" means either killed it. A mutant is
+killed when its tests fail (pytest's exit status 1) or run past their time limit; any
+other ending (pytest's own errors, a signal) is recorded as an error, never a kill.
+
+A run collects per-test line coverage first (one run of each suite; the CLI's
+subprocesses are measured too, under the test that started them), so a mutant is
+tried only against the tests that execute its line: a test that never runs a line
+cannot notice its change. A line that also runs at import (a constant, a default, a
+decorator) is tried against every test that runs code of its module or imports it by
+name. Code the acceptance suite runs in a process of its own (the handler and the
+definitions, under the local Lambda runtime) is tried against the whole suite. A
+mutant on a line no test of a suite executes is counted as surviving that suite
+without a run. Where this selection misses a test (a module reached only through
+another module's import), the figures can only come out lower, never higher.
 
 Survivors judged equivalent (no behaviour a user or maintainer could observe changes)
-are listed, each with its reason, in ``tools/mutation-equivalents.toml``; the report
-leaves them out of the figures and lists every other survivor with its changed line.
-Two kinds of mutant are left out by rule, never run: those inside type annotations
-(with ``from __future__ import annotations`` they are never evaluated), and those of
-a signature's bare ``*`` (as ``/`` every call that worked still works the same; as
-``+`` or the like the module is no program).
+are listed, each with its changed line and its reason, in
+``tools/mutation-equivalents.toml``; an entry whose changed line no longer matches is
+reported as stale, not applied. The report leaves equivalents out of the figures and
+lists every other survivor with its changed line. Mutants inside type annotations are
+left out by rule, never run (with ``from __future__ import annotations`` they are
+never evaluated), and so are mutants that are not valid Python.
+
+``--keep-killed`` keeps a recorded kill while the mutated file is unchanged; it
+assumes tests were only added or strengthened since (a deleted test's kills stay).
 """
 
 from __future__ import annotations
@@ -140,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "--plan", action="store_true", help="say how each mutant would run, and run none"
     )
     args = parser.parse_args(argv)
+    args.files = [_inside_the_project(name) for name in args.files]
     # A stop (Ctrl-C, a kill) unwinds: the test runs' process groups are killed and the
     # copies removed, and every outcome so far is already saved.
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _stop)
 
     previous = _load_results()
     with tempfile.TemporaryDirectory(prefix="bgagent-mutate-") as scratch_name:
@@ -186,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- the tree and its mutants -------------------------------------------------------
+
+
+def _inside_the_project(name: str) -> str:
+    """A path relative to the project, whatever the caller gave: cosmic-ray would
+    otherwise mutate an absolute path where it is, in this tree, not in a copy."""
+    path = Path(name) if Path(name).is_absolute() else Path.cwd() / name
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        sys.exit(f"mutate: {name} is not in the project ({ROOT})")
 
 
 def _copy_tracked_files(destination: Path) -> None:
@@ -247,7 +267,7 @@ Span = tuple[tuple[int, int], tuple[int, int]]
 
 def _inert_spans(path: Path) -> list[Span]:
     """Where a module's mutants cannot change behaviour: its annotations, when it never
-    evaluates them, and its keyword-only markers."""
+    evaluates them."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     lazy = any(
         isinstance(node, ast.ImportFrom)
@@ -261,22 +281,7 @@ def _inert_spans(path: Path) -> list[Span]:
             found.append(node.annotation)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
             found.append(node.returns)
-    return [_span(n) for n in found] + _keyword_only_markers(tree)
-
-
-def _keyword_only_markers(tree: ast.Module) -> list[Span]:
-    """Where each bare ``*`` of a signature is. Made ``/``, every call that worked still
-    works the same (the API only accepts more); made ``+`` or the like, it is no program.
-    """
-    markers = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            arguments = node.args
-            if arguments.kwonlyargs and arguments.vararg is None:
-                before = [*arguments.posonlyargs, *arguments.args, *arguments.defaults]
-                start = max((_span(n)[1] for n in before), default=(node.lineno, node.col_offset))
-                markers.append((start, _span(arguments.kwonlyargs[0])[0]))
-    return markers
+    return [_span(n) for n in found]
 
 
 def _span(node: ast.AST) -> Span:
@@ -317,13 +322,11 @@ class Coverage:
         lines = [(mutant.file, n) for n in range(mutant.first_line, mutant.last_line + 1)]
         contexts = set().union(*(self.by_line.get(line, set()) for line in lines))
         tests = contexts - {""}
-        if tests:
-            return sorted(tests)
-        if contexts:
-            # Run at import (a constant, a default, a decorator): only a test that uses
+        if "" in contexts:
+            # Run at import (a constant, a default, a decorator): every test that uses
             # the module, through its code or its names, can tell.
-            return sorted(self.users.get(mutant.file, set()))
-        return []
+            tests |= self.users.get(mutant.file, set())
+        return sorted(tests)
 
 
 def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
@@ -470,8 +473,14 @@ def _users(
 
 def _environment(tree: Path, temporary: Path) -> dict[str, str]:
     temporary.mkdir(parents=True, exist_ok=True)
+    # Nothing of the caller's pytest options, suite target or coverage set-up.
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PYTEST_", "TRACE_SUITE_", "COVERAGE_"))
+    }
     return {
-        **os.environ,
+        **inherited,
         "PYTHONPATH": os.pathsep.join(str(tree / path) for path in SOURCE_PATHS),
         # A mutant and the original can have the same size and mtime second: no .pyc.
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -538,7 +547,7 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
         return outcome
     try:
         compile(mutated, mutant.file, "exec")
-    except SyntaxError:  # not a program (cosmic-ray "multiplies" a bare `*` of a signature)
+    except SyntaxError:  # no program: cosmic-ray also "multiplies" a signature's bare `*`
         outcome.suites = {suite: "invalid" for suite in SUITES}
         return outcome
     outcome.change = _changed_lines(original, mutated)
@@ -554,8 +563,7 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
                 continue
             command = [*PYTEST, "-x", *options, *(everything if tests is None else tests)]
             limit = 3 * coverage[suite].seconds + 30
-            passed = _passes(command, tree, _environment(tree, temporary), limit)
-            outcome.suites[suite] = "survived" if passed else "killed"
+            outcome.suites[suite] = _verdict(command, tree, _environment(tree, temporary), limit)
     finally:
         _write_fresh(path, original)
     return outcome
@@ -571,27 +579,34 @@ def _write_fresh(path: Path, text: str) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def _passes(command: list[str], tree: Path, env: dict[str, str], limit: float) -> bool:
-    """Whether the tests pass; a run past the limit (a mutant that hangs) fails."""
-    process = subprocess.Popen(
-        command,
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its servers and Lambda process go with it
-    )
-    RUNNING.add(process)
+def _verdict(command: list[str], tree: Path, env: dict[str, str], limit: float) -> str:
+    """ "survived" (the tests pass), "killed" (they fail, or hang past the limit), or
+    "error (...)" for any other ending, which is no verdict on the mutant."""
+    with RUNNING_LOCK:
+        if STOPPING.is_set():
+            return "error (stopped)"
+        process = subprocess.Popen(
+            command,
+            cwd=tree,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its servers and Lambda process go with it
+        )
+        RUNNING.add(process)
     try:
-        return process.wait(timeout=limit) == 0
+        status = process.wait(timeout=limit)
     except subprocess.TimeoutExpired:
-        return False
+        return "killed"
     finally:
         _kill_group(process)
-        RUNNING.discard(process)
+        with RUNNING_LOCK:
+            RUNNING.discard(process)
+    return {0: "survived", 1: "killed"}.get(status, f"error (exit status {status})")
 
 
 RUNNING: set[subprocess.Popen[bytes]] = set()
+RUNNING_LOCK = threading.Lock()
 STOPPING = threading.Event()
 
 
@@ -602,8 +617,12 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def _stop(signum: int, _frame: object) -> None:
+    if STOPPING.is_set():  # a second signal: the first one's cleanup is under way
+        return
     STOPPING.set()
-    for process in list(RUNNING):
+    with RUNNING_LOCK:
+        running = list(RUNNING)
+    for process in running:
         _kill_group(process)
     raise SystemExit(f"mutate: stopped by signal {signum}; outcomes so far are in {RESULTS}")
 
@@ -611,8 +630,10 @@ def _stop(signum: int, _frame: object) -> None:
 def _changed_lines(original: str, mutated: str) -> str:
     """The mutated lines, before → after."""
     diff = list(difflib.unified_diff(original.splitlines(), mutated.splitlines(), n=0))[2:]
-    before = " ".join(line[1:].strip() for line in diff if line.startswith("-"))
-    after = " ".join(line[1:].strip() for line in diff if line.startswith("+"))
+    before = " ".join(
+        line[1:].strip() for line in diff if line.startswith("-") and line[1:].strip()
+    )
+    after = " ".join(line[1:].strip() for line in diff if line.startswith("+") and line[1:].strip())
     return f"{before} → {after or '(removed)'}"
 
 
@@ -642,10 +663,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _equivalents() -> dict[Key, str]:
+@dataclass(frozen=True)
+class Equivalent:
+    change: str  # the changed line, before → after: an entry for another mutant is stale
+    reason: str
+
+
+def _equivalents() -> dict[Key, Equivalent]:
     data = tomllib.loads(EQUIVALENTS.read_text(encoding="utf-8"))
     return {
-        (entry["file"], entry["operator"], int(entry["occurrence"])): entry["reason"]
+        (entry["file"], entry["operator"], int(entry["occurrence"])): Equivalent(
+            entry["change"], entry["reason"]
+        )
         for entry in data.get("equivalent", [])
     }
 
@@ -663,9 +692,26 @@ def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
     return "\n".join(lines)
 
 
-def _report(outcomes: list[Outcome], equivalents: dict[Key, str], inert: int) -> str:
+def _report(outcomes: list[Outcome], equivalents: dict[Key, Equivalent], inert: int) -> str:
     invalid = sum("invalid" in o.suites.values() for o in outcomes)
-    counted = [o for o in outcomes if o.mutant.key not in equivalents and o.change]
+    valid = [o for o in outcomes if o.change]
+    equivalent = [
+        o
+        for o in valid
+        if o.mutant.key in equivalents
+        and not o.killed
+        and equivalents[o.mutant.key].change == o.change
+    ]
+    stale = [
+        f"- `{key[0]}` {key[1]} (occurrence {key[2]}): listed as `{entry.change}`"
+        for key, entry in sorted(equivalents.items())
+        if not any(o.mutant.key == key for o in equivalent)
+        and any(o.mutant.key[0] == key[0] for o in valid)
+    ]
+    no_verdict = [
+        o for o in valid if not o.killed and any(v.startswith("error") for v in o.suites.values())
+    ]
+    counted = [o for o in valid if o not in equivalent and o not in no_verdict]
     by_file: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in counted:
         by_file[outcome.mutant.file].append(outcome)
@@ -686,9 +732,9 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, str], inert: int) ->
         [
             "# Mutation testing",
             "",
-            f"{total} mutants (not counted: {len(equivalents)} listed as equivalent, "
-            f"{inert} in annotations or keyword-only markers, {invalid} not valid "
-            "Python). "
+            f"{total} mutants (not counted: {len(equivalent)} listed as equivalent, "
+            f"{inert} in annotations, {invalid} not valid Python, {len(no_verdict)} whose "
+            "tests ended in an error). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",
@@ -699,6 +745,21 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, str], inert: int) ->
             "## Survivors (no test noticed them)",
             "",
             *(survivors or ["None."]),
+            "",
+            "## No verdict (the tests ended in an error: run these again)",
+            "",
+            *(
+                [
+                    f"- `{o.mutant.file}:{o.mutant.first_line}` {o.mutant.operator} "
+                    f"(occurrence {o.mutant.occurrence}): {o.suites}"
+                    for o in no_verdict
+                ]
+                or ["None."]
+            ),
+            "",
+            "## Stale equivalents (their changed line no longer matches: fix the entry)",
+            "",
+            *(stale or ["None."]),
             "",
         ]
     )
