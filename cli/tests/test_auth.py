@@ -191,14 +191,14 @@ def test_a_required_new_password_is_one_line_with_what_to_do(
 def test_an_unreachable_cognito_is_one_line(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as unused:  # a port nothing listens on
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f"http://127.0.0.1:{port}")
-    assert sign_in(config_dir) == (
-        1,
-        "bgagent: Could not reach Cognito in us-east-1 (EndpointConnectionError).\n",
-    )
+    with socket.socket() as held:  # bound, never listening: refused, and not reusable
+        held.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{held.getsockname()[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", endpoint)
+        assert sign_in(config_dir) == (
+            1,
+            "bgagent: Could not reach Cognito in us-east-1 (EndpointConnectionError).\n",
+        )
 
 
 @pytest.mark.parametrize(("username", "password"), [("", "pw"), ("alice", "")])

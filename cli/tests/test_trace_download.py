@@ -141,12 +141,11 @@ def test_what_the_api_says_never_shows_the_callers_token(bgagent, backend) -> No
 
 
 def test_an_unreachable_api_is_one_line(bgagent, config_dir, backend) -> None:
-    with socket.socket() as unused:  # a port nothing listens on
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    api_url = f"http://127.0.0.1:{port}/prod"
-    save_config(config_dir, Config(api_url, "us-east-1", "pool", "client"))
-    result = bgagent("trace", "download", "t-1")
+    with socket.socket() as held:  # bound, never listening: refused, and not reusable
+        held.bind(("127.0.0.1", 0))
+        api_url = f"http://127.0.0.1:{held.getsockname()[1]}/prod"
+        save_config(config_dir, Config(api_url, "us-east-1", "pool", "client"))
+        result = bgagent("trace", "download", "t-1")
     assert (result.exit_code, result.stderr) == (
         1,
         f"bgagent: Could not reach the API at {api_url} (ConnectionError).\n",
