@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plan", action="store_true", help="say how each mutant would run, and run none"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help=f"report what {RESULTS.relative_to(ROOT)} holds for the current code, run nothing",
+    )
     args = parser.parse_args(argv)
     args.files = [_inside_the_project(name) for name in args.files]
     # A stop (Ctrl-C, a kill) unwinds: the test runs' process groups are killed and the
@@ -166,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         digests = {file: _digest(base / file) for file in {m.file for m in mutants}}
         wanted = {m.key for m in mutants}
+        if args.report_only:
+            current = {
+                key: outcome
+                for key, outcome in previous.items()
+                if key in wanted and outcome.digest == digests.get(outcome.mutant.file)
+            }
+            return _write_report(args.report, current, inert, not_run=len(wanted) - len(current))
         kept = {
             key: outcome
             for key, outcome in previous.items()
@@ -187,11 +199,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         copies = [base] + [_copy_tree(base, scratch / f"tree-{n}") for n in range(1, args.jobs)]
         outcomes = _run_all(mutants, coverage, copies, scratch, kept, digests, others)
-    report = _report(list(outcomes.values()), _equivalents(), inert)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(report, encoding="utf-8")
+    return _write_report(args.report, outcomes, inert, not_run=0)
+
+
+def _write_report(path: Path, outcomes: dict[Key, Outcome], inert: int, *, not_run: int) -> int:
+    report = _report(list(outcomes.values()), _equivalents(), inert, not_run=not_run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report, encoding="utf-8")
     print(report)
-    print(f"Written to {args.report} and {RESULTS}", file=sys.stderr)
+    print(f"Written to {path} (outcomes in {RESULTS})", file=sys.stderr)
     return 0
 
 
@@ -692,7 +708,9 @@ def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
     return "\n".join(lines)
 
 
-def _report(outcomes: list[Outcome], equivalents: dict[Key, Equivalent], inert: int) -> str:
+def _report(
+    outcomes: list[Outcome], equivalents: dict[Key, Equivalent], inert: int, *, not_run: int = 0
+) -> str:
     invalid = sum("invalid" in o.suites.values() for o in outcomes)
     valid = [o for o in outcomes if o.change]
     equivalent = [
@@ -734,7 +752,7 @@ def _report(outcomes: list[Outcome], equivalents: dict[Key, Equivalent], inert: 
             "",
             f"{total} mutants (not counted: {len(equivalent)} listed as equivalent, "
             f"{inert} in annotations, {invalid} not valid Python, {len(no_verdict)} whose "
-            "tests ended in an error). "
+            f"tests ended in an error, {not_run} not run yet). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",
