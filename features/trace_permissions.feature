@@ -27,3 +27,11 @@ Feature: Each layer may do only what its role allows
     When the agent runtime tries to store a file outside the trace prefix
     Then the trace storage refuses it
     And nothing is stored in the trace storage
+
+  @needs_local_stack
+  Scenario: The agent runtime without write access still finishes the task and says why in its log
+    Given the agent runtime's role has lost its write access to the trace storage
+    And Alice ran a task with trace on, which finished after 2 turns of agent work
+    Then the task still ended as completed
+    And nothing is stored in the trace storage
+    And the agent logged an error: its role is likely missing s3:PutObject on the trace storage

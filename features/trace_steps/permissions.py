@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from trace_harness.local_lambda import LocalLambda
 from trace_harness.stack import TraceStack
 from trace_harness.suite import SuiteStack
 from trace_harness.targets import NotOnThisTarget
+from trace_infra.definitions import trace_object_key
 from trace_steps.scene import Scene
 
 
@@ -21,6 +23,31 @@ def api_loses_read_access(suite_stack: SuiteStack, request: pytest.FixtureReques
         request.addfinalizer(suite_stack.revoke("trace API", "s3:GetObject"))
     except NotOnThisTarget as missing:
         pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
+
+
+@given(parsers.parse("the agent runtime's role has lost its write access to the trace storage"))
+def agent_loses_write_access(
+    suite_stack: SuiteStack, scene: Scene, stack: TraceStack, request: pytest.FixtureRequest
+) -> None:
+    try:
+        request.addfinalizer(suite_stack.revoke("agent runtime", "s3:PutObject"))
+    except NotOnThisTarget as missing:
+        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
+    scene.stored_before = stack.stored_keys()
+
+
+@then("the agent logged an error: its role is likely missing s3:PutObject on the trace storage")
+def agent_logged_missing_put(
+    scene: Scene, stack: TraceStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    task_id = scene.current_task().task_id
+    key = trace_object_key(scene.current_task().owner.user.sub, task_id)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"trace upload denied for task {task_id} (s3://{stack.bucket}/{key}): An error occurred "
+        "(AccessDenied) when calling the PutObject operation: Access Denied. The agent runtime "
+        "role is likely missing s3:PutObject on the trace bucket; check its IAM policy."
+    ]
 
 
 @then("the trace API logged an error: the trace storage refused to let it check the trace")
