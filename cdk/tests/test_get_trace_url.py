@@ -3,6 +3,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from trace_infra.handlers.get_trace_url import HandlerDeps, handle, key_belongs_to, lambda_handler
+from trace_infra.handlers import get_trace_url
+from trace_infra.handlers.get_trace_url import (
+    HandlerDeps,
+    deps_from_environment,
+    handle,
+    key_belongs_to,
+    lambda_handler,
+)
 from trace_testing.resources import create_task_table, create_trace_bucket
 
 BUCKET, TABLE = "trace-bucket", "tasks"
@@ -315,3 +323,92 @@ def test_a_trace_link_that_is_not_a_string_is_a_corrupt_record(
         status, body, _ = answer(broken)
     assert (status, body["error"]["code"]) == (500, "INTERNAL_ERROR")
     assert "trace url refused: trace_s3_uri is not a string" in caplog.text
+
+
+def test_a_caller_id_that_is_not_text_is_no_caller(deps: HandlerDeps) -> None:
+    put_task(deps, user_id="123", uri=f"s3://{BUCKET}/{KEY}")
+    status, body, _ = answer(deps, sub=123)  # type: ignore[arg-type]
+    assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize("request_id", [123, ""])
+def test_a_request_id_that_is_not_text_is_replaced_by_a_fresh_one(
+    deps: HandlerDeps, request_id: Any
+) -> None:
+    malformed = event()
+    malformed["requestContext"]["requestId"] = request_id
+    result = handle(malformed, deps)
+    given = result["headers"]["X-Request-Id"]
+    assert str(uuid.UUID(given)) == given
+    assert json.loads(result["body"])["error"]["request_id"] == given
+
+
+class HeadAnswers:
+    """S3 whose HEAD answers as told; presigning as real S3 does."""
+
+    def __init__(self, real: Any, *, head: dict | None = None, error: ClientError | None = None):
+        self._real, self._head, self._error = real, head, error
+
+    def head_object(self, **_: object) -> dict:
+        if self._error is not None:
+            raise self._error
+        return self._head or {}
+
+    def generate_presigned_url(self, *args: Any, **kwargs: Any) -> str:
+        return self._real.generate_presigned_url(*args, **kwargs)
+
+
+def test_an_empty_stored_checksum_is_left_out_of_the_answer(deps: HandlerDeps) -> None:
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    s3 = HeadAnswers(deps.s3, head={"ChecksumSHA256": ""})
+    status, body, _ = answer(HandlerDeps(s3, deps.dynamodb, TABLE, BUCKET, deps.now))
+    assert status == 200
+    assert "checksum_sha256" not in body["data"]
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "answered"),
+    [
+        ("NoSuchKey", 400, 404),
+        ("Unusual", 404, 404),
+        ("InternalError", 500, 500),
+        ("403", 403, 500),
+    ],
+)
+def test_a_trace_is_missing_when_s3_says_so_by_code_or_status(
+    deps: HandlerDeps, code: str, http_status: int, answered: int
+) -> None:
+    put_task(deps, uri=f"s3://{BUCKET}/{KEY}")
+    error = ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": http_status}},
+        "HeadObject",
+    )
+    s3 = HeadAnswers(deps.s3, error=error)
+    status, _, _ = answer(HandlerDeps(s3, deps.dynamodb, TABLE, BUCKET, deps.now))
+    assert status == answered
+
+
+@pytest.mark.parametrize(
+    ("environ", "region"),
+    [
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}, "eu-west-1"),
+        ({"AWS_DEFAULT_REGION": "us-east-2"}, "us-east-2"),
+    ],
+)
+def test_the_function_takes_its_region_from_the_lambda_environment(
+    environ: dict[str, str], region: str
+) -> None:
+    names = {"TRACE_ARTIFACTS_BUCKET_NAME": BUCKET, "TASK_TABLE_NAME": TABLE}
+    built = deps_from_environment({**names, **environ})
+    assert (built.s3.meta.region_name, built.dynamodb.meta.region_name) == (region, region)
+    assert (built.bucket, built.table_name) == (BUCKET, TABLE)
+
+
+def test_warm_invocations_reuse_the_clients_of_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_ARTIFACTS_BUCKET_NAME", BUCKET)
+    monkeypatch.setenv("TASK_TABLE_NAME", TABLE)
+    get_trace_url._deps_of_this_process.cache_clear()
+    try:
+        assert get_trace_url._deps_of_this_process() is get_trace_url._deps_of_this_process()
+    finally:
+        get_trace_url._deps_of_this_process.cache_clear()
