@@ -80,6 +80,13 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download fails and Alice is told "or its trace upload has not completed yet"
     And the task still ended as completed
 
+  Scenario: A task whose agent reported a failure ends as failed and keeps its trace
+    Given Alice ran a task with trace on, which failed after 2 turns of agent work
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And every event of the task follows in the order it happened
+    And the task still ended as failed
+
   Scenario: A task whose agent crashed keeps the trace of what it did
     Given Alice ran a task with trace on, whose agent crashed after 2 turns
     When Alice downloads the task's trace

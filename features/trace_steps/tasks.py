@@ -51,12 +51,15 @@ def run_agent(
 
 @given(
     parsers.parse(
-        "{owner} ran a task with trace {switch}, which finished after {turns:d} turns of agent work"
+        "{owner} ran a task with trace {switch}, which {ending} after {turns:d} turns of agent work"
     )
 )
-def finished_task(owner: str, switch: str, turns: int, scene: Scene, stack: TraceStack) -> None:
+def finished_task(
+    owner: str, switch: str, turns: int, scene: Scene, stack: TraceStack, ending: str = "finished"
+) -> None:
     assert switch in ("on", "off"), f"trace is 'on' or 'off', not {switch!r}"
-    events = agent_run(turns)
+    assert ending in ("finished", "failed"), f"a run 'finished' or 'failed', not {ending!r}"
+    events = agent_run(turns, failed=ending == "failed")
     scene.add_task(
         run_agent(
             stack,
