@@ -881,8 +881,36 @@ def test_a_burst_of_signals_still_leaves_no_part_file(config_dir, backend, tmp_p
     assert list(target.parent.iterdir()) == []
 
 
+def _api_answer_of(size: int, backend) -> bytes:
+    head = b'{"data": {"url": "%s/object", "pad": "' % backend.url.encode()
+    return head + b"x" * (size - len(head) - 3) + b'"}}'
+
+
 def test_an_api_answer_too_large_to_be_one_is_refused(bgagent, backend) -> None:
-    backend.api_body = b'{"data": {"url": "http://h/o", "pad": "' + b"x" * 2_000_000 + b'"}}'
+    backend.api_body = _api_answer_of(1024 * 1024 + 1, backend)
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
-    assert "without data" in one_line_no_traceback(refused.stderr)
+    assert one_line_no_traceback(refused.stderr) == (
+        "bgagent: The API answered HTTP 200 without data; please report this.\n"
+    )
+
+
+def test_an_api_answer_of_exactly_one_mebibyte_is_read(bgagent, backend) -> None:
+    backend.api_body = _api_answer_of(1024 * 1024, backend)
+    assert len(backend.api_body) == 1024 * 1024
+    done = bgagent("trace", "download", "t-1")
+    assert (done.exit_code, done.stdout) == (0, backend.trace_lines)
+
+
+def test_an_api_call_is_given_thirty_seconds_in_all(bgagent, backend, monkeypatch) -> None:
+    from bgagent import api
+
+    limits: list[float] = []
+
+    def recorded(seconds, call):
+        limits.append(seconds)
+        return call()
+
+    monkeypatch.setattr(api, "within", recorded)
+    assert bgagent("trace", "download", "t-1").exit_code == 0
+    assert limits == [30]
