@@ -9,11 +9,8 @@ class CliError(Exception):
 
 def printable(value: object, *, limit: int = 300) -> str:
     """``value`` as one line of plain text for a message: no control characters
-    (terminal escapes, line breaks, C1 codes, bidi overrides), at most ``limit``
+    (terminal escapes, line breaks, C1 codes) and no format characters (bidi
+    overrides and isolates: Python counts none of them printable), at most ``limit``
     characters."""
-    text = "".join(c if c.isprintable() and not _is_bidi(c) else "?" for c in str(value))
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _is_bidi(char: str) -> bool:
-    return "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069"
