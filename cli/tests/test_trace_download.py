@@ -59,12 +59,32 @@ def test_odd_task_ids_are_url_encoded(bgagent, backend) -> None:
     assert backend.seen_paths[0] == "/prod/tasks/a%2Fb%20c%3Fd%23%25/trace"
 
 
-@pytest.mark.parametrize("task_id", ["", "   ", "t\n1", "t\x1b[2J"])
-def test_unusable_task_ids_are_refused(bgagent, backend, task_id: str) -> None:
+CONTROL = "The task id contains control characters; check how it was pasted."
+
+
+@pytest.mark.parametrize(
+    ("task_id", "message"),
+    [
+        ("", "The task id is empty."),
+        ("   ", "The task id is empty."),
+        ("t\n1", CONTROL),
+        ("t\x1b[2J", CONTROL),
+        ("t\x1f", CONTROL),
+        ("t\x7f", CONTROL),
+        ("t\udcff", "The task id is not valid text; check how it was pasted."),
+        (".", "'.' is not a task id."),
+        ("..", "'..' is not a task id."),
+    ],
+)
+def test_unusable_task_ids_are_refused(bgagent, backend, task_id: str, message: str) -> None:
     result = bgagent("trace", "download", task_id)
-    assert result.exit_code == 1
-    assert result.stderr.startswith("bgagent: The task id")
+    assert (result.exit_code, result.stderr) == (1, f"bgagent: {message}\n")
     assert backend.seen_paths == []
+
+
+@pytest.mark.parametrize("task_id", ["t 1", "t~1", "...", "t.1"])
+def test_task_ids_with_spaces_tildes_or_dots_are_asked_for(bgagent, backend, task_id) -> None:
+    assert bgagent("trace", "download", task_id).exit_code == 0
 
 
 NO_TRACE = (
@@ -243,3 +263,33 @@ def test_the_terminal_output_is_checked_against_the_checksum_too(bgagent, backen
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
     assert "checksum mismatch" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("{dir}/", "{dir}/ names a directory; give a file name to -o."),
+        ("{dir}", "{dir} is a directory; give a file name to -o."),
+        ("{dir}/taken", "{dir}/taken already exists; use --force to replace it."),
+        (
+            "{dir}/none/t.gz",
+            "Cannot write {dir}/none/t.gz: the directory {dir}/none does not exist.",
+        ),
+        ("{dir}/" + "n" * 256, "The file name given to -o is longer than 255 bytes."),
+    ],
+    ids=["trailing-slash", "directory", "existing", "no-directory", "long-name"],
+)
+def test_an_unusable_target_is_refused_before_any_network_call(
+    bgagent, backend, tmp_path, target: str, message: str
+) -> None:
+    (tmp_path / "taken").write_bytes(b"earlier")
+    result = bgagent("trace", "download", "t-1", "-o", target.format(dir=tmp_path))
+    assert (result.exit_code, result.stderr) == (1, f"bgagent: {message.format(dir=tmp_path)}\n")
+    assert backend.seen_paths == []
+    assert (tmp_path / "taken").read_bytes() == b"earlier"
+
+
+def test_a_file_name_of_exactly_255_bytes_is_saved(bgagent, tmp_path) -> None:
+    target = tmp_path / ("n" * 255)
+    assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
+    assert target.exists()
