@@ -177,9 +177,11 @@ def test_storage_errors_suggest_a_fresh_link(bgagent, backend, tmp_path, status)
     backend.object_status = status
     target = tmp_path / "t.jsonl.gz"
     result = bgagent("trace", "download", "t-1", "-o", str(target))
-    assert result.exit_code == 1
-    assert f"HTTP {status}" in result.stderr
-    assert "15 minutes" in result.stderr
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"bgagent: The trace storage answered HTTP {status}. The link may have expired "
+        "(links last 15 minutes): run the command again for a new one.\n",
+    )
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent"]  # no file, no .part
 
@@ -187,17 +189,21 @@ def test_storage_errors_suggest_a_fresh_link(bgagent, backend, tmp_path, status)
 def test_bytes_that_are_not_gzip_are_reported_as_corrupt(bgagent, backend) -> None:
     backend.object_body = b'{"not": "gzipped"}\n'
     result = bgagent("trace", "download", "t-1")
-    assert result.exit_code == 1
-    assert "corrupt or not gzipped" in result.stderr
-    assert "-o FILE" in result.stderr
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The trace artifact is corrupt or not gzipped; use -o FILE to save the raw "
+        "bytes and inspect them.\n",
+    )
 
 
 def test_a_stalled_download_times_out_and_leaves_no_file(bgagent, backend, tmp_path) -> None:
     backend.object_stall_seconds = 5
     target = tmp_path / "t.jsonl.gz"
     result = bgagent("trace", "download", "t-1", "-o", str(target), BGAGENT_DOWNLOAD_TIMEOUT="0.3")
-    assert result.exit_code == 1
-    assert "timed out after 0.3 s" in result.stderr
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The download timed out after 0.3 s; run the command again.\n",
+    )
     assert os.listdir(tmp_path) == ["bgagent"]
 
 
@@ -293,3 +299,27 @@ def test_a_file_name_of_exactly_255_bytes_is_saved(bgagent, tmp_path) -> None:
     target = tmp_path / ("n" * 255)
     assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0
     assert target.exists()
+
+
+def test_unreachable_trace_storage_is_one_line(bgagent, backend) -> None:
+    with socket.socket() as held:  # bound, never listening: refused, and not reusable
+        held.bind(("127.0.0.1", 0))
+        backend.api_body = json.dumps(
+            {"data": {"url": f"http://127.0.0.1:{held.getsockname()[1]}/object"}}
+        ).encode()
+        result = bgagent("trace", "download", "t-1")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: Could not reach the trace storage (ConnectionError).\n",
+    )
+
+
+def test_a_changed_byte_under_a_stored_checksum_is_refused_whole(bgagent, backend, tmp_path):
+    backend.checksum_sha256 = base64.b64encode(hashlib.sha256(backend.artifact).digest()).decode()
+    backend.object_body = backend.artifact[:-1] + bytes([backend.artifact[-1] ^ 1])
+    result = bgagent("trace", "download", "t-1", "-o", str(tmp_path / "t.gz"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The downloaded bytes do not match the stored trace (checksum mismatch); "
+        "run the command again.\n",
+    )
