@@ -345,7 +345,7 @@ def _stdout_jsonl(scene: Scene) -> list[dict]:
 
 def _one_line_failure(scene: Scene) -> str:
     run = scene.last_run()
-    assert run.exit_code != 0
+    assert run.exit_code == 1, run.stderr  # an expected failure, as opposed to a defect (70)
     assert len(run.stderr_lines) == 1, run.stderr
     assert "Traceback" not in run.stderr
     return run.stderr_lines[0]
