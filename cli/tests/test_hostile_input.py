@@ -675,22 +675,36 @@ def test_a_settings_file_that_is_not_a_file_is_refused(bgagent, config_dir, name
     )
 
 
+URL_RULE = "--api-url must be an http(s) URL with a host and no query or fragment, not '{}'."
+
+
 @pytest.mark.parametrize(
-    ("option", "value"),
+    ("option", "value", "message"),
     [
-        ("--api-url", "ftp://x"),
-        ("--api-url", ""),
-        ("--api-url", "https:///prod"),
-        ("--api-url", "https://h/prod#frag"),
-        ("--api-url", "https://h/prod?stage=1"),
-        ("--api-url", "https://h:99999/prod"),
-        ("--region", ""),
-        ("--region", "not a region!"),
-        ("--user-pool-id", ""),
-        ("--client-id", "a\nb"),
+        ("--api-url", "ftp://x", URL_RULE.format("ftp://x")),
+        ("--api-url", "", URL_RULE.format("")),
+        ("--api-url", "https:///prod", URL_RULE.format("https:///prod")),
+        ("--api-url", "https://h/prod#frag", URL_RULE.format("https://h/prod#frag")),
+        ("--api-url", "https://h/prod?stage=1", URL_RULE.format("https://h/prod?stage=1")),
+        ("--api-url", "https://u@h/prod", URL_RULE.format("https://u@h/prod")),
+        ("--api-url", "https://h/a b", URL_RULE.format("https://h/a b")),
+        (
+            "--api-url",
+            "https://h:99999/prod",
+            "--api-url is not a valid URL: 'https://h:99999/prod'.",
+        ),
+        ("--region", "", "--region must be an AWS region such as us-east-1, not ''."),
+        (
+            "--region",
+            "not a region!",
+            "--region must be an AWS region such as us-east-1, not 'not a region!'.",
+        ),
+        ("--user-pool-id", "", "--user-pool-id must be a non-empty id, not ''."),
+        ("--client-id", "a\nb", "--client-id must be a non-empty id, not 'a?b'."),
+        ("--client-id", "c" * 257, f"--client-id must be a non-empty id, not '{'c' * 257}'."),
     ],
 )
-def test_configure_refuses_what_could_never_work(bgagent, tmp_path, option, value) -> None:
+def test_configure_refuses_what_could_never_work(bgagent, tmp_path, option, value, message) -> None:
     settings = {
         "--api-url": "https://api.example/prod",
         "--region": "us-east-1",
@@ -702,8 +716,19 @@ def test_configure_refuses_what_could_never_work(bgagent, tmp_path, option, valu
     argv = [part for pair in settings.items() for part in pair]
     refused = bgagent("configure", *argv, BGAGENT_CONFIG_DIR=str(directory))
     assert refused.exit_code == 1
-    assert option in one_line_no_traceback(refused.stderr)
+    assert one_line_no_traceback(refused.stderr) == f"bgagent: {message}\n"
     assert not directory.exists()
+
+
+def test_configure_accepts_an_id_of_256_characters_and_a_port(bgagent, tmp_path) -> None:
+    directory = tmp_path / "fresh"
+    done = bgagent(
+        "configure",
+        *("--api-url", "http://h:8080/prod", "--region", "eu-central-2"),
+        *("--user-pool-id", "p" * 256, "--client-id", "client"),
+        BGAGENT_CONFIG_DIR=str(directory),
+    )
+    assert (done.exit_code, done.stderr) == (0, f"Saved {directory / 'config.json'}\n")
 
 
 @pytest.mark.parametrize("tail", [" >&-", " > /dev/full"], ids=["closed", "full"])
