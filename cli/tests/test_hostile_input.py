@@ -205,6 +205,41 @@ def test_the_clock_counts_only_network_time() -> None:
     assert clock.expired.is_set()
 
 
+class _FakeMonotonic:
+    """The network clock's time, moved by the test alone."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("spent", "expires"),
+    [(0.4, False), (0.6, True)],
+    ids=["within-budget", "past-budget"],
+)
+def test_the_clock_adds_up_the_network_time_of_every_wait(
+    monkeypatch: pytest.MonkeyPatch, spent: float, expires: bool
+) -> None:
+    from bgagent import deadline
+
+    fake = _FakeMonotonic()
+    monkeypatch.setattr(deadline, "time", fake)
+    clock = NetworkClock(1.0, lambda: None)
+    for _ in range(2):  # two waits of ``spent`` seconds each: 0.8 s or 1.2 s in all
+        clock.waiting()
+        fake.now += spent
+        clock.paused()
+    fake.now += 50  # the consumer's time: never counted
+    clock.waiting()  # the watcher now sees what is left of the budget at once
+    try:
+        assert clock.expired.wait(10 if expires else 0.3) is expires
+    finally:
+        clock.stop()
+
+
 def test_a_stopped_clock_never_fires() -> None:
     fired = threading.Event()
     clock = NetworkClock(0.05, fired.set)
