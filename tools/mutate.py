@@ -579,7 +579,11 @@ def _borrowed(free: queue.Queue[Path]) -> Iterator[Path]:
 
 def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: Path) -> Outcome:
     outcome = Outcome(mutant)
-    original, mutated = _mutated_source(tree, mutant)
+    try:
+        original, mutated = _mutated_source(tree, mutant)
+    except Exception:  # cosmic-ray cannot make it (an exception named `module.Name`)
+        outcome.suites = {suite: "invalid" for suite in SUITES}
+        return outcome
     if mutated is None:
         outcome.suites = {suite: "unreached" for suite in SUITES}
         return outcome
@@ -773,8 +777,8 @@ def _report(
             "# Mutation testing",
             "",
             f"{total} mutants (not counted: {len(equivalent)} listed as equivalent, "
-            f"{inert} in annotations, {invalid} not valid Python, {len(no_verdict)} whose "
-            f"tests ended in an error, {not_run} not run yet). "
+            f"{inert} in annotations, {invalid} not made or not valid Python, "
+            f"{len(no_verdict)} whose tests ended in an error, {not_run} not run yet). "
             f"Killed by the acceptance suite alone: {acceptance} ({_share(acceptance, total)}); "
             f"by all tests: {either} ({_share(either, total)}).",
             "",
