@@ -546,7 +546,10 @@ def _run_all(
 
     def one(mutant: Mutant) -> None:
         with _borrowed(free) as tree:
-            outcome = _try(mutant, tree, coverage, scratch / f"tmp-{tree.name}")
+            try:
+                outcome = _try(mutant, tree, coverage, scratch / f"tmp-{tree.name}")
+            except Exception as failure:  # one mutant's trouble never ends the run
+                outcome = Outcome(mutant, {"acceptance": f"error ({failure!r})"}, "?")
         outcome.digest = digests[mutant.file]
         if STOPPING.is_set():  # its test run was killed by the stop, not by the mutant
             return
