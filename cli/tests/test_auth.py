@@ -221,3 +221,76 @@ def test_a_token_is_refreshed_from_five_minutes_before_it_expires(pool: dict) ->
     inside = expiry - margin + timedelta(seconds=1)
     refreshed = fresh_credentials(pool["config"], pool["dir"], now=lambda: inside)
     assert refreshed.token_expiry != first.token_expiry
+
+
+def answer(id_token: object = "a.b.c", **fields: object) -> bytes:
+    return json.dumps({"AuthenticationResult": {"IdToken": id_token, **fields}}).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        answer(ExpiresIn=0),
+        answer(ExpiresIn=24 * 3600 + 1),
+        answer(ExpiresIn=True),
+        answer(ExpiresIn=60.0),
+        answer(""),
+        answer("t" * 16384),
+        answer(ExpiresIn=60, RefreshToken=7),
+        answer(ExpiresIn=60, RefreshToken=""),
+    ],
+    ids=["0s", "over-a-day", "bool", "float", "empty", "16384", "refresh-7", "refresh-empty"],
+)
+def test_a_sign_in_answer_outside_cognitos_limits_is_refused(
+    config_dir: Path, cognito: dict, body: bytes
+) -> None:
+    cognito["body"] = body
+    assert sign_in(config_dir) == (
+        1,
+        "bgagent: Cognito answered the sign-in in a form bgagent cannot use.\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "lifetime"),
+    [
+        (answer(ExpiresIn=1), 1),
+        (answer(ExpiresIn=24 * 3600), 24 * 3600),
+        (answer(), 3600),  # no lifetime given: Cognito's default hour
+        (answer("t" * 16383, ExpiresIn=60), 60),
+    ],
+    ids=["1s", "a-day", "default", "16383"],
+)
+def test_a_sign_in_answer_within_cognitos_limits_is_cached(
+    config_dir: Path, cognito: dict, body: bytes, lifetime: int
+) -> None:
+    cognito["body"] = body
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert sign_in(config_dir) == (0, "Signed in as alice.\n")
+    expiry = datetime.fromisoformat(load_credentials(config_dir).token_expiry)
+    after = datetime.now(UTC)
+    assert before + timedelta(seconds=lifetime) <= expiry <= after + timedelta(seconds=lifetime)
+
+
+def test_a_token_is_refreshed_at_exactly_five_minutes_before_it_expires(pool: dict) -> None:
+    first = login(pool["config"], pool["dir"], "alice", PASSWORD)
+    at_the_margin = datetime.fromisoformat(first.token_expiry) - timedelta(minutes=5)
+    refreshed = fresh_credentials(pool["config"], pool["dir"], now=lambda: at_the_margin)
+    assert refreshed.token_expiry != first.token_expiry
+
+
+def test_cognito_is_given_five_seconds_to_connect_and_ten_to_answer(
+    pool: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Any] = []
+    real = boto3.client
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs["config"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", recording)
+    login(pool["config"], pool["dir"], "alice", PASSWORD)
+    [config] = made
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)
+    assert config.retries["total_max_attempts"] == 3  # the first try and 2 retries

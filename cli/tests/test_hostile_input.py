@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import gzip
 import io
+import json
 import os
 import signal
 import socket
@@ -950,6 +951,15 @@ def test_an_api_answer_too_large_to_be_one_is_refused(bgagent, backend) -> None:
     backend.api_body = _api_answer_of(1024 * 1024 + 1, backend)
     refused = bgagent("trace", "download", "t-1")
     assert refused.exit_code == 1
+    assert one_line_no_traceback(refused.stderr) == (
+        "bgagent: The API answered HTTP 200 without data; please report this.\n"
+    )
+
+
+def test_an_api_answer_past_the_cap_is_refused_even_if_its_start_is_whole(bgagent, backend):
+    whole = json.dumps({"data": {"url": f"{backend.url}/object"}}).encode()
+    backend.api_body = whole + b" " * (1024 * 1024 + 1 - len(whole))
+    refused = bgagent("trace", "download", "t-1")
     assert one_line_no_traceback(refused.stderr) == (
         "bgagent: The API answered HTTP 200 without data; please report this.\n"
     )

@@ -115,6 +115,12 @@ SESSION_HINT = " Your session may have expired: run `bgagent login` to sign in a
             "Oops. (INTERNAL_ERROR, request id r-9)",
         ),
         (503, {"error": {"message": "Busy."}}, "Busy."),
+        (
+            502,
+            {"error": {"code": "BAD_GATEWAY", "message": "Oops.", "request_id": "r-2"}},
+            "Oops. (BAD_GATEWAY, request id r-2)",
+        ),
+        (400, {"error": {"code": "VALIDATION_ERROR", "message": "No."}}, "No. (VALIDATION_ERROR)"),
         (401, {"message": "Unauthorized"}, "Unauthorized (HTTP 401)" + SESSION_HINT),
         (
             401,
@@ -140,6 +146,26 @@ SESSION_HINT = " Your session may have expired: run `bgagent login` to sign in a
         (
             200,
             {"data": {"url": "http://h/o", "checksum_sha256": "AAAA"}},  # 3 bytes, not 32
+            "The API answered with a malformed checksum; please report this.",
+        ),
+        (
+            200,
+            {
+                "data": {
+                    "url": "http://h/o",
+                    "checksum_sha256": base64.b64encode(b"x" * 33).decode(),
+                }
+            },
+            "The API answered with a malformed checksum; please report this.",
+        ),
+        (
+            200,
+            {
+                "data": {
+                    "url": "http://h/o",
+                    "checksum_sha256": base64.b64encode(b"x" * 32).decode() + "!",
+                }
+            },
             "The API answered with a malformed checksum; please report this.",
         ),
     ],
