@@ -147,6 +147,7 @@ def sign_in(config_dir: Path, password: str = "a password") -> tuple[int, str]:
             "The configured app client does not exist: check `bgagent configure`.",
         ),
         ("TooManyRequestsException", "Sign-in failed (TooManyRequestsException)."),
+        ("UsernameExistsException", "Sign-in failed (UsernameExistsException)."),
     ],
 )
 def test_each_refused_sign_in_says_why_in_one_line(
@@ -294,3 +295,24 @@ def test_cognito_is_given_five_seconds_to_connect_and_ten_to_answer(
     [config] = made
     assert (config.connect_timeout, config.read_timeout) == (5, 10)
     assert config.retries["total_max_attempts"] == 3  # the first try and 2 retries
+
+
+@pytest.mark.parametrize(("region", "client_id"), [("eu-west-1", ""), ("", "client")])
+def test_a_configuration_without_region_or_client_points_to_configure(
+    tmp_path: Path, region: str, client_id: str
+) -> None:
+    config = Config("https://api.example.test/prod", region, "pool", client_id)
+    with pytest.raises(CliError) as refused:
+        login(config, tmp_path, "alice", PASSWORD)
+    assert str(refused.value) == (
+        "The configuration has no region or client id: run `bgagent configure`."
+    )
+
+
+def test_a_cached_expiry_without_a_time_zone_is_read_as_utc(pool: dict) -> None:
+    first = login(pool["config"], pool["dir"], "alice", PASSWORD)
+    naive = datetime.fromisoformat(first.token_expiry).replace(tzinfo=None).isoformat()
+    save_credentials(pool["dir"], Credentials(first.id_token, first.refresh_token, naive))
+    just_before_the_margin = datetime.fromisoformat(first.token_expiry) - timedelta(minutes=6)
+    kept = fresh_credentials(pool["config"], pool["dir"], now=lambda: just_before_the_margin)
+    assert kept.token_expiry == naive  # still fresh: read as UTC, not refreshed

@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import gzip
 import io
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bgagent.config import Config, Credentials, load_config, save_config, save_credentials
+from bgagent.config import (
+    Config,
+    Credentials,
+    config_dir,
+    load_config,
+    save_config,
+    save_credentials,
+)
 from bgagent.download import AtomicFile, CorruptArtifact, gunzip_to
 from bgagent.errors import CliError
 
@@ -169,3 +177,16 @@ def test_a_link_refused_for_another_reason_than_no_hard_links_is_an_error(
         write_atomically(iter([b"new"]), target, replace=False)
     assert str(refused.value) == f"Could not write {target}: Permission denied."
     assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_live_in_the_given_directory_or_under_home() -> None:
+    assert config_dir({"BGAGENT_CONFIG_DIR": "/srv/cfg", "HOME": "/h"}) == Path("/srv/cfg")
+    assert config_dir({"HOME": "/home/alice"}) == Path("/home/alice/.bgagent")
+    assert config_dir({}) == Path.home() / ".bgagent"
+
+
+def test_settings_cannot_change_once_read() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config("https://a.test/prod", "eu-west-1", "p", "c").api_url = "https://b.test"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Credentials("token").id_token = "another"  # type: ignore[misc]

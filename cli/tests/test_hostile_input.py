@@ -724,6 +724,7 @@ URL_RULE = "--api-url must be an http(s) URL with a host and no query or fragmen
         ("--api-url", "https://h/prod?stage=1", URL_RULE.format("https://h/prod?stage=1")),
         ("--api-url", "https://u@h/prod", URL_RULE.format("https://u@h/prod")),
         ("--api-url", "https://h/a b", URL_RULE.format("https://h/a b")),
+        ("--api-url", "https://h/p\x1b", URL_RULE.format("https://h/p?")),
         (
             "--api-url",
             "https://h:99999/prod",
