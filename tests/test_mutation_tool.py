@@ -94,6 +94,8 @@ def test_an_equivalent_applies_only_to_the_mutant_it_names() -> None:
     report = mutate._report([survivor], stale, 0)
     assert "1 mutants (not counted: 0 listed as equivalent" in report
     assert "listed as `a = 5 → a = 6`" in report
+    not_run_yet = {("cli/y.py", "core/NumberReplacer", 0): Equivalent("b = 1 → b = 2", "why")}
+    assert "None." in mutate._report([survivor], not_run_yet, 0).split("## Stale")[1]
 
 
 def test_a_path_outside_the_project_is_refused() -> None:

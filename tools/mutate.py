@@ -752,8 +752,7 @@ def _report(
     stale = [
         f"- `{key[0]}` {key[1]} (occurrence {key[2]}): listed as `{entry.change}`"
         for key, entry in sorted(equivalents.items())
-        if not any(o.mutant.key == key for o in equivalent)
-        and any(o.mutant.key[0] == key[0] for o in valid)
+        if any(o.mutant.key == key and o.change != entry.change for o in valid)
     ]
     no_verdict = [
         o for o in valid if not o.killed and any(v.startswith("error") for v in o.suites.values())

@@ -237,10 +237,21 @@ def answer(id_token: object = "a.b.c", **fields: object) -> bytes:
         answer(ExpiresIn=60.0),
         answer(""),
         answer("t" * 16384),
+        answer("t" * 16385),
         answer(ExpiresIn=60, RefreshToken=7),
         answer(ExpiresIn=60, RefreshToken=""),
     ],
-    ids=["0s", "over-a-day", "bool", "float", "empty", "16384", "refresh-7", "refresh-empty"],
+    ids=[
+        "0s",
+        "over-a-day",
+        "bool",
+        "float",
+        "empty",
+        "16384",
+        "16385",
+        "refresh-7",
+        "refresh-empty",
+    ],
 )
 def test_a_sign_in_answer_outside_cognitos_limits_is_refused(
     config_dir: Path, cognito: dict, body: bytes
@@ -259,8 +270,9 @@ def test_a_sign_in_answer_outside_cognitos_limits_is_refused(
         (answer(ExpiresIn=24 * 3600), 24 * 3600),
         (answer(), 3600),  # no lifetime given: Cognito's default hour
         (answer("t" * 16383, ExpiresIn=60), 60),
+        (answer("t", ExpiresIn=60), 60),
     ],
-    ids=["1s", "a-day", "default", "16383"],
+    ids=["1s", "a-day", "default", "16383", "1"],
 )
 def test_a_sign_in_answer_within_cognitos_limits_is_cached(
     config_dir: Path, cognito: dict, body: bytes, lifetime: int
