@@ -12,7 +12,6 @@ Feature: A download or an upload that goes wrong loses nothing
 
   Background:
     Given Alice and Bob have accounts on the platform
-    And Alice's downloads give up after 0.2 seconds
 
   @needs_local_stack
   Scenario Outline: A broken download to a file leaves no file behind
@@ -30,12 +29,6 @@ Feature: A download or an upload that goes wrong loses nothing
       | a single changed byte                 | do not match the stored trace             |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
-      | a trickle too slow to finish in time  | The download timed out after 0.2 s        |
-
-    @regression
-    Examples: a stalled download gives up instead of hanging
-      | fault                                 | message                                   |
-      | a stall mid-body                      | The download timed out after 0.2 s        |
 
   @needs_local_stack
   Scenario Outline: A broken download to the terminal fails with a clear reason
@@ -52,7 +45,32 @@ Feature: A download or an upload that goes wrong loses nothing
       | a single changed byte                 | corrupt or not gzipped                    |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
-      | a stall mid-body                      | The download timed out after 0.2 s        |
+
+  @needs_local_stack
+  Scenario Outline: A download too slow to finish gives up in time and leaves no file behind
+    Given Alice's downloads give up after 0.05 seconds
+    And Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage will answer the download with <fault>
+    When Alice saves the task's trace to a file
+    Then the download fails and Alice is told "The download timed out after 0.05 s"
+    And nothing was downloaded
+
+    Examples:
+      | fault                                |
+      | a trickle too slow to finish in time |
+
+    @regression
+    Examples: a stalled download gives up instead of hanging
+      | fault                                |
+      | a stall mid-body                     |
+
+  @needs_local_stack @regression
+  Scenario: A stalled download to the terminal gives up in time
+    Given Alice's downloads give up after 0.05 seconds
+    And Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage will answer the download with a stall mid-body
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "The download timed out after 0.05 s"
 
   @needs_local_stack
   Scenario: A broken download never replaces an earlier file, even with --force

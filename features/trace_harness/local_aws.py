@@ -7,19 +7,15 @@ infrastructure uses, so a change there reaches these fixtures too.
 from __future__ import annotations
 
 import os
+import select
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer
-
-from trace_harness import serving
 
 REGION = "us-east-1"
 TEST_ACCESS_KEY_ID = "testing"
@@ -74,19 +70,59 @@ def start_aws() -> AwsEndpoint:
 
 @dataclass
 class MotoServer(AwsEndpoint):
-    """moto in server mode: every call of the code under test crosses real HTTP.
+    """moto in server mode, in a process of its own (``trace_harness.moto_process``):
+    every call of the code under test crosses real HTTP, and moto's work runs beside
+    the tests' instead of under their GIL.
 
-    The same WSGI app and request handler as moto's ThreadedMotoServer, served
-    by trace_harness.serving: ThreadedMotoServer's stop() waits up to 0.5 s.
+    ``launch()`` starts the process and returns at once; the endpoint is known once
+    the process says it serves (``ready()``), so its start-up can overlap other work.
     """
 
-    _server: BaseWSGIServer | None = None
+    _process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def start(cls) -> MotoServer:
-        app = DomainDispatcherApplication(create_backend_app)
-        server = serving.serve(app, request_handler=MotoRequestHandler)
-        return cls(f"http://127.0.0.1:{server.server_port}", _server=server)
+        return cls.launch().ready()
+
+    @classmethod
+    def launch(cls) -> MotoServer:
+        harness_root = Path(__file__).resolve().parent.parent
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trace_harness.moto_process"],
+            env={**os.environ, "PYTHONPATH": str(harness_root)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        return cls(None, _process=process)
+
+    def client(self, service: str) -> Any:
+        return super(MotoServer, self.ready()).client(service)
+
+    def ready(self, timeout: float = 60) -> MotoServer:
+        """Wait until the server answers on its port (its one line on stdout)."""
+        if self.endpoint is None:
+            assert self._process is not None
+            assert self._process.stdout is not None
+            readable, _, _ = select.select([self._process.stdout], [], [], timeout)
+            line = self._process.stdout.readline() if readable else b""
+            if not line.strip().isdigit():
+                self.stop()
+                raise RuntimeError(
+                    f"moto's server did not start (exit status {self._process.poll()})"
+                )
+            self.endpoint = f"http://127.0.0.1:{int(line)}"
+        return self
 
     def stop(self) -> None:
-        serving.stop(self._server)
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()  # the server's signal to stop
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()

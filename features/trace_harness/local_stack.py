@@ -106,15 +106,19 @@ class LocalStack:
 
     @classmethod
     @contextmanager
-    def running(cls, *, emulator: str | None = None) -> Iterator[LocalStack]:
+    def running(
+        cls, *, emulator: str | None = None, moto: MotoServer | None = None
+    ) -> Iterator[LocalStack]:
         """Everything started, and stopped (with what it created) on the way out.
 
-        ``emulator``: an AWS emulator that is already running, instead of moto's server.
+        ``emulator``: an AWS emulator that is already running, instead of moto's server;
+        ``moto``: moto's server already launched (``MotoServer.launch``), stopped here.
         """
         tag = SessionTag.new()
         names = StackNames.for_session(tag)
         with ExitStack() as stopping:
-            aws: AwsEndpoint = AwsEndpoint(emulator) if emulator else MotoServer.start()
+            aws: AwsEndpoint
+            aws = AwsEndpoint(emulator) if emulator else (moto or MotoServer.launch()).ready()
             stopping.callback(aws.stop)
             assert aws.endpoint is not None
             if emulator:

@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 
-from trace_harness.deployed import DeployedStack, DeployedTarget
-from trace_harness.local_aws import ENV_SUITE_ENDPOINT
+from trace_harness.deployed import ENV_API_URL, DeployedStack, DeployedTarget
+from trace_harness.local_aws import ENV_SUITE_ENDPOINT, MotoServer
 from trace_harness.local_stack import LocalStack
 from trace_harness.targets import Target, target_for
 
@@ -28,11 +28,20 @@ def target_of(environ: Mapping[str, str] = os.environ) -> Target:
     )
 
 
+def launch_moto(environ: Mapping[str, str] = os.environ) -> MotoServer | None:
+    """moto's server, launched ahead of the session's stack so that its start-up runs
+    while pytest collects; None when the suite will not build its stack in moto."""
+    if environ.get(ENV_API_URL) or environ.get(ENV_SUITE_ENDPOINT):
+        return None
+    return MotoServer.launch()
+
+
 def open_suite_stack(
-    environ: Mapping[str, str] = os.environ,
+    environ: Mapping[str, str] = os.environ, *, moto: MotoServer | None = None
 ) -> AbstractContextManager[SuiteStack]:
-    """The session's stack, running until the context ends."""
+    """The session's stack, running until the context ends; ``moto``, when given, is
+    the server ``launch_moto`` started, and the stack's to stop."""
     deployed = DeployedTarget.from_environment(environ)
     if deployed:
         return DeployedStack.session(deployed)
-    return LocalStack.running(emulator=environ.get(ENV_SUITE_ENDPOINT))
+    return LocalStack.running(emulator=environ.get(ENV_SUITE_ENDPOINT), moto=moto)

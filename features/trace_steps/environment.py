@@ -19,19 +19,41 @@ import pytest
 from trace_harness.api_gateway import LocalApiGateway
 from trace_harness.deployed import IncompleteTarget
 from trace_harness.identities import UserDirectory
+from trace_harness.local_aws import MotoServer
 from trace_harness.local_lambda import LocalLambda
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack
-from trace_harness.suite import SuiteStack, open_suite_stack, target_of
+from trace_harness.suite import SuiteStack, launch_moto, open_suite_stack, target_of
 from trace_harness.targets import NotOnThisTarget
+
+_LAUNCHED = pytest.StashKey[MotoServer | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """moto's server starts now, while pytest collects, when the run may hold scenarios.
+    A wrong guess costs only time: a server nobody used is stopped at the end, and a
+    session that finds none starts its own."""
+    markexpr = "".join(config.option.markexpr.split())
+    if "integration" in markexpr and markexpr != "notintegration" and not config.option.collectonly:
+        config.stash[_LAUNCHED] = launch_moto()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    unused = config.stash.get(_LAUNCHED, None)
+    if unused is not None:
+        unused.stop()
 
 
 @pytest.fixture(scope="session")
-def suite_stack() -> Iterator[SuiteStack]:
+def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
     """The stack of this session, running until the session ends."""
+    moto = pytestconfig.stash.get(_LAUNCHED, None)
+    pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
     try:
-        opened = open_suite_stack()
+        opened = open_suite_stack(moto=moto)
     except IncompleteTarget as incomplete:
+        if moto is not None:
+            moto.stop()
         raise pytest.UsageError(str(incomplete)) from None
     with opened as running, pytest.MonkeyPatch.context() as shell:
         # The users' shell: for a local stack, bgagent login reaches its user pool.

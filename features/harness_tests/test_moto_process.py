@@ -1,0 +1,69 @@
+"""moto's server in its own process: it serves once it says so, and it ends with the
+process that started it, stopped or killed."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+
+import requests
+
+from trace_harness.local_aws import MotoServer
+from trace_testing.processes import is_running
+
+
+def test_once_ready_it_answers_and_once_stopped_it_is_gone() -> None:
+    moto = MotoServer.launch()
+    assert moto.endpoint is None  # not known until the process says it serves
+    assert moto.ready() is moto
+    assert moto.endpoint is not None
+    pid = moto._process.pid if moto._process else 0
+    assert moto.client("s3").list_buckets()["Buckets"] == []
+    moto.stop()
+    assert not is_running(pid)
+    try:
+        requests.get(moto.endpoint, timeout=5)
+    except requests.ConnectionError:
+        pass
+    else:
+        raise AssertionError("the stopped server still answers")
+    moto.stop()  # a second stop does nothing
+
+
+def test_it_ends_when_the_process_that_started_it_is_killed() -> None:
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys, time
+                from trace_harness.local_aws import MotoServer
+                moto = MotoServer.launch().ready()
+                print(moto._process.pid, flush=True)
+                time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert starter.stdout is not None
+    moto_pid = int(starter.stdout.readline())
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    starter.stdout.close()
+    # Its stdin closed with the starter: wait for its exit (an event, not a delay).
+    pidfd = os.pidfd_open(moto_pid)
+    try:
+        ended, _, _ = select.select([pidfd], [], [], 30)
+    finally:
+        os.close(pidfd)
+    if not ended:
+        os.kill(moto_pid, signal.SIGKILL)
+    assert ended, "moto's server outlived the process that started it"

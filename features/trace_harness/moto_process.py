@@ -1,0 +1,40 @@
+"""moto's server in a process of its own: ``python -m trace_harness.moto_process``.
+
+Its CPU is off the test process's GIL, and its start-up (moto, Flask, the S3,
+DynamoDB and Cognito backends) runs while pytest collects. It writes its port as
+one line on stdout once it serves, and serves until its stdin closes: when the
+process that started it ends, however it ends, so does this one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+from trace_harness import serving
+
+# Every backend the stack uses, loaded before the first request needs it.
+SERVICES = ("s3", "dynamodb", "cognito-idp")
+
+
+def main() -> None:
+    app = DomainDispatcherApplication(create_backend_app)
+    for service in SERVICES:
+        app.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
+    server = serving.serve(app, request_handler=MotoRequestHandler)
+    sys.stdout.write(f"{server.server_port}\n")
+    sys.stdout.flush()
+    sys.stdin.buffer.read()  # until the parent closes it, or is gone
+    serving.stop(server)
+    # Nothing to save: skip the interpreter's tear-down of moto (a third of a second).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
