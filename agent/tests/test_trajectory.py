@@ -1,5 +1,6 @@
 import gzip
 import json
+import tracemalloc
 import zlib
 
 import pytest
@@ -130,3 +131,39 @@ def test_an_event_that_breaks_serialization_is_dropped_never_raised(event) -> No
     trajectory.record(event)
     trajectory.record({"event": "TRAJECTORY_RESULT"})
     assert (trajectory.accumulated_events, trajectory.dropped) == (1, 1)
+
+
+def test_a_trace_of_many_dump_pieces_is_the_same_deflate_stream() -> None:
+    """Past the dump's 1 MiB pieces the artifact is still the one stream of all lines."""
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    for turn in range(30_000):
+        trajectory.record({"event": "TRAJECTORY_TURN", "turn": turn, "text": f"step {turn} ✓" * 4})
+    artifact = trajectory.dump()
+    assert artifact is not None
+    lines = gzip.decompress(artifact)
+    assert len(lines) > 3 * 1024 * 1024
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    assert artifact[10:-8] == deflate.compress(lines) + deflate.flush()
+    assert lines.splitlines()[-1] == json.dumps(
+        {"event": "TRAJECTORY_TURN", "turn": 29_999, "text": "step 29999 ✓" * 4},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+
+
+@pytest.mark.parametrize("event", [{"e": "x" * 2}, {"e": "x" * 100_000}], ids=["10 B", "100 KB"])
+def test_memory_held_follows_the_json_bytes_not_the_number_of_events(event: dict) -> None:
+    """At its cap the accumulator holds the JSON and a newline per event; nothing per
+    event beyond that (a Python object per line would be about 40 bytes more)."""
+    cap = 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=cap)
+        while not trajectory.dropped:
+            trajectory.record(event)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    line = len(json.dumps(event, separators=(",", ":")))
+    assert trajectory.accumulated_bytes > cap - line
+    assert held <= cap * (1 + 1 / line) * 1.13  # bytearray's growth margin: an eighth

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 MAX_TRACE_BYTES = 50 * 1024 * 1024
 HEADER_EVENT = "TRAJECTORY_ARTIFACT_HEADER"
 _GZIP_LEVEL = 6
+_DUMP_CHUNK_BYTES = 1024 * 1024
 
 
 class TrajectoryAccumulator:
@@ -21,6 +22,8 @@ class TrajectoryAccumulator:
 
     Past the cap every further event is dropped and counted, so the trace stays
     a faithful prefix of the run; ``on_truncated`` fires once, at the first drop.
+    The events are kept as the JSON Lines the dump compresses, in one buffer: memory
+    follows the JSON bytes (plus a newline per event), not the number of events.
     """
 
     def __init__(
@@ -35,14 +38,15 @@ class TrajectoryAccumulator:
         self.enabled = enabled
         self.max_bytes = max_bytes
         self._on_truncated = on_truncated
-        self._lines: list[bytes] = []
+        self._jsonl = bytearray()
+        self._events = 0
         self._bytes = 0
         self._dropped = 0
         self._truncated = False
 
     @property
     def accumulated_events(self) -> int:
-        return len(self._lines)
+        return self._events
 
     @property
     def accumulated_bytes(self) -> int:
@@ -69,7 +73,9 @@ class TrajectoryAccumulator:
         if self._truncated or self._bytes + len(line) > self.max_bytes:
             self._drop_for_cap()
             return
-        self._lines.append(line)
+        self._jsonl += line
+        self._jsonl += b"\n"
+        self._events += 1
         self._bytes += len(line)
 
     def _drop_for_cap(self) -> None:
@@ -96,7 +102,7 @@ class TrajectoryAccumulator:
 
     def dump(self) -> bytes | None:
         """The gzipped JSONL artifact, or None when there is nothing to keep."""
-        if not self.enabled or not self._lines:
+        if not self.enabled or not self._events:
             return None
         out = io.BytesIO()
         # mtime=0 and no file name: the same events always give the same bytes.
@@ -104,7 +110,7 @@ class TrajectoryAccumulator:
             filename="", mode="wb", fileobj=out, compresslevel=_GZIP_LEVEL, mtime=0
         ) as gz:
             gz.write(json.dumps(self.header(), separators=(",", ":")).encode() + b"\n")
-            for line in self._lines:
-                gz.write(line)
-                gz.write(b"\n")
+            # A piece at a time: a copy of the whole buffer would double the memory.
+            for start in range(0, len(self._jsonl), _DUMP_CHUNK_BYTES):
+                gz.write(self._jsonl[start : start + _DUMP_CHUNK_BYTES])
         return out.getvalue()
