@@ -144,11 +144,14 @@ def test_a_trace_of_many_dump_pieces_is_the_same_deflate_stream() -> None:
     assert len(lines) > 3 * 1024 * 1024
     deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
     assert artifact[10:-8] == deflate.compress(lines) + deflate.flush()
-    assert lines.splitlines()[-1] == json.dumps(
-        {"event": "TRAJECTORY_TURN", "turn": 29_999, "text": "step 29999 ✓" * 4},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+    assert (
+        lines.splitlines()[-1]
+        == json.dumps(
+            {"event": "TRAJECTORY_TURN", "turn": 29_999, "text": "step 29999 ✓" * 4},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+    )
 
 
 @pytest.mark.parametrize("event", [{"e": "x" * 2}, {"e": "x" * 100_000}], ids=["10 B", "100 KB"])
