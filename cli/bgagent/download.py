@@ -112,6 +112,12 @@ class Download:
         self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
 
     @property
+    def size(self) -> int | None:
+        """The artifact's size in bytes, as the storage announced it (Content-Length)."""
+        announced = self._response.headers.get("Content-Length", "")
+        return int(announced) if announced.isdigit() else None
+
+    @property
     def has_checksum(self) -> bool:
         """Whether the API gave the artifact's checksum, so that chunks() proves it."""
         return self._checksum.expected is not None

@@ -171,6 +171,7 @@ def run(
             stdout=out,
             stdout_is_terminal=stdout is None and _stdout_is_terminal(),
             stderr=err,
+            stderr_is_terminal=_is_terminal(err),
             environ=env,
         )
     except CliError as failure:
@@ -325,6 +326,13 @@ class _ClosedStdout:
 class _Discard(io.StringIO):
     def write(self, text: str) -> int:
         return len(text)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError, AttributeError):  # closed, detached, or no such method
+        return False
 
 
 def _stdout_is_terminal() -> bool:

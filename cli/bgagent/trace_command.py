@@ -24,6 +24,7 @@ from bgagent.download import (
     proven_gzip,
 )
 from bgagent.errors import CliError, printable
+from bgagent.progress import Progress
 
 DEFAULT_DOWNLOAD_TIMEOUT_SECONDS = 120.0
 MAX_DOWNLOAD_TIMEOUT_SECONDS = 7 * 24 * 3600.0
@@ -38,6 +39,7 @@ def download_trace(
     stdout: ByteSink,
     stdout_is_terminal: bool = False,
     stderr: TextIO,
+    stderr_is_terminal: bool = False,
     environ: Mapping[str, str],
 ) -> int:
     check_task_id(task_id)
@@ -69,16 +71,20 @@ def download_trace(
                 raise CliError(trace_not_available_message(task_id)) from None
             raise
         download = Download(session, link.url, timeout, checksum_sha256=link.checksum_sha256)
+        # Progress goes to a terminal on stderr, unless the trace itself is printed there.
+        prints_to_terminal = sink is None and not to_stdout_raw and stdout_is_terminal
+        watched = stderr if stderr_is_terminal and not prints_to_terminal else None
+        progress = stack.enter_context(Progress(watched, download.size))  # cleared first
+        chunks = progress.track(download.chunks())
         if sink is None and to_stdout_raw:
-            chunks = download.chunks()
             copy_to(chunks if download.has_checksum else proven_gzip(chunks), stdout)
         elif sink is None:
-            gunzip_to(download.chunks(), stdout)
+            gunzip_to(chunks, stdout)
         else:
-            chunks = download.chunks()
             # Without the stored checksum, at least the gzip stream must end cleanly.
             sink.write_all(chunks if download.has_checksum else proven_gzip(chunks))
             sink.commit()
+            progress.close()
             print(f"Wrote {printable(output)}", file=stderr)
     return 0
 

@@ -1,0 +1,184 @@
+"""A download's progress: on a terminal's stderr once it has taken a second, cleared
+before any message; never when stderr is piped, never while the trace itself is
+printed to the terminal, never in the data."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bgagent import progress
+from bgagent.main import run
+from bgagent.progress import Progress
+
+
+class Terminal(io.StringIO):
+    """What bgagent sees as stderr when it runs in a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def clock(*times: float) -> Iterator[float]:
+    return iter(times)
+
+
+def test_when_nobody_can_watch_the_chunks_pass_untouched() -> None:
+    chunks = iter([b"abc"])
+    assert Progress(None, 3).track(chunks) is chunks
+
+
+def test_nothing_shows_in_the_first_second() -> None:
+    terminal = Terminal()
+    times = clock(0.0, 0.4, 0.999)
+    watched = Progress(terminal, 3072, clock=lambda: next(times))
+    assert list(watched.track(iter([b"a" * 1024, b"b" * 1024]))) == [b"a" * 1024, b"b" * 1024]
+    watched.close()
+    assert terminal.getvalue() == ""
+
+
+def test_after_a_second_the_bar_shows_the_bytes_and_the_share_done() -> None:
+    terminal = Terminal()
+    times = clock(0.0, 0.5, 1.0, 1.5)
+    watched = Progress(terminal, 4096, clock=lambda: next(times))
+    chunks = [b"x" * 1024] * 3
+    assert list(watched.track(iter(chunks))) == chunks  # the data itself is untouched
+    shown = terminal.getvalue()
+    assert shown.startswith("\rDownloading:  50%|")
+    assert "2.00k/4.00k" in shown  # bytes so far, of the announced size
+    assert "B/s" in shown  # the rate
+    watched.close()
+    cleared = terminal.getvalue()[len(shown) :]
+    assert cleared.startswith("\r")
+    assert cleared.endswith("\r")
+    assert cleared.strip() == ""  # the line is blanked: the next message starts clean
+    watched.close()  # closing twice does nothing
+    assert terminal.getvalue() == shown + cleared
+
+
+def test_an_unknown_size_still_shows_the_bytes() -> None:
+    terminal = Terminal()
+    times = clock(0.0, 1.0)
+    watched = Progress(terminal, None, clock=lambda: next(times))
+    list(watched.track(iter([b"x" * 2048])))
+    assert "Downloading: 2.00kB" in terminal.getvalue()
+
+
+@pytest.fixture
+def shows_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bar is due from the first chunk: the in-process downloads here take milliseconds."""
+    monkeypatch.setattr(progress, "SHOW_AFTER_SECONDS", 0.0)
+
+
+def download(config_dir: Path, *args: str, stderr: io.StringIO) -> tuple[int, bytes]:
+    stdout = io.BytesIO()
+    environ = {"BGAGENT_CONFIG_DIR": str(config_dir)}
+    code = run(["trace", "download", "t-1", *args], stdout=stdout, stderr=stderr, environ=environ)
+    return code, stdout.getvalue()
+
+
+@pytest.mark.usefixtures("shows_at_once")
+def test_saving_to_a_file_shows_progress_then_only_the_message(
+    config_dir: Path, backend, tmp_path: Path
+) -> None:
+    terminal, target = Terminal(), tmp_path / "trace.jsonl.gz"
+    assert download(config_dir, "-o", str(target), stderr=terminal) == (0, b"")
+    shown = terminal.getvalue()
+    assert "Downloading: 100%" in shown
+    assert shown.rsplit("\r", 1)[1] == f"Wrote {target}\n"  # after the cleared bar
+    assert target.read_bytes() == backend.artifact
+
+
+@pytest.mark.usefixtures("shows_at_once")
+def test_a_piped_stderr_gets_no_progress(config_dir: Path, backend, tmp_path: Path) -> None:
+    piped, target = io.StringIO(), tmp_path / "trace.jsonl.gz"
+    assert download(config_dir, "-o", str(target), stderr=piped) == (0, b"")
+    assert piped.getvalue() == f"Wrote {target}\n"
+
+
+@pytest.mark.usefixtures("shows_at_once")
+def test_a_redirected_stdout_shows_progress_and_gets_only_the_trace(
+    config_dir: Path, backend
+) -> None:
+    terminal = Terminal()
+    assert download(config_dir, stderr=terminal) == (0, backend.trace_lines)
+    assert "Downloading: 100%" in terminal.getvalue()
+
+
+@pytest.mark.usefixtures("shows_at_once")
+def test_a_failed_download_clears_the_bar_before_its_message(config_dir: Path, backend) -> None:
+    backend.object_body = backend.artifact[:-1] + bytes([backend.artifact[-1] ^ 1])
+    terminal = Terminal()
+    code, _ = download(config_dir, stderr=terminal)
+    assert code == 1
+    assert terminal.getvalue().rsplit("\r", 1)[1].startswith("bgagent: ")
+
+
+def in_a_terminal(config_dir: Path, *args: str, stdout_too: bool) -> tuple[int, bytes]:
+    """The installed command with stderr (and stdout, if asked) on a real terminal (a
+    pseudo-terminal): what it wrote there, whole, once it has exited."""
+    controller, terminal = pty.openpty()
+    # 80 columns, as a terminal window has (a new pseudo-terminal has none).
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "bgagent", "trace", "download", "t-1", *args],
+        env=env,
+        stdout=terminal if stdout_too else subprocess.DEVNULL,
+        stderr=terminal,
+    ) as process:
+        os.close(terminal)
+        shown = b""
+        while select.select([controller], [], [], 30)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the command has closed the terminal's last end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(controller)
+        return process.wait(timeout=30), shown
+
+
+def test_a_slow_download_in_a_real_terminal_shows_progress(
+    config_dir: Path, backend, tmp_path: Path
+) -> None:
+    backend.object_stall_seconds = 1.2  # past the second after which progress shows
+    target = tmp_path / "trace.jsonl.gz"
+    code, shown = in_a_terminal(config_dir, "-o", str(target), stdout_too=False)
+    assert code == 0
+    assert b"Downloading: 100%" in shown
+    assert shown.endswith(f"\rWrote {target}\r\n".encode())
+    assert target.read_bytes() == backend.artifact
+
+
+def test_a_trace_printed_in_the_terminal_shows_no_progress(config_dir: Path, backend) -> None:
+    backend.object_stall_seconds = 1.2
+    code, shown = in_a_terminal(config_dir, stdout_too=True)
+    assert code == 0
+    assert shown == backend.trace_lines.replace(b"\n", b"\r\n")  # the terminal's newlines
+
+
+@pytest.mark.usefixtures("shows_at_once")
+def test_an_answer_without_a_stated_length_shows_bytes_without_a_share(
+    config_dir: Path, backend
+) -> None:
+    backend.close_delimited = True
+    terminal = Terminal()
+    assert download(config_dir, stderr=terminal) == (0, backend.trace_lines)
+    shown = terminal.getvalue()
+    assert "\rDownloading: " in shown
+    assert "B [" in shown  # bytes so far, then the time and rate
+    assert "%" not in shown
