@@ -1,12 +1,21 @@
-"""One process that is only the agent: fill the accumulator to the cap, then time
-dump + upload against `gzip -6` on the same JSONL, interleaved, and measure the
-peak of Python allocations during dump + upload. Run by benchmarks/run.py, with
-the environment of a running local stack; prints one JSON line."""
+"""One process that is only the agent, run by benchmarks/run.py with the environment
+of a running local stack; prints one JSON line.
+
+    agent_probe.py speed CAP RUNS EVENTS_FILE
+        fill the accumulator to the cap, then time dump + upload against `gzip -6`
+        on the same JSONL, interleaved, and measure the peak of Python allocations
+        during dump + upload.
+    agent_probe.py memory CAP EVENT_BYTES
+        fill the accumulator past the cap with events of EVENT_BYTES of JSON each,
+        dump and upload: the process's peak resident memory above what it held
+        before the first event, against the cap.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -15,11 +24,13 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from words import WORDS
+
 from trace_agent.trajectory import TrajectoryAccumulator
 from trace_agent.upload import upload_trace_to_s3
 
 
-def main(cap: int, runs: int, events_path: str) -> None:
+def speed(cap: int, runs: int, events_path: str) -> None:
     trajectory = TrajectoryAccumulator("bench-task", enabled=True, max_bytes=cap)
     with open(events_path, "rb") as events:
         for line in events:
@@ -58,5 +69,44 @@ def main(cap: int, runs: int, events_path: str) -> None:
     )
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no {field} in /proc/self/status")
+
+
+def memory(cap: int, event_bytes: int) -> None:
+    # Text as an agent's (the words benchmarks/run.py uses), so that the artifact held
+    # for the upload compresses as a real one does; {"t":""} is 8 bytes of JSON.
+    words = " ".join(random.Random(7).choices(WORDS, k=event_bytes // 4 + 2))
+    event = {"t": words[: max(event_bytes - 8, 0)]}
+    trajectory = TrajectoryAccumulator("bench-task", enabled=True, max_bytes=cap)
+    upload_trace_to_s3("bench-task", "bench-user", b"warm")  # clients and imports made
+    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+    before = _status_kib("VmRSS")
+    while not trajectory.dropped:
+        trajectory.record(event)
+        event = {"t": event["t"][1:] + event["t"][:1]}  # not one line repeated: deflate
+        # would shrink those to nothing
+    body = trajectory.dump()
+    assert body is not None
+    assert upload_trace_to_s3("bench-task", "bench-user", body) is not None
+    peak = _status_kib("VmHWM")
+    print(
+        json.dumps(
+            {
+                "event_bytes": len(json.dumps(event, separators=(",", ":"))),
+                "events": trajectory.accumulated_events,
+                "accumulated": trajectory.accumulated_bytes,
+                "peak_above_start": (peak - before) * 1024,
+            }
+        )
+    )
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "speed":
+        speed(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    else:
+        memory(int(sys.argv[2]), int(sys.argv[3]))
