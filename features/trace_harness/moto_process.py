@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -21,10 +22,30 @@ from trace_harness import serving
 
 # Every backend the stack uses, loaded before the first request needs it.
 SERVICES = ("s3", "dynamodb", "cognito-idp")
+_TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSCognitoIdentityProviderService": "cognito-idp"}
+
+
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, told the service by what the request itself says: its
+    signature's scope or its X-Amz-Target. moto's own lookup, which it falls back to,
+    lists the folders of its package for every request."""
+
+    def get_application(self, environ: dict[str, Any]) -> Any:
+        app = self.app_instances.get(_service_of(environ))
+        return app if app is not None else super().get_application(environ)
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return _TARGETS.get(target.split(".", 1)[0], "")
+    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split(",", 1)[0]
+    parts = scope.split("/")  # key id / date / region / service / aws4_request
+    return parts[3] if len(parts) == 5 and parts[3] in SERVICES else ""
 
 
 def main() -> None:
-    app = DomainDispatcherApplication(create_backend_app)
+    app = _Dispatcher(create_backend_app)
     for service in SERVICES:
         app.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
     server = serving.serve(app, request_handler=MotoRequestHandler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -44,8 +43,7 @@ def signed_in(
             )
         first = sessions[name]
         own = workdir.parent / f"bgagent-{name.lower()}"
-        shutil.copytree(first.config_dir, own)
-        return Person(name, first.user, own, first.id_token, first.refresh_token)
+        return Person(name, first.user, own, first.id_token, first.refresh_token, first.config_dir)
 
     return person
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +19,23 @@ from trace_harness.identities import User
 
 @dataclass
 class Person:
+    """Someone with a ``bgagent`` of their own. ``signed_in_from``: the settings of the
+    session's sign-in, copied to ``home`` only when the scenario first uses them (a
+    Background signs in people many scenarios never call on)."""
+
     name: str
     user: User
-    config_dir: Path
+    home: Path
     id_token: str = ""
     refresh_token: str = ""
+    signed_in_from: Path | None = None
+
+    @property
+    def config_dir(self) -> Path:
+        if self.signed_in_from is not None:
+            shutil.copytree(self.signed_in_from, self.home)  # modes too: 0700, 0600
+            self.signed_in_from = None
+        return self.home
 
 
 @dataclass(frozen=True)
@@ -74,8 +90,19 @@ class Scene:
         return self.cli
 
 
+@pytest.fixture(scope="session")
+def scenario_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder per scenario, numbered in the order they ran, under one of the session's
+    temporary folders: cheaper than pytest's tmp_path, which scans and re-links its
+    base folder for every test."""
+    root = tmp_path_factory.mktemp("scenarios")
+    return (root / f"{number:04d}" for number in itertools.count(1))
+
+
 @pytest.fixture
-def scene(tmp_path: Path) -> Scene:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
+def scene(request: pytest.FixtureRequest, scenario_dirs: Iterator[Path]) -> Scene:
+    base = next(scenario_dirs)
+    name = re.sub(r"[^\w-]+", "_", request.node.name)[:40]
+    workdir = base.with_name(f"{base.name}-{name}") / "work"
+    workdir.mkdir(parents=True)
     return Scene(workdir=workdir)

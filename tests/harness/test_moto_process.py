@@ -13,6 +13,7 @@ import textwrap
 import requests
 
 from trace_harness.local_aws import MotoServer
+from trace_harness.moto_process import _service_of
 from trace_testing.processes import is_running
 
 
@@ -67,3 +68,18 @@ def test_it_ends_when_the_process_that_started_it_is_killed() -> None:
     if not ended:
         os.kill(moto_pid, signal.SIGKILL)
     assert ended, "moto's server outlived the process that started it"
+
+
+def test_requests_go_to_their_service_by_what_they_say() -> None:
+    signed = "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/{}/aws4_request, Signature=x"
+    assert _service_of({"HTTP_AUTHORIZATION": signed.format("s3")}) == "s3"
+    assert _service_of({"HTTP_AUTHORIZATION": signed.format("dynamodb")}) == "dynamodb"
+    target = {"HTTP_X_AMZ_TARGET": "AWSCognitoIdentityProviderService.InitiateAuth"}
+    assert _service_of(target) == "cognito-idp"  # unsigned: no scope to read
+    dynamodb = {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.GetItem"}
+    assert _service_of({**dynamodb, "HTTP_AUTHORIZATION": signed.format("s3")}) == "dynamodb"
+    # Anything else is left to moto's own lookup.
+    assert _service_of({"HTTP_AUTHORIZATION": signed.format("sqs")}) == ""
+    assert _service_of({"HTTP_X_AMZ_TARGET": "AmazonSQS.SendMessage"}) == ""
+    assert _service_of({"QUERY_STRING": "X-Amz-Credential=AKID%2F20261125"}) == ""
+    assert _service_of({"HTTP_AUTHORIZATION": "AWS AKID:signature"}) == ""
