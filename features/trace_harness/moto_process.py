@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any
+from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -27,7 +28,8 @@ _TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSCognitoIdentityProviderService"
 
 class _Dispatcher(DomainDispatcherApplication):
     """moto's dispatcher, told the service by what the request itself says: its
-    signature's scope or its X-Amz-Target. moto's own lookup, which it falls back to,
+    signature's scope (in its header, or in a presigned link's query) or its
+    X-Amz-Target. moto's own lookup, which it falls back to,
     lists the folders of its package for every request."""
 
     def get_application(self, environ: dict[str, Any]) -> Any:
@@ -39,7 +41,8 @@ def _service_of(environ: dict[str, Any]) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return _TARGETS.get(target.split(".", 1)[0], "")
-    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split(",", 1)[0]
+    signature = environ.get("HTTP_AUTHORIZATION") or unquote(environ.get("QUERY_STRING", ""))
+    scope = signature.split("Credential=", 1)[-1].split(",", 1)[0].split("&", 1)[0]
     parts = scope.split("/")  # key id / date / region / service / aws4_request
     return parts[3] if len(parts) == 5 and parts[3] in SERVICES else ""
 

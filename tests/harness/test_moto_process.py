@@ -81,5 +81,7 @@ def test_requests_go_to_their_service_by_what_they_say() -> None:
     # Anything else is left to moto's own lookup.
     assert _service_of({"HTTP_AUTHORIZATION": signed.format("sqs")}) == ""
     assert _service_of({"HTTP_X_AMZ_TARGET": "AmazonSQS.SendMessage"}) == ""
+    presigned = "X-Amz-Credential=AKID%2F20261125%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=x"
+    assert _service_of({"QUERY_STRING": presigned}) == "s3"
     assert _service_of({"QUERY_STRING": "X-Amz-Credential=AKID%2F20261125"}) == ""
     assert _service_of({"HTTP_AUTHORIZATION": "AWS AKID:signature"}) == ""
