@@ -10,6 +10,7 @@ import io
 import os
 import select
 import signal
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
@@ -170,6 +171,7 @@ def run(
             force=args.force,
             stdout=out,
             stdout_is_terminal=stdout is None and _stdout_is_terminal(),
+            stdout_is_file=stdout is None and _stdout_is_regular_file(),
             stderr=err,
             stderr_is_terminal=_is_terminal(err),
             environ=env,
@@ -339,6 +341,15 @@ def _stdout_is_terminal() -> bool:
     try:
         return sys.stdout is not None and sys.stdout.isatty()
     except (OSError, ValueError):
+        return False
+
+
+def _stdout_is_regular_file() -> bool:
+    """Whether stdout is redirected to a file (`> trace.jsonl`): not a terminal, not a
+    pipe whose reader (`| less`, `| cat`) may show it on the terminal."""
+    try:
+        return sys.stdout is not None and stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
         return False
 
 

@@ -38,6 +38,7 @@ def download_trace(
     force: bool,
     stdout: ByteSink,
     stdout_is_terminal: bool = False,
+    stdout_is_file: bool = False,
     stderr: TextIO,
     stderr_is_terminal: bool = False,
     environ: Mapping[str, str],
@@ -71,9 +72,11 @@ def download_trace(
                 raise CliError(trace_not_available_message(task_id)) from None
             raise
         download = Download(session, link.url, timeout, checksum_sha256=link.checksum_sha256)
-        # Progress goes to a terminal on stderr, unless the trace itself is printed there.
-        prints_to_terminal = sink is None and not to_stdout_raw and stdout_is_terminal
-        watched = stderr if stderr_is_terminal and not prints_to_terminal else None
+        # Progress goes to a terminal on stderr, only while the trace goes to a file: a
+        # trace on the terminal, or piped to a reader that may show it there (`| less`),
+        # would be mixed with the bar.
+        to_a_file = sink is not None or stdout_is_file
+        watched = stderr if stderr_is_terminal and to_a_file else None
         progress = stack.enter_context(Progress(watched, download.size))  # cleared first
         chunks = progress.track(download.chunks())
         if sink is None and to_stdout_raw:

@@ -1,6 +1,7 @@
-"""A download's progress: on a terminal's stderr once it has taken a second, cleared
-before any message; never when stderr is piped, never while the trace itself is
-printed to the terminal, never in the data."""
+"""A download's progress: on a terminal's stderr once it has taken a second, while the
+trace goes to a file; cleared before any message. Never when stderr is piped, never
+while the trace is printed to the terminal or piped (`| cat`, `| less` show it on the
+same terminal), never in the data."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 import termios
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,26 +110,29 @@ def test_a_piped_stderr_gets_no_progress(config_dir: Path, backend, tmp_path: Pa
 
 
 @pytest.mark.usefixtures("shows_at_once")
-def test_a_redirected_stdout_shows_progress_and_gets_only_the_trace(
-    config_dir: Path, backend
-) -> None:
+def test_a_trace_written_to_another_program_shows_no_progress(config_dir: Path, backend) -> None:
     terminal = Terminal()
     assert download(config_dir, stderr=terminal) == (0, backend.trace_lines)
-    assert "Downloading: 100%" in terminal.getvalue()
+    assert terminal.getvalue() == ""
 
 
 @pytest.mark.usefixtures("shows_at_once")
-def test_a_failed_download_clears_the_bar_before_its_message(config_dir: Path, backend) -> None:
+def test_a_failed_download_clears_the_bar_before_its_message(
+    config_dir: Path, backend, tmp_path: Path
+) -> None:
     backend.object_body = backend.artifact[:-1] + bytes([backend.artifact[-1] ^ 1])
     terminal = Terminal()
-    code, _ = download(config_dir, stderr=terminal)
+    code, _ = download(config_dir, "-o", str(tmp_path / "trace.jsonl.gz"), stderr=terminal)
     assert code == 1
-    assert terminal.getvalue().rsplit("\r", 1)[1].startswith("bgagent: ")
+    shown = terminal.getvalue()
+    assert "Downloading: 100%" in shown
+    assert shown.rsplit("\r", 1)[1].startswith("bgagent: ")
 
 
-def in_a_terminal(config_dir: Path, *args: str, stdout_too: bool) -> tuple[int, bytes]:
-    """The installed command with stderr (and stdout, if asked) on a real terminal (a
-    pseudo-terminal): what it wrote there, whole, once it has exited."""
+def in_a_terminal(config_dir: Path, *args: str, stdout: Any) -> tuple[int, bytes]:
+    """The installed command with stderr on a real terminal (a pseudo-terminal), and
+    stdout as given: "terminal" (the same one), or what subprocess accepts (a pipe, a
+    file). What the terminal showed, whole, once the command has exited."""
     controller, terminal = pty.openpty()
     # 80 columns, as a terminal window has (a new pseudo-terminal has none).
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -135,7 +140,7 @@ def in_a_terminal(config_dir: Path, *args: str, stdout_too: bool) -> tuple[int, 
     with subprocess.Popen(
         [sys.executable, "-m", "bgagent", "trace", "download", "t-1", *args],
         env=env,
-        stdout=terminal if stdout_too else subprocess.DEVNULL,
+        stdout=terminal if stdout == "terminal" else stdout,
         stderr=terminal,
     ) as process:
         os.close(terminal)
@@ -149,6 +154,8 @@ def in_a_terminal(config_dir: Path, *args: str, stdout_too: bool) -> tuple[int, 
                 break
             shown += chunk
         os.close(controller)
+        if process.stdout is not None:
+            process.stdout.read()
         return process.wait(timeout=30), shown
 
 
@@ -157,28 +164,33 @@ def test_a_slow_download_in_a_real_terminal_shows_progress(
 ) -> None:
     backend.object_stall_seconds = 1.2  # past the second after which progress shows
     target = tmp_path / "trace.jsonl.gz"
-    code, shown = in_a_terminal(config_dir, "-o", str(target), stdout_too=False)
+    code, shown = in_a_terminal(config_dir, "-o", str(target), stdout=subprocess.DEVNULL)
     assert code == 0
     assert b"Downloading: 100%" in shown
     assert shown.endswith(f"\rWrote {target}\r\n".encode())
     assert target.read_bytes() == backend.artifact
 
 
+def test_a_slow_download_redirected_to_a_file_shows_progress(
+    config_dir: Path, backend, tmp_path: Path
+) -> None:
+    backend.object_stall_seconds = 1.2
+    target = tmp_path / "trace.jsonl"
+    with target.open("wb") as redirected:  # bgagent trace download t-1 > trace.jsonl
+        code, shown = in_a_terminal(config_dir, stdout=redirected)
+    assert code == 0
+    assert b"Downloading: 100%" in shown
+    assert target.read_bytes() == backend.trace_lines  # the file holds only the trace
+
+
+def test_a_trace_piped_to_another_program_shows_no_progress(config_dir: Path, backend) -> None:
+    backend.object_stall_seconds = 1.2
+    code, shown = in_a_terminal(config_dir, stdout=subprocess.PIPE)  # | cat
+    assert (code, shown) == (0, b"")
+
+
 def test_a_trace_printed_in_the_terminal_shows_no_progress(config_dir: Path, backend) -> None:
     backend.object_stall_seconds = 1.2
-    code, shown = in_a_terminal(config_dir, stdout_too=True)
+    code, shown = in_a_terminal(config_dir, stdout="terminal")
     assert code == 0
     assert shown == backend.trace_lines.replace(b"\n", b"\r\n")  # the terminal's newlines
-
-
-@pytest.mark.usefixtures("shows_at_once")
-def test_an_answer_without_a_stated_length_shows_bytes_without_a_share(
-    config_dir: Path, backend
-) -> None:
-    backend.close_delimited = True
-    terminal = Terminal()
-    assert download(config_dir, stderr=terminal) == (0, backend.trace_lines)
-    shown = terminal.getvalue()
-    assert "\rDownloading: " in shown
-    assert "B [" in shown  # bytes so far, then the time and rate
-    assert "%" not in shown
