@@ -2,13 +2,13 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [--write docs/benchmarks.md]
 
-1. The acceptance suite: wall time over several runs, cost per scenario, and how
-   it grows from an outline of 10 traced tasks to one of 100.
+1. The acceptance suite: its wall time and its floor (collection only), and the
+   cost of each further scenario (an outline of 10 round trips against 100).
 2. bgagent trace download of a trace at the 50 MiB cap, against
    `curl -s URL | gunzip` on the same presigned URL, to stdout and with -o; the
    CLI's peak RSS for a 5 MiB and a 50 MiB trace.
 3. The agent's dump + upload at the cap against `gzip -6` on the same JSONL, and
-   its peak memory against the accumulator's size.
+   its peak memory at the cap for 10-byte and 100 KB events.
 
 Medians of interleaved runs: this machine is shared and noisy. Not part of the
 tests; nothing here reaches beyond 127.0.0.1.
@@ -383,34 +383,65 @@ def main(argv: list[str] | None = None) -> int:
 _DOC = """# Benchmarks
 
 Run on demand, not by the tests: `mise run bench`, or
-`PYTHONPATH=features:tests/support .venv/bin/python benchmarks/run.py --write docs/benchmarks.md`.
-Figures are medians of interleaved runs, measured side by side in one run on a
-shared, noisy machine.
+`PYTHONPATH=features:tests/support .venv/bin/python benchmarks/run.py --write docs/benchmarks.md`
+(`--quick`: two rounds and a 5 MiB cap). Figures are medians of interleaved runs,
+measured side by side in one run on a shared, noisy machine; nothing here
+reaches beyond 127.0.0.1.
 
 {report}
 
-## Reading the figures (from profiling, 2026-11-24)
+## What each figure is
 
-- **The suite's fixed cost** is a fresh interpreter, pytest and its plugins,
-  moto's imports, and the session's set-up (moto spends about 100 ms creating a
-  user pool, and two users sign in through the CLI). Two costs of ours were
-  cut: hypothesis' pytest plugin (0.7 s at every start; `-p no:hypothesispytest`)
-  and a moto reset plus seven calls per scenario (the stack now lives for the
-  session, scenarios are apart by their task ids).
-- **Per scenario**, about 8 requests reach moto (3 to 4 ms each in its
-  werkzeug server) and a download crosses the local API Gateway and the S3
-  gate; all of them serve from threads of the test process, so they share one
-  GIL with the client. That is the price of every byte crossing real HTTP, as
-  in production; an in-process moto would be faster and would test less.
+- **The acceptance suite**: `pytest -m integration features/`, wall time; its
+  floor is the same command with `--collect-only` (Python, pytest, the suite's
+  imports, collection).
+- **The slope**: an outline of 10 and one of 100 traced round trips (a task
+  submitted, the agent's run uploaded and linked, `bgagent trace download`,
+  every event checked), written into `features/` for the run so that they run
+  with the project's own configuration; (wall(100) - wall(10)) / 90.
+- **The download**: `bgagent` as users run it (a process of its own) against
+  `curl` on the same presigned URL, on a trace at the agent's 50 MiB cap.
+- **The agent's memory**: a process that is only the agent fills the
+  accumulator past the cap with events of 10 bytes or 100 KB of JSON
+  (agent-like text, which compresses as a real trace does), dumps and uploads
+  it to the local stack; the figure is its peak resident memory (`VmHWM`)
+  above what it held before the first event, against the cap.
+
+## Where the suite's time goes
+
+- **It is CPU-bound.** A run's CPU time (all its processes) about equals its
+  wall time, so parallel runs (pytest-xdist) do not pay on 2 cores: each
+  worker also starts a stack of its own.
+- **The fixed part** (the floor, then the stack): the test process starting
+  (Python, pytest, the suite's modules); moto's server in a process of its
+  own, started when pytest is configured so that its imports overlap with
+  collection; the function's runtime process, whose cold start overlaps with
+  building the bucket, the table and the user pool (moto spends about 0.14 s
+  on a user pool's keys); two users signing in through `bgagent login`.
+- **Each scenario** is a chain of real HTTP calls, one after the other: about
+  seven reach moto's server (the agent's and the handler's through the S3 or
+  DynamoDB gate), a download crosses the local API Gateway into the function's
+  process and back. Measured on the outline of round trips, a scenario costs
+  about 29 ms of CPU in the test process (the steps, the CLI run in-process,
+  botocore's client side, the gates, the API Gateway), 16 ms in moto's and
+  4 ms in the function's: the slope is their sum. werkzeug's server opens a
+  connection and a thread for every call (it cannot keep a connection alive
+  safely), and pytest-bdd looks each step up among all registered fixtures
+  (a few ms a scenario).
+- **Waiting**: only the scenarios about a deadline wait for one (0.05 s).
 - **bgagent's fixed cost** is the interpreter and its imports (requests,
-  urllib3) plus one API call. boto3 is no longer imported unless the CLI talks
-  to Cognito (about 130 ms less per command). With `-o` the download itself
-  (total minus fixed) runs at about curl's speed; the rest is start-up, which
-  curl does not pay. The file is also fsync'ed before it is moved into place.
+  urllib3) plus one API call. boto3 is imported only when the CLI talks to
+  Cognito, and tqdm only once a progress bar is due. With `-o` the download
+  itself (total minus fixed) runs at about curl's speed; the rest is
+  start-up, which curl does not pay. The file is fsync'ed before it is moved
+  into place.
 - **The CLI's memory** stays flat: the body is streamed in 256 KiB chunks and
   inflated at most 1 MiB at a time.
-- **The agent's dump** is zlib at level 6, as `gzip -6`; its peak allocation
-  is the compressed artifact (boto3 sends it from memory), not the trajectory.
+- **The agent** keeps its trace as the JSON Lines it will compress, in one
+  buffer: memory follows the JSON bytes plus a newline per event, whatever the
+  number of events. The dump is zlib at level 6, as `gzip -6`, a 1 MiB piece
+  at a time; the upload then holds the compressed artifact (boto3 sends it
+  from memory).
 """
 
 
