@@ -115,7 +115,7 @@ class Download:
     def size(self) -> int | None:
         """The artifact's size in bytes, as the storage announced it (Content-Length)."""
         announced = self._response.headers.get("Content-Length", "")
-        return int(announced) if announced.isdigit() else None
+        return int(announced) if announced.isascii() and announced.isdigit() else None
 
     @property
     def has_checksum(self) -> bool:

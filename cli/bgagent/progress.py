@@ -1,6 +1,6 @@
-"""A download's progress, as people watch it: on stderr, when stderr is a terminal
-and the download has taken about a second; never when stderr is piped or
-redirected, and never in the data stream.
+"""A download's progress, as people watch it: on the terminal the caller gives (stderr,
+when it is one and the trace goes to a file: see ``trace_command``), once the
+download has taken about a second; never in the data stream.
 
 The bar is tqdm's (bytes, rate, and the share done when the size is known). It is
 imported only once a bar is due: a quick download, or one nobody watches, pays
