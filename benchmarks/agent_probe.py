@@ -78,25 +78,32 @@ def _status_kib(field: str) -> int:
 
 def memory(cap: int, event_bytes: int) -> None:
     # Text as an agent's (the words benchmarks/run.py uses), so that the artifact held
-    # for the upload compresses as a real one does; {"t":""} is 8 bytes of JSON.
-    words = " ".join(random.Random(7).choices(WORDS, k=event_bytes // 4 + 2))
-    event = {"t": words[: max(event_bytes - 8, 0)]}
+    # for the upload compresses as a real one does: each event a window at another
+    # place of a long stream of words. {"t":""} is 8 bytes of JSON.
+    width = max(event_bytes - 8, 0)
+    words = " ".join(random.Random(7).choices(WORDS, k=300_000))
+    places = len(words) - width
+
+    def event_at(index: int) -> dict[str, str]:
+        start = index * 7919 % places
+        return {"t": words[start : start + width]}
+
     trajectory = TrajectoryAccumulator("bench-task", enabled=True, max_bytes=cap)
     upload_trace_to_s3("bench-task", "bench-user", b"warm")  # clients and imports made
     Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
     before = _status_kib("VmRSS")
+    index = 0
     while not trajectory.dropped:
-        trajectory.record(event)
-        event = {"t": event["t"][1:] + event["t"][:1]}  # not one line repeated: deflate
-        # would shrink those to nothing
-    body = trajectory.dump()
+        trajectory.record(event_at(index))
+        index += 1
+    body = trajectory.dump(consume=True)  # as the pipeline dumps
     assert body is not None
     assert upload_trace_to_s3("bench-task", "bench-user", body) is not None
     peak = _status_kib("VmHWM")
     print(
         json.dumps(
             {
-                "event_bytes": len(json.dumps(event, separators=(",", ":"))),
+                "event_bytes": len(json.dumps(event_at(0), separators=(",", ":"))),
                 "events": trajectory.accumulated_events,
                 "accumulated": trajectory.accumulated_bytes,
                 "peak_above_start": (peak - before) * 1024,

@@ -118,6 +118,8 @@ def bench_suite(runs: int) -> list[Row]:
         walls.append(wall)
         floors.append(_pytest([*suite, "--collect-only"])[0])
     sizes = (10, 100)
+    for stale in (ROOT / "features").glob(".bench-growth-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     growth = Path(tempfile.mkdtemp(prefix=".bench-growth-", dir=ROOT / "features"))
     try:
         suites = {n: _growth_suite(growth / f"s{n}", n) for n in sizes}
@@ -424,7 +426,7 @@ reaches beyond 127.0.0.1.
   process and back. Measured on the outline of round trips, a scenario costs
   about 29 ms of CPU in the test process (the steps, the CLI run in-process,
   botocore's client side, the gates, the API Gateway), 16 ms in moto's and
-  4 ms in the function's: the slope is their sum. werkzeug's server opens a
+  4 ms in the function's: the slope is about their sum. werkzeug's server opens a
   connection and a thread for every call (it cannot keep a connection alive
   safely), and pytest-bdd looks each step up among all registered fixtures
   (a few ms a scenario).

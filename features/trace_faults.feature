@@ -12,6 +12,7 @@ Feature: A download or an upload that goes wrong loses nothing
 
   Background:
     Given Alice and Bob have accounts on the platform
+    And Alice's downloads give up after 10 seconds
 
   @needs_local_stack
   Scenario Outline: A broken download to a file leaves no file behind
@@ -48,11 +49,12 @@ Feature: A download or an upload that goes wrong loses nothing
 
   @needs_local_stack
   Scenario Outline: A download too slow to finish gives up in time and leaves no file behind
-    Given Alice's downloads give up after 0.05 seconds
+    Given Alice's downloads give up after 0.1 seconds
     And Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with <fault>
     When Alice saves the task's trace to a file
-    Then the download fails and Alice is told "The download timed out after 0.05 s"
+    Then the download fails and Alice is told "The download timed out after 0.1 s"
+    And it gave up partway through the trace
     And nothing was downloaded
 
     Examples:
@@ -66,11 +68,12 @@ Feature: A download or an upload that goes wrong loses nothing
 
   @needs_local_stack @regression
   Scenario: A stalled download to the terminal gives up in time
-    Given Alice's downloads give up after 0.05 seconds
+    Given Alice's downloads give up after 0.1 seconds
     And Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with a stall mid-body
     When Alice downloads the task's trace
-    Then the download fails and Alice is told "The download timed out after 0.05 s"
+    Then the download fails and Alice is told "The download timed out after 0.1 s"
+    And it gave up partway through the trace
 
   @needs_local_stack
   Scenario: A broken download never replaces an earlier file, even with --force

@@ -1,5 +1,6 @@
 import gzip
 import json
+import random
 import tracemalloc
 import zlib
 
@@ -157,8 +158,9 @@ def test_a_trace_of_many_dump_pieces_is_the_same_deflate_stream() -> None:
 @pytest.mark.parametrize("event", [{"e": "x" * 2}, {"e": "x" * 100_000}], ids=["10 B", "100 KB"])
 def test_memory_held_follows_the_json_bytes_not_the_number_of_events(event: dict) -> None:
     """At its cap the accumulator holds the JSON and a newline per event; nothing per
-    event beyond that (a Python object per line would be about 40 bytes more)."""
-    cap = 2 * 1024 * 1024
+    event beyond that (a Python object per line would be about 40 bytes more: five times
+    the JSON of a 10-byte event)."""
+    cap = 512 * 1024
     tracemalloc.start()
     try:
         trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=cap)
@@ -169,4 +171,65 @@ def test_memory_held_follows_the_json_bytes_not_the_number_of_events(event: dict
         tracemalloc.stop()
     line = len(json.dumps(event, separators=(",", ":")))
     assert trajectory.accumulated_bytes > cap - line
-    assert held <= cap * (1 + 1 / line) * 1.13  # bytearray's growth margin: an eighth
+    assert held <= cap * (1 + 1 / line) * 1.5  # room for the buffer's growth margin
+
+
+def test_the_dump_compresses_the_trace_a_mebibyte_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Never a copy of the whole trace (it would double the memory at the cap), nor pieces
+    so small that the dump crawls: the header, then one write per block of about a MiB
+    (a block ends with the first line that takes it past a MiB)."""
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    while trajectory.accumulated_bytes + trajectory.accumulated_events < 8 * 1024 * 1024:
+        trajectory.record({"text": "y" * 1000})
+    trajectory.record({"t": "z" * 90})  # 8 MiB and a little more, newlines included
+    writes: list[int] = []
+    write = gzip.GzipFile.write
+
+    def counted(self: gzip.GzipFile, data: bytes) -> int:
+        writes.append(len(data))
+        return write(self, data)
+
+    monkeypatch.setattr(gzip.GzipFile, "write", counted)
+    trajectory.dump()
+    _header, *blocks, last = writes
+    assert len(blocks) == 7
+    assert all(1024 * 1024 <= size < 1024 * 1024 + 1012 for size in blocks)
+    assert 0 < last < 1024 * 1024 + 1012
+
+
+def _hex_trace(megabytes: int) -> TrajectoryAccumulator:
+    """A trace that compresses only about 2:1, so that its artifact weighs."""
+    rng = random.Random(3)
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    while trajectory.accumulated_bytes < megabytes * 1024 * 1024:
+        trajectory.record({"text": rng.randbytes(500).hex()})
+    return trajectory
+
+
+def test_a_consuming_dump_gives_the_same_artifact_and_ends_the_trace() -> None:
+    kept, consumed = _hex_trace(3), _hex_trace(3)
+    artifact = kept.dump()
+    assert consumed.dump(consume=True) == artifact
+    assert kept.dump() == artifact  # a plain dump can be repeated
+    consumed.record({"late": True})
+    assert consumed.dump() is None  # nothing is recorded or dumped after it
+    assert consumed.accumulated_events == kept.accumulated_events  # the counts remain
+
+
+def test_a_consuming_dump_never_holds_the_trace_and_its_artifact_whole() -> None:
+    tracemalloc.start()
+    try:
+        trajectory = _hex_trace(8)
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        artifact = trajectory.dump(consume=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert artifact is not None
+    assert len(artifact) > 4 * 1024 * 1024  # what a plain dump would add to the trace
+    # A plain dump adds the whole artifact and its copy (over 6 MiB here); consuming, at
+    # most a block, its compressed output and the artifact buffer's margin.
+    assert peak - held < 3 * 1024 * 1024

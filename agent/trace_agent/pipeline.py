@@ -129,7 +129,7 @@ def _store_trace(
     if not config.trace or not config.user_id:
         return None
     try:
-        body = trajectory.dump()
+        body = trajectory.dump(consume=True)  # the trace is not needed once compressed
         return traces.upload(config.task_id, config.user_id, body) if body else None
     except Exception:
         logger.exception("trace dump/upload failed for task %s", config.task_id)

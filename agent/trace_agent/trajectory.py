@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 MAX_TRACE_BYTES = 50 * 1024 * 1024
 HEADER_EVENT = "TRAJECTORY_ARTIFACT_HEADER"
 _GZIP_LEVEL = 6
-_DUMP_CHUNK_BYTES = 1024 * 1024
+_BLOCK_BYTES = 1024 * 1024
 
 
 class TrajectoryAccumulator:
@@ -22,8 +22,9 @@ class TrajectoryAccumulator:
 
     Past the cap every further event is dropped and counted, so the trace stays
     a faithful prefix of the run; ``on_truncated`` fires once, at the first drop.
-    The events are kept as the JSON Lines the dump compresses, in one buffer: memory
-    follows the JSON bytes (plus a newline per event), not the number of events.
+    The events are kept as the JSON Lines the dump compresses, in blocks of about a
+    MiB: memory follows the JSON bytes (plus a newline per event), not the number of
+    events, and a dump can let each block go once it is compressed.
     """
 
     def __init__(
@@ -38,7 +39,7 @@ class TrajectoryAccumulator:
         self.enabled = enabled
         self.max_bytes = max_bytes
         self._on_truncated = on_truncated
-        self._jsonl = bytearray()
+        self._blocks: list[bytearray] = [bytearray()]
         self._events = 0
         self._bytes = 0
         self._dropped = 0
@@ -73,8 +74,11 @@ class TrajectoryAccumulator:
         if self._truncated or self._bytes + len(line) > self.max_bytes:
             self._drop_for_cap()
             return
-        self._jsonl += line
-        self._jsonl += b"\n"
+        block = self._blocks[-1]
+        if len(block) >= _BLOCK_BYTES:
+            block = bytearray()
+            self._blocks.append(block)
+        block += line + b"\n"  # one append: a line is kept whole or not at all
         self._events += 1
         self._bytes += len(line)
 
@@ -100,8 +104,13 @@ class TrajectoryAccumulator:
             "max_bytes": self.max_bytes,
         }
 
-    def dump(self) -> bytes | None:
-        """The gzipped JSONL artifact, or None when there is nothing to keep."""
+    def dump(self, *, consume: bool = False) -> bytes | None:
+        """The gzipped JSONL artifact, or None when there is nothing to keep.
+
+        ``consume``: each piece of the trace is let go once compressed, so that the trace
+        and its artifact are never both whole in memory; the accumulator then records
+        nothing more and dumps nothing again.
+        """
         if not self.enabled or not self._events:
             return None
         out = io.BytesIO()
@@ -110,7 +119,11 @@ class TrajectoryAccumulator:
             filename="", mode="wb", fileobj=out, compresslevel=_GZIP_LEVEL, mtime=0
         ) as gz:
             gz.write(json.dumps(self.header(), separators=(",", ":")).encode() + b"\n")
-            # A piece at a time: a copy of the whole buffer would double the memory.
-            for start in range(0, len(self._jsonl), _DUMP_CHUNK_BYTES):
-                gz.write(self._jsonl[start : start + _DUMP_CHUNK_BYTES])
+            if consume:
+                self.enabled = False
+                self._blocks.reverse()
+                while self._blocks:
+                    gz.write(self._blocks.pop())
+            for block in self._blocks:
+                gz.write(block)
         return out.getvalue()

@@ -25,6 +25,7 @@ import urllib3
 
 from bgagent.deadline import Expired, NetworkClock, within
 from bgagent.errors import CliError, printable
+from bgagent.progress import announced_size
 
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -114,8 +115,7 @@ class Download:
     @property
     def size(self) -> int | None:
         """The artifact's size in bytes, as the storage announced it (Content-Length)."""
-        announced = self._response.headers.get("Content-Length", "")
-        return int(announced) if announced.isascii() and announced.isdigit() else None
+        return announced_size(self._response.headers.get("Content-Length", ""))
 
     @property
     def has_checksum(self) -> bool:

@@ -17,7 +17,11 @@ SHOW_AFTER_SECONDS = 1.0
 
 
 class Progress:
-    """Counts the bytes of ``track``'s chunks; ``close`` clears the bar, if one is shown."""
+    """Counts the bytes of ``track``'s chunks; ``close`` clears the bar, if one is shown.
+
+    A bar that cannot be drawn (a terminal that refuses a write, tqdm missing from a
+    stale install) is given up, silently: progress never fails a download.
+    """
 
     def __init__(
         self,
@@ -40,34 +44,51 @@ class Progress:
         for chunk in chunks:
             seen += len(chunk)
             if self._bar is not None:
-                self._bar.update(len(chunk))
-            elif self._clock() - started >= SHOW_AFTER_SECONDS:
+                self._draw("update", len(chunk))
+            elif self._terminal is not None and self._clock() - started >= SHOW_AFTER_SECONDS:
                 self._bar = self._new_bar(seen)
             yield chunk
 
     def _new_bar(self, done: int) -> Any:
-        from tqdm import tqdm
+        try:
+            from tqdm import tqdm
 
-        return tqdm(
-            total=self._total,
-            initial=done,
-            file=self._terminal,
-            desc="Downloading",
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            leave=False,  # the line is cleared at the end: the terminal keeps only messages
-            dynamic_ncols=True,
-            mininterval=0.25,
-        )
+            tqdm.monitor_interval = 0  # no thread of its own drawing over our messages
+            return tqdm(
+                total=self._total,
+                initial=done,
+                file=self._terminal,
+                desc="Downloading",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,  # the line is cleared at the end: the terminal keeps messages
+            )
+        except Exception:
+            self._terminal = None  # given up for this download
+            return None
+
+    def _draw(self, method: str, *args: int) -> None:
+        try:
+            getattr(self._bar, method)(*args)
+        except Exception:
+            self._bar, self._terminal = None, None
 
     def close(self) -> None:
-        bar, self._bar = self._bar, None
-        if bar is not None:
-            bar.close()
+        if self._bar is not None:
+            self._draw("close")
+            self._bar = None
 
     def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def announced_size(content_length: str) -> int | None:
+    """A Content-Length as a number of bytes; None for anything but up to 19 ASCII digits
+    (HTTP clients read a longer or odd one as "no length")."""
+    if 0 < len(content_length) <= 19 and content_length.isascii() and content_length.isdigit():
+        return int(content_length)
+    return None

@@ -77,7 +77,8 @@ def download_trace(
         # would be mixed with the bar.
         to_a_file = sink is not None or stdout_is_file
         watched = stderr if stderr_is_terminal and to_a_file else None
-        progress = stack.enter_context(Progress(watched, download.size))  # cleared first
+        size = download.size if watched else None
+        progress = stack.enter_context(Progress(watched, size))  # cleared first
         chunks = progress.track(download.chunks())
         if sink is None and to_stdout_raw:
             copy_to(chunks if download.has_checksum else proven_gzip(chunks), stdout)

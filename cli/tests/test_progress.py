@@ -22,7 +22,7 @@ import pytest
 
 from bgagent import progress
 from bgagent.main import run
-from bgagent.progress import Progress
+from bgagent.progress import Progress, announced_size
 
 
 class Terminal(io.StringIO):
@@ -43,7 +43,7 @@ def test_when_nobody_can_watch_the_chunks_pass_untouched() -> None:
 
 def test_nothing_shows_in_the_first_second() -> None:
     terminal = Terminal()
-    times = clock(0.0, 0.4, 0.999)
+    times = clock(1000.0, 1000.4, 1000.999)  # a monotonic clock starts anywhere
     watched = Progress(terminal, 3072, clock=lambda: next(times))
     assert list(watched.track(iter([b"a" * 1024, b"b" * 1024]))) == [b"a" * 1024, b"b" * 1024]
     watched.close()
@@ -52,13 +52,13 @@ def test_nothing_shows_in_the_first_second() -> None:
 
 def test_after_a_second_the_bar_shows_the_bytes_and_the_share_done() -> None:
     terminal = Terminal()
-    times = clock(0.0, 0.5, 1.0, 1.5)
-    watched = Progress(terminal, 4096, clock=lambda: next(times))
-    chunks = [b"x" * 1024] * 3
+    times = clock(1000.0, 1000.5, 1001.0, 1001.5)
+    watched = Progress(terminal, 4 * 1024 * 1024, clock=lambda: next(times))
+    chunks = [b"x" * 1024 * 1024] * 3
     assert list(watched.track(iter(chunks))) == chunks  # the data itself is untouched
     shown = terminal.getvalue()
     assert shown.startswith("\rDownloading:  50%|")
-    assert "2.00k/4.00k" in shown  # bytes so far, of the announced size
+    assert "2.00M/4.00M" in shown  # bytes so far, of the announced size, in MiB
     assert "B/s" in shown  # the rate
     watched.close()
     cleared = terminal.getvalue()[len(shown) :]
@@ -75,6 +75,39 @@ def test_an_unknown_size_still_shows_the_bytes() -> None:
     watched = Progress(terminal, None, clock=lambda: next(times))
     list(watched.track(iter([b"x" * 2048])))
     assert "Downloading: 2.00kB" in terminal.getvalue()
+
+
+class BrokenTerminal(Terminal):
+    def write(self, text: str) -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+
+def test_a_terminal_that_refuses_the_bar_never_fails_the_download() -> None:
+    times = clock(0.0, 1.0, 1.5, 2.0)
+    watched = Progress(BrokenTerminal(), 3, clock=lambda: next(times))
+    assert list(watched.track(iter([b"a", b"b", b"c"]))) == [b"a", b"b", b"c"]
+    watched.close()
+
+
+def test_without_tqdm_there_is_no_bar_and_the_download_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as in an install that lacks it
+    terminal = Terminal()
+    times = clock(0.0, 1.0, 1.5)
+    watched = Progress(terminal, 2, clock=lambda: next(times))
+    assert list(watched.track(iter([b"a", b"b"]))) == [b"a", b"b"]
+    watched.close()
+    assert terminal.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("0", 0), ("1448884", 1448884), ("9" * 19, int("9" * 19))]
+    + [(odd, None) for odd in ("", "-1", "12, 12", "²", "١٢", " 12", "1e3", "9" * 20, "9" * 5000)],
+)
+def test_only_a_plain_content_length_is_a_size(header: str, size: int | None) -> None:
+    assert announced_size(header) == size
 
 
 @pytest.fixture
@@ -162,7 +195,7 @@ def in_a_terminal(config_dir: Path, *args: str, stdout: Any) -> tuple[int, bytes
 def test_a_slow_download_in_a_real_terminal_shows_progress(
     config_dir: Path, backend, tmp_path: Path
 ) -> None:
-    backend.object_stall_seconds = 1.2  # past the second after which progress shows
+    backend.object_stall_seconds = 1.5  # past the second after which progress shows
     target = tmp_path / "trace.jsonl.gz"
     code, shown = in_a_terminal(config_dir, "-o", str(target), stdout=subprocess.DEVNULL)
     assert code == 0
@@ -174,7 +207,7 @@ def test_a_slow_download_in_a_real_terminal_shows_progress(
 def test_a_slow_download_redirected_to_a_file_shows_progress(
     config_dir: Path, backend, tmp_path: Path
 ) -> None:
-    backend.object_stall_seconds = 1.2
+    backend.object_stall_seconds = 1.5
     target = tmp_path / "trace.jsonl"
     with target.open("wb") as redirected:  # bgagent trace download t-1 > trace.jsonl
         code, shown = in_a_terminal(config_dir, stdout=redirected)
@@ -184,13 +217,13 @@ def test_a_slow_download_redirected_to_a_file_shows_progress(
 
 
 def test_a_trace_piped_to_another_program_shows_no_progress(config_dir: Path, backend) -> None:
-    backend.object_stall_seconds = 1.2
+    backend.object_stall_seconds = 1.5
     code, shown = in_a_terminal(config_dir, stdout=subprocess.PIPE)  # | cat
     assert (code, shown) == (0, b"")
 
 
 def test_a_trace_printed_in_the_terminal_shows_no_progress(config_dir: Path, backend) -> None:
-    backend.object_stall_seconds = 1.2
+    backend.object_stall_seconds = 1.5
     code, shown = in_a_terminal(config_dir, stdout="terminal")
     assert code == 0
     assert shown == backend.trace_lines.replace(b"\n", b"\r\n")  # the terminal's newlines

@@ -86,10 +86,16 @@ class MotoServer(AwsEndpoint):
 
     @classmethod
     def launch(cls) -> MotoServer:
-        harness_root = Path(__file__).resolve().parent.parent
+        harness_root = str(Path(__file__).resolve().parent.parent)
+        inherited = os.environ.get("PYTHONPATH")
         process = subprocess.Popen(
             [sys.executable, "-m", "trace_harness.moto_process"],
-            env={**os.environ, "PYTHONPATH": str(harness_root)},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    [harness_root, inherited] if inherited else [harness_root]
+                ),
+            },
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -101,15 +107,14 @@ class MotoServer(AwsEndpoint):
     def ready(self, timeout: float = 60) -> MotoServer:
         """Wait until the server answers on its port (its one line on stdout)."""
         if self.endpoint is None:
-            assert self._process is not None
-            assert self._process.stdout is not None
-            readable, _, _ = select.select([self._process.stdout], [], [], timeout)
-            line = self._process.stdout.readline() if readable else b""
+            process = self._process
+            assert process is not None
+            assert process.stdout is not None
+            readable, _, _ = select.select([process.stdout], [], [], timeout)
+            line = process.stdout.readline() if readable else b""
             if not line.strip().isdigit():
                 self.stop()
-                raise RuntimeError(
-                    f"moto's server did not start (exit status {self._process.poll()})"
-                )
+                raise RuntimeError(f"moto's server did not start (exit status {process.poll()})")
             self.endpoint = f"http://127.0.0.1:{int(line)}"
         return self
 
@@ -119,6 +124,8 @@ class MotoServer(AwsEndpoint):
             return
         assert process.stdin is not None
         assert process.stdout is not None
+        if self.endpoint is None:
+            process.kill()  # never served: no need to wait for its start-up to end
         process.stdin.close()  # the server's signal to stop
         try:
             process.wait(timeout=5)

@@ -117,6 +117,8 @@ class LocalStack:
         tag = SessionTag.new()
         names = StackNames.for_session(tag)
         with ExitStack() as stopping:
+            if emulator and moto:
+                moto.stop()  # launched for nothing
             aws = AwsEndpoint(emulator) if emulator else (moto or MotoServer.launch())
             stopping.callback(aws.stop)
             _load_service_models()  # while moto's server starts

@@ -9,6 +9,7 @@ process that started it ends, however it ends, so does this one.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 from urllib.parse import unquote
@@ -42,18 +43,25 @@ def _service_of(environ: dict[str, Any]) -> str:
     if target:
         return _TARGETS.get(target.split(".", 1)[0], "")
     signature = environ.get("HTTP_AUTHORIZATION") or unquote(environ.get("QUERY_STRING", ""))
-    scope = signature.split("Credential=", 1)[-1].split(",", 1)[0].split("&", 1)[0]
+    if "Credential=" not in signature:
+        return ""
+    scope = signature.split("Credential=", 1)[1].split(",", 1)[0].split("&", 1)[0]
     parts = scope.split("/")  # key id / date / region / service / aws4_request
     return parts[3] if len(parts) == 5 and parts[3] in SERVICES else ""
 
 
 def main() -> None:
+    # Ctrl-C at a terminal reaches the whole process group: the server ends when its
+    # stdin closes, with the session that started it, not with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     app = _Dispatcher(create_backend_app)
     for service in SERVICES:
         app.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
     server = serving.serve(app, request_handler=MotoRequestHandler)
     sys.stdout.write(f"{server.server_port}\n")
     sys.stdout.flush()
+    # Nobody reads the pipe after the port: what moto prints goes to stderr instead.
+    os.dup2(2, 1)
     sys.stdin.buffer.read()  # until the parent closes it, or is gone
     serving.stop(server)
     # Nothing to save: skip the interpreter's tear-down of moto (a third of a second).

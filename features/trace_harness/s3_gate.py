@@ -178,6 +178,7 @@ class S3Gate:
         self._released.set()
         self._released = threading.Event()
         self.stalling = threading.Event()  # set once a stalled download is under way
+        self.body_begun = threading.Event()  # set once a faulty answer's body has begun
         self.trickle_seconds = 5.0
         # What the ETag of a downloaded object looks like: an MD5 (single-part upload
         # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
@@ -256,7 +257,12 @@ class S3Gate:
         raw_uri: str,
         headers: dict[str, str],
     ) -> Iterable[bytes]:
-        fault, stalling, released = self.fault, self.stalling, self._released
+        fault, stalling, released, begun = (
+            self.fault,
+            self.stalling,
+            self._released,
+            self.body_begun,
+        )
         if fault is Fault.FORBIDDEN:
             return _s3_error(start_response, "AccessDenied")
         if fault is Fault.SERVER_ERROR:
@@ -280,6 +286,7 @@ class S3Gate:
 
         def body() -> Iterator[bytes]:
             yield stored[:half]
+            begun.set()  # the first half is on the wire
             if fault is Fault.RESET_MID_BODY:
                 _reset(environ)
                 return

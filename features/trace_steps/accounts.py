@@ -31,8 +31,8 @@ def signed_in(
     directory: UserDirectory, api_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> SignIns:
     """Each person configures bgagent and signs in through it once per session; every
-    scenario then works on its own copy of that configuration. Their credentials live
-    under pytest's temporary directories, removed with the run."""
+    scenario that calls on them then works on its own copy of that configuration. Their
+    credentials live under pytest's temporary directories, removed with the run."""
     sessions: dict[str, Person] = {}
 
     def person(name: str, workdir: Path) -> Person:

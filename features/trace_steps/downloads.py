@@ -276,6 +276,13 @@ def told_how_to_resubmit(scene: Scene) -> None:
     assert "submit the task again with --trace" in scene.last_run().stderr
 
 
+@then("it gave up partway through the trace")
+def gave_up_partway(gate: S3Gate) -> None:
+    # Not before the trace began: a deadline that expired while the answer's headers
+    # were awaited would show the same message without trying the mid-body path.
+    assert gate.body_begun.is_set(), "the download gave up before the trace began to arrive"
+
+
 @then("nothing was downloaded")
 def nothing_downloaded(scene: Scene) -> None:
     assert scene.last_run().stdout == b""

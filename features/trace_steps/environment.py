@@ -11,6 +11,8 @@ clock, and what a scenario changes beyond its own records it puts back itself.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -30,12 +32,18 @@ _LAUNCHED = pytest.StashKey[MotoServer | None]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """moto's server starts now, while pytest collects, when the run may hold scenarios.
-    A wrong guess costs only time: a server nobody used is stopped at the end, and a
+    """moto's server starts now, while pytest collects, when the run may hold scenarios:
+    its mark expression names `integration` other than as `not integration`, it runs
+    tests, and it is not the controller of parallel workers (each starts its own). A
+    wrong guess costs only time: a server nobody used is stopped at the end, and a
     session that finds none starts its own."""
-    markexpr = "".join(config.option.markexpr.split())
-    if "integration" in markexpr and markexpr != "notintegration" and not config.option.collectonly:
-        config.stash[_LAUNCHED] = launch_moto()
+    selects = re.search(r"(?<!not )\bintegration\b", " ".join(config.option.markexpr.split()))
+    controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
+        config, "workerinput"
+    )
+    if selects and not config.option.collectonly and not controller:
+        with contextlib.suppress(OSError):  # then the session starts its own
+            config.stash[_LAUNCHED] = launch_moto()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -51,9 +59,7 @@ def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
     pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
     try:
         opened = open_suite_stack(moto=moto)
-    except IncompleteTarget as incomplete:
-        if moto is not None:
-            moto.stop()
+    except IncompleteTarget as incomplete:  # a deployed target: no moto was launched
         raise pytest.UsageError(str(incomplete)) from None
     with opened as running, pytest.MonkeyPatch.context() as shell:
         # The users' shell: for a local stack, bgagent login reaches its user pool.

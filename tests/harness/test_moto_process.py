@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import requests
 
 from trace_harness.local_aws import MotoServer
@@ -54,20 +55,38 @@ def test_it_ends_when_the_process_that_started_it_is_killed() -> None:
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    assert starter.stdout is not None
-    moto_pid = int(starter.stdout.readline())
-    starter.send_signal(signal.SIGKILL)
-    starter.wait()
-    starter.stdout.close()
-    # Its stdin closed with the starter: wait for its exit (an event, not a delay).
-    pidfd = os.pidfd_open(moto_pid)
+    pidfd = None
     try:
+        assert starter.stdout is not None
+        moto_pid = int(starter.stdout.readline())
+        pidfd = os.pidfd_open(moto_pid)  # before the kill: the pid cannot be reused under it
+        starter.send_signal(signal.SIGKILL)
+        # Its stdin closed with the starter: wait for its exit (an event, not a delay).
         ended, _, _ = select.select([pidfd], [], [], 30)
+        if not ended:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        assert ended, "moto's server outlived the process that started it"
     finally:
-        os.close(pidfd)
-    if not ended:
-        os.kill(moto_pid, signal.SIGKILL)
-    assert ended, "moto's server outlived the process that started it"
+        starter.kill()
+        starter.wait()
+        if starter.stdout is not None:
+            starter.stdout.close()
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def test_a_server_that_never_starts_says_so() -> None:
+    exits_at_once = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.exit(3)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    failed = MotoServer(None, _process=exits_at_once)
+    with pytest.raises(RuntimeError) as error:
+        failed.ready()
+    assert str(error.value) == "moto's server did not start (exit status 3)"
+    assert failed.endpoint is None
+    failed.stop()  # already stopped: nothing to do
 
 
 def test_requests_go_to_their_service_by_what_they_say() -> None:
