@@ -430,7 +430,7 @@ reaches beyond 127.0.0.1.
   connection and a thread for every call (it cannot keep a connection alive
   safely), and pytest-bdd looks each step up among all registered fixtures
   (a few ms a scenario).
-- **Waiting**: only the scenarios about a deadline wait for one (0.05 s).
+- **Waiting**: only the three scenarios about a deadline wait for one (0.1 s).
 - **bgagent's fixed cost** is the interpreter and its imports (requests,
   urllib3) plus one API call. boto3 is imported only when the CLI talks to
   Cognito, and tqdm only once a progress bar is due. With `-o` the download
@@ -439,11 +439,12 @@ reaches beyond 127.0.0.1.
   into place.
 - **The CLI's memory** stays flat: the body is streamed in 256 KiB chunks and
   inflated at most 1 MiB at a time.
-- **The agent** keeps its trace as the JSON Lines it will compress, in one
-  buffer: memory follows the JSON bytes plus a newline per event, whatever the
-  number of events. The dump is zlib at level 6, as `gzip -6`, a 1 MiB piece
-  at a time; the upload then holds the compressed artifact (boto3 sends it
-  from memory).
+- **The agent** keeps its trace as the JSON Lines it will compress, in blocks
+  of about a MiB: memory follows the JSON bytes plus a newline per event,
+  whatever the number of events. The pipeline's dump (zlib at level 6, as
+  `gzip -6`) lets each block go once compressed, so the trace and its artifact
+  are never both whole in memory; the upload then holds the artifact (boto3
+  sends it from memory).
 """
 
 

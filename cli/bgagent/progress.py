@@ -89,6 +89,6 @@ class Progress:
 def announced_size(content_length: str) -> int | None:
     """A Content-Length as a number of bytes; None for anything but up to 19 ASCII digits
     (HTTP clients read a longer or odd one as "no length")."""
-    if 0 < len(content_length) <= 19 and content_length.isascii() and content_length.isdigit():
+    if len(content_length) <= 19 and content_length.isascii() and content_length.isdigit():
         return int(content_length)
     return None

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,34 @@ def test_a_terminal_that_refuses_the_bar_never_fails_the_download() -> None:
     times = clock(0.0, 1.0, 1.5, 2.0)
     watched = Progress(BrokenTerminal(), 3, clock=lambda: next(times))
     assert list(watched.track(iter([b"a", b"b", b"c"]))) == [b"a", b"b", b"c"]
+    watched.close()
+
+
+class TerminalThatStopsTaking(Terminal):
+    """Takes the bar's first drawing, then refuses every write (a terminal gone away)."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue():
+            raise OSError(11, "Resource temporarily unavailable")
+        return super().write(text)
+
+
+def test_a_bar_that_can_no_longer_be_drawn_is_given_up() -> None:
+    terminal = TerminalThatStopsTaking()
+    times = clock(0.0, 1.0)
+    watched = Progress(terminal, 2, clock=lambda: next(times))
+    assert list(watched.track(iter([b"a"]))) == [b"a"]
+    assert "Downloading" in terminal.getvalue()
+    watched.close()  # its clearing is refused: given up, not raised
+    watched.close()
+
+
+def test_the_bar_has_no_thread_of_its_own() -> None:
+    """tqdm's monitor thread would redraw the bar over the messages that follow it."""
+    times = clock(0.0, 1.0)
+    watched = Progress(Terminal(), 2, clock=lambda: next(times))
+    list(watched.track(iter([b"a"])))
+    assert [t for t in threading.enumerate() if type(t).__name__ == "TMonitor"] == []
     watched.close()
 
 
