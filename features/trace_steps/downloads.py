@@ -19,7 +19,7 @@ from trace_harness.s3_gate import ALGORITHM as SIGV4
 from trace_harness.s3_gate import EtagStyle, Fault, S3Gate
 from trace_harness.stack import TraceStack
 from trace_infra.definitions import trace_object_key
-from trace_steps.cli import run_bgagent, run_bgagent_process
+from trace_steps.cli import run_bgagent, run_bgagent_process, suite_cli
 from trace_steps.scene import Scene
 
 SAVED_TRACE_NAME = "trace.jsonl.gz"
@@ -69,6 +69,19 @@ def run_installed_command(name: str, scene: Scene) -> None:
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
 def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
     assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
+    if suite_cli() is not None:  # a CLI in a process of its own gets its own Ctrl-C
+        scene.output = scene.workdir / SAVED_TRACE_NAME
+        scene.cli = run_bgagent(
+            scene.person(name),
+            "trace",
+            "download",
+            scene.current_task().task_id,
+            "-o",
+            str(scene.output),
+            env=scene.cli_env,
+            interrupt_when=gate.stalling,
+        )
+        return
 
     # Ctrl-C: a real SIGINT, once the CLI is waiting for the rest of the body (the gate
     # says when it has started stalling; the stall lasts until the scenario ends), never

@@ -1,0 +1,58 @@
+"""TRACE_SUITE_CLI: the scenarios run another bgagent-compatible command line, as a
+process of its own, for every sign-in, download and interruption."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -> None:
+    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
+    assert installed, "the bgagent command is not installed next to this Python"
+    calls = tmp_path / "calls.txt"
+    logged = tmp_path / "logged_bgagent.py"  # this project's bgagent, each call noted
+    logged.write_text(
+        "import os, sys\n"
+        f"with open({str(calls)!r}, 'a') as log:\n"
+        "    log.write(' '.join(sys.argv[1:3]) + '\\n')\n"
+        f"os.execv({installed!r}, [{installed!r}, *sys.argv[1:]])\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "integration",
+            "features/test_trace_download.py",
+            "features/test_trace_faults.py",
+            "-k",
+            "keeps_the_stored_artifact_byte_for_byte or ctrlc",
+        ],
+        cwd=ROOT,
+        # A session of its own: sharing this one's temporary root, its clean-up (the
+        # project keeps no temporary folders) would remove this test's folder too.
+        env={
+            **{name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")},
+            "TRACE_SUITE_CLI": f"{sys.executable} {logged}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "2 passed" in done.stdout
+    # Alice and Bob configure and sign in through it; both scenarios download through it.
+    assert sorted(calls.read_text().splitlines()) == sorted(
+        ["configure --api-url", "login --username"] * 2 + ["trace download"] * 2
+    )
