@@ -25,7 +25,6 @@ import urllib3
 
 from bgagent.deadline import Expired, NetworkClock, within
 from bgagent.errors import CliError, printable
-from bgagent.progress import announced_size
 
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -361,3 +360,11 @@ def not_a_regular_file(target: Path) -> str:
         f"{printable(target)} is not a regular file (a device, a pipe or a socket); -o saves "
         "to files only: use `-o -` to write the artifact to standard output."
     )
+
+
+def announced_size(content_length: str) -> int | None:
+    """A Content-Length as a number of bytes; None for anything but up to 19 ASCII digits
+    (HTTP clients read a longer or odd one as "no length")."""
+    if len(content_length) <= 19 and content_length.isascii() and content_length.isdigit():
+        return int(content_length)
+    return None

@@ -338,10 +338,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout is not None and sys.stdout.isatty()
-    except (OSError, ValueError):
-        return False
+    return sys.stdout is not None and _is_terminal(sys.stdout)
 
 
 def _stdout_is_regular_file() -> bool:

@@ -84,11 +84,3 @@ class Progress:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def announced_size(content_length: str) -> int | None:
-    """A Content-Length as a number of bytes; None for anything but up to 19 ASCII digits
-    (HTTP clients read a longer or odd one as "no length")."""
-    if len(content_length) <= 19 and content_length.isascii() and content_length.isdigit():
-        return int(content_length)
-    return None

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from bgagent import progress
+from bgagent.download import announced_size
 from bgagent.main import run
-from bgagent.progress import Progress, announced_size
+from bgagent.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -61,13 +61,6 @@ class AwsEndpoint:
         """An endpoint the suite did not start is left running."""
 
 
-def start_aws() -> AwsEndpoint:
-    """moto's server on 127.0.0.1; or, when TRACE_SUITE_AWS_ENDPOINT names one, an AWS
-    emulator that is already running (LocalStack, a moto_server process)."""
-    external = os.environ.get(ENV_SUITE_ENDPOINT)
-    return AwsEndpoint(external) if external else MotoServer.start()
-
-
 @dataclass
 class MotoServer(AwsEndpoint):
     """moto in server mode, in a process of its own (``trace_harness.moto_process``):

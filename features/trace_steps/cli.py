@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from bgagent.main import run
@@ -39,8 +40,7 @@ def run_bgagent(
     stdin: str = "",
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
-    """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set (the
-    in-process CLI is interrupted by the caller, on the main thread)."""
+    """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set."""
     command = suite_cli()
     if command is not None:
         return run_command(
@@ -48,9 +48,17 @@ def run_bgagent(
         )
     stdout, stderr = io.BytesIO(), io.StringIO()
     environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
-    exit_code = run(
-        list(args), stdout=stdout, stderr=stderr, stdin=io.StringIO(stdin), environ=environ
-    )
+    main = threading.main_thread().ident or 0
+
+    def press() -> None:
+        # In-process the CLI runs on the main thread: the signal is aimed there (sent to
+        # the process, it could reach one of the local servers' threads).
+        signal.pthread_kill(main, signal.SIGINT)
+
+    with _sigint_handled(interrupt_when), _pressed_when(interrupt_when, press):
+        exit_code = run(
+            list(args), stdout=stdout, stderr=stderr, stdin=io.StringIO(stdin), environ=environ
+        )
     return _ran(CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue()))
 
 
@@ -74,11 +82,7 @@ def run_command(
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
     environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
-    # Ctrl-C must reach it as at a terminal, even when the suite was started in the
-    # background: a shell's `&` leaves SIGINT ignored, and a child inherits an ignored
-    # signal, not a handled one.
-    handled = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with _sigint_handled(interrupt_when):  # a child inherits SIGINT ignored, not handled
         process = subprocess.Popen(
             [*command, *args],
             env=environ,
@@ -86,16 +90,7 @@ def run_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-    finally:
-        signal.signal(signal.SIGINT, handled)
-    with process:
-        if interrupt_when is not None:
-
-            def interrupt_once_under_way() -> None:
-                if interrupt_when.wait(_RUN_SECONDS):
-                    process.send_signal(signal.SIGINT)
-
-            threading.Thread(target=interrupt_once_under_way, daemon=True).start()
+    with process, _pressed_when(interrupt_when, lambda: process.send_signal(signal.SIGINT)):
         try:
             stdout, stderr = process.communicate(stdin.encode(), timeout=_RUN_SECONDS)
         except subprocess.TimeoutExpired:
@@ -104,6 +99,40 @@ def run_command(
     return _ran(
         CliRun([*command, *args], process.returncode, stdout, stderr.decode("utf-8", "replace"))
     )
+
+
+@contextmanager
+def _sigint_handled(interrupt_when: threading.Event | None) -> Iterator[None]:
+    """For a run to be interrupted: Ctrl-C as at a terminal, even for a suite a shell
+    started in the background (its `&` leaves SIGINT ignored, and Python keeps it so)."""
+    if interrupt_when is None:
+        yield
+        return
+    handled = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handled)
+
+
+@contextmanager
+def _pressed_when(event: threading.Event | None, press: Callable[[], None]) -> Iterator[None]:
+    """``press`` Ctrl-C from a thread of its own once ``event`` is set, if the run has
+    not ended by then."""
+    if event is None:
+        yield
+        return
+    over = threading.Event()
+
+    def once_set() -> None:
+        if event.wait(_RUN_SECONDS) and not over.is_set():
+            press()
+
+    threading.Thread(target=once_set, daemon=True).start()
+    try:
+        yield
+    finally:
+        over.set()
 
 
 # Every run of the CLI in this session, for the check that no secret was ever shown.

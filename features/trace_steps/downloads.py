@@ -19,7 +19,7 @@ from trace_harness.s3_gate import ALGORITHM as SIGV4
 from trace_harness.s3_gate import EtagStyle, Fault, S3Gate
 from trace_harness.stack import TraceStack
 from trace_infra.definitions import trace_object_key
-from trace_steps.cli import run_bgagent, run_bgagent_process, suite_cli
+from trace_steps.cli import run_bgagent, run_bgagent_process
 from trace_steps.scene import Scene
 
 SAVED_TRACE_NAME = "trace.jsonl.gz"
@@ -28,10 +28,18 @@ SAVED_TRACE_NAME = "trace.jsonl.gz"
 # --- asking for the trace -------------------------------------------------------------
 
 
-def _download(scene: Scene, name: str, *extra: str) -> None:
+def _download(
+    scene: Scene, name: str, *extra: str, interrupt_when: threading.Event | None = None
+) -> None:
     task_id = scene.current_task().task_id
     scene.cli = run_bgagent(
-        scene.person(name), "trace", "download", task_id, *extra, env=scene.cli_env
+        scene.person(name),
+        "trace",
+        "download",
+        task_id,
+        *extra,
+        env=scene.cli_env,
+        interrupt_when=interrupt_when,
     )
 
 
@@ -69,39 +77,11 @@ def run_installed_command(name: str, scene: Scene) -> None:
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
 def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
     assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
-    if suite_cli() is not None:  # a CLI in a process of its own gets its own Ctrl-C
-        scene.output = scene.workdir / SAVED_TRACE_NAME
-        scene.cli = run_bgagent(
-            scene.person(name),
-            "trace",
-            "download",
-            scene.current_task().task_id,
-            "-o",
-            str(scene.output),
-            env=scene.cli_env,
-            interrupt_when=gate.stalling,
-        )
-        return
-
-    # Ctrl-C: a real SIGINT, once the CLI is waiting for the rest of the body (the gate
-    # says when it has started stalling; the stall lasts until the scenario ends), never
-    # after a guessed delay. It goes to the main thread, where the CLI runs: sent to the
-    # process, it could reach one of the local servers' threads instead.
-    def interrupt_once_under_way() -> None:
-        if gate.stalling.wait(30):
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    # Ctrl-C at a terminal raises KeyboardInterrupt. A suite started in the background
-    # by a shell inherits SIGINT ignored (and Python then keeps it ignored): the press
-    # is simulated as at a terminal, whatever started the suite.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    interrupter = threading.Thread(target=interrupt_once_under_way, daemon=True)
-    interrupter.start()
-    try:
-        save_trace_to_file(name, scene)
-    finally:
-        interrupter.join()
-        signal.signal(signal.SIGINT, previous)
+    # Ctrl-C once the CLI is waiting for the rest of the body (the gate says when it has
+    # started stalling; the stall lasts until the scenario ends), never after a guessed
+    # delay.
+    scene.output = scene.workdir / SAVED_TRACE_NAME
+    _download(scene, name, "-o", str(scene.output), interrupt_when=gate.stalling)
 
 
 def _trace_link(scene: Scene, name: str) -> str:

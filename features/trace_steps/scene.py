@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,18 +91,23 @@ class Scene:
 
 
 @pytest.fixture(scope="session")
-def scenario_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A folder per scenario, numbered in the order they ran, under one of the session's
-    temporary folders: cheaper than pytest's tmp_path, which scans and re-links its
-    base folder for every test."""
-    root = tmp_path_factory.mktemp("scenarios")
-    return (root / f"{number:04d}" for number in itertools.count(1))
+def scenario_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A new folder for a scenario, numbered in the order they ran and named after it,
+    under one of the session's temporary folders: cheaper than pytest's tmp_path, which
+    scans and re-links its base folder for every test."""
+    root, numbers = tmp_path_factory.mktemp("scenarios"), itertools.count(1)
+
+    def new(name: str) -> Path:
+        readable = re.sub(r"[^\w-]+", "_", name)[:40]
+        folder = root / f"{next(numbers):04d}-{readable}"
+        folder.mkdir()
+        return folder
+
+    return new
 
 
 @pytest.fixture
-def scene(request: pytest.FixtureRequest, scenario_dirs: Iterator[Path]) -> Scene:
-    base = next(scenario_dirs)
-    name = re.sub(r"[^\w-]+", "_", request.node.name)[:40]
-    workdir = base.with_name(f"{base.name}-{name}") / "work"
-    workdir.mkdir(parents=True)
+def scene(request: pytest.FixtureRequest, scenario_dir: Callable[[str], Path]) -> Scene:
+    workdir = scenario_dir(request.node.name) / "work"
+    workdir.mkdir()
     return Scene(workdir=workdir)
