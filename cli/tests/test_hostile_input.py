@@ -181,18 +181,6 @@ def test_a_signal_during_a_download_leaves_no_part_file(config_dir, backend, tmp
 # --- time: the network is judged, never the reader -----------------------------------------
 
 
-def test_the_clock_counts_only_network_time() -> None:
-    fired = threading.Event()
-    clock = NetworkClock(0.5, fired.set)
-    clock.waiting()
-    clock.paused()  # even a busy machine gets here in far less than the budget
-    time.sleep(0.8)  # the consumer's time: not counted
-    assert not clock.expired.is_set()
-    clock.waiting()
-    assert fired.wait(5)  # now the network's time runs out
-    assert clock.expired.is_set()
-
-
 class _FakeMonotonic:
     """The network clock's time, moved by the test alone."""
 
