@@ -21,6 +21,7 @@ from trace_steps.scene import Scene
 
 pytest_plugins = [
     "trace_steps.environment",
+    "trace_steps.conformance",
     "trace_steps.scene",
     "trace_steps.accounts",
     "trace_steps.tasks",

@@ -1,6 +1,7 @@
 """A Lambda function on 127.0.0.1, run as AWS runs it: the Python runtime interface client
 (``awslambdaric``, the same bootstrap as the managed runtime) in a process of its own,
-polling a local Lambda Runtime API.
+polling a local Lambda Runtime API; or, for a Node.js handler, the harness's bridge
+polling the same API (``trace_harness.function_code``).
 
 The process gets only the environment a Lambda gets: the function's variables from
 the infrastructure's definition, the runtime's own (region, credentials, the log
@@ -16,19 +17,17 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
-import trace_infra
 from trace_harness import serving
+from trace_harness.function_code import FunctionCode, python_handler
 from trace_infra.definitions import FunctionDefinition
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -54,10 +53,17 @@ class LocalLambda:
     """One function instance: invocations run one at a time, as on one Lambda instance."""
 
     def __init__(
-        self, function: FunctionDefinition, environment: Mapping[str, str], *, name: str
+        self,
+        function: FunctionDefinition,
+        environment: Mapping[str, str],
+        *,
+        name: str,
+        code: FunctionCode | None = None,
     ) -> None:
+        """``code``: what the function runs; by default the definition's own handler."""
         self.function = function
         self.name = name
+        self.code = code or python_handler(function.handler)
         self._environment = dict(environment)
         self._pending: queue.Queue[Any] = queue.Queue()
         self._running: dict[str, _Invocation] = {}
@@ -73,12 +79,12 @@ class LocalLambda:
         """Start the Runtime API and the runtime's process; the first invocation waits
         for the handler to be imported, as a cold start does."""
         self._server = serving.serve(self)
-        # As on Lambda, the function's code is found in its task root: the folder the
-        # construct packages (the one holding trace_infra), not an installed package.
-        task_root = str(Path(trace_infra.__file__).resolve().parent.parent)
+        # As on Lambda, the function's code is found in its task root (for this
+        # project's handler, the folder the construct packages: the one holding
+        # trace_infra), not in an installed package.
         runtime_env = {
-            "LAMBDA_TASK_ROOT": task_root,
-            "PYTHONPATH": task_root,
+            "LAMBDA_TASK_ROOT": str(self.code.task_root),
+            "_HANDLER": self.code.handler,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self._server.server_port}",
@@ -87,11 +93,11 @@ class LocalLambda:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.function.memory_mb),
             "AWS_LAMBDA_LOG_FORMAT": self.function.log_format,
             "AWS_LAMBDA_LOG_LEVEL": self.function.application_log_level,
-            "PYTHONUNBUFFERED": "1",
+            **dict(self.code.runtime_environment),
             **self._environment,
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.function.handler],
+            self.code.command,
             env=runtime_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -18,6 +18,7 @@ from trace_agent.task_config import TaskConfig
 from trace_harness.api_gateway import CognitoAuthorizer, LocalApiGateway
 from trace_harness.dynamodb_gate import DynamoDbGate
 from trace_harness.footprint import PREFIX, SessionTag, left_over
+from trace_harness.function_code import FunctionCode
 from trace_harness.iam import Identities, Identity, StackArns, statements_for
 from trace_harness.identities import User, UserDirectory, create_user, create_user_pool
 from trace_harness.local_aws import REGION, AwsEndpoint, MotoServer, shared_session
@@ -107,12 +108,17 @@ class LocalStack:
     @classmethod
     @contextmanager
     def running(
-        cls, *, emulator: str | None = None, moto: MotoServer | None = None
+        cls,
+        *,
+        emulator: str | None = None,
+        moto: MotoServer | None = None,
+        code: FunctionCode | None = None,
     ) -> Iterator[LocalStack]:
         """Everything started, and stopped (with what it created) on the way out.
 
         ``emulator``: an AWS emulator that is already running, instead of moto's server;
-        ``moto``: moto's server already launched (``MotoServer.launch``), stopped here.
+        ``moto``: moto's server already launched (``MotoServer.launch``), stopped here;
+        ``code``: the handler the function runs, this project's by default.
         """
         tag = SessionTag.new()
         names = StackNames.for_session(tag)
@@ -147,6 +153,7 @@ class LocalStack:
                 GET_TRACE_URL,
                 function_environment(endpoints, names, function_identity),
                 name=FUNCTION_NAME,
+                code=code,
             )
             function.start()
             stopping.callback(function.stop)

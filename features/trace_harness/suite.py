@@ -3,6 +3,8 @@
 ``TRACE_SUITE_API_URL`` names a stack the suite did not create (see
 ``trace_harness.deployed``); else ``TRACE_SUITE_AWS_ENDPOINT`` names another AWS
 emulator to build the local stack in; else the suite starts its own moto.
+``TRACE_SUITE_HANDLER`` names the handler its local Lambda runs
+(``trace_harness.function_code``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 
 from trace_harness.deployed import ENV_API_URL, DeployedStack, DeployedTarget
+from trace_harness.function_code import ENV_SUITE_HANDLER, FunctionCodeError, function_code
 from trace_harness.local_aws import ENV_SUITE_ENDPOINT, MotoServer
 from trace_harness.local_stack import LocalStack
 from trace_harness.targets import Target, target_for
+from trace_infra.definitions import GET_TRACE_URL
 
 SuiteStack = LocalStack | DeployedStack
 
@@ -43,5 +47,14 @@ def open_suite_stack(
     the server ``launch_moto`` started, and the stack's to stop."""
     deployed = DeployedTarget.from_environment(environ)
     if deployed:
+        if environ.get(ENV_SUITE_HANDLER, "").strip():
+            raise FunctionCodeError(
+                f"{ENV_SUITE_HANDLER} needs the suite's own stack; "
+                f"{ENV_API_URL} points at one it did not create"
+            )
         return DeployedStack.session(deployed)
-    return LocalStack.running(emulator=environ.get(ENV_SUITE_ENDPOINT), moto=moto)
+    return LocalStack.running(
+        emulator=environ.get(ENV_SUITE_ENDPOINT),
+        moto=moto,
+        code=function_code(GET_TRACE_URL.handler, environ),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 from datetime import timedelta
@@ -15,14 +14,22 @@ from pytest_bdd import given, parsers, then, when
 from bgagent.api import ApiClient
 from bgagent.config import config_dir, load_config, load_credentials
 from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
+from trace_harness.phrasebook import Phrasebook
 from trace_harness.s3_gate import ALGORITHM as SIGV4
 from trace_harness.s3_gate import EtagStyle, Fault, S3Gate
 from trace_harness.stack import TraceStack
 from trace_infra.definitions import trace_object_key
 from trace_steps.cli import run_bgagent, run_bgagent_process
-from trace_steps.scene import Scene
+from trace_steps.scene import CliRun, Scene
 
 SAVED_TRACE_NAME = "trace.jsonl.gz"
+
+# The messages steps check without quoting them, by the names the phrasebook gives them.
+WHERE_WRITTEN = "where the trace was written"
+NO_ACCESS = "You do not have access to this task. (FORBIDDEN)"
+NOT_AVAILABLE = "the task did not run with --trace or its upload has not completed"
+RESUBMIT = "how to submit the task again with a trace"
+INTERRUPTED = "interrupted; nothing was saved"
 
 
 # --- asking for the trace -------------------------------------------------------------
@@ -232,8 +239,9 @@ def file_holds_stored_artifact(scene: Scene, stack: TraceStack) -> None:
 
 
 @then(parsers.re(r"(?:she|he) is told where the trace was written"))
-def told_where_written(scene: Scene) -> None:
-    assert scene.last_run().stderr_lines == [f"Wrote {scene.output}"]
+def told_where_written(scene: Scene, phrasebook: Phrasebook) -> None:
+    line = _one_line(scene.last_run())
+    phrasebook.judge(WHERE_WRITTEN, line, **_placeholders(scene))
 
 
 @then("the client receives exactly the gzip artifact stored for the task")
@@ -249,24 +257,21 @@ def client_receives_stored_artifact(scene: Scene, stack: TraceStack) -> None:
         r"the download fails, telling (?:him|her) (?:he|she) does not have access to the task"
     )
 )
-def refused_access(scene: Scene) -> None:
-    message = _one_line_failure(scene)
-    assert "You do not have access to this task. (FORBIDDEN)" in message
+def refused_access(scene: Scene, phrasebook: Phrasebook) -> None:
+    phrasebook.judge(NO_ACCESS, _one_line_failure(scene), **_placeholders(scene))
 
 
 @then(
     "the download fails, explaining that the task did not run with --trace "
     "or its upload has not completed"
 )
-def trace_not_available(scene: Scene) -> None:
-    message = _one_line_failure(scene)
-    assert "did not run with --trace" in message
-    assert "upload has not completed" in message
+def trace_not_available(scene: Scene, phrasebook: Phrasebook) -> None:
+    phrasebook.judge(NOT_AVAILABLE, _one_line_failure(scene), **_placeholders(scene))
 
 
 @then(parsers.re(r"(?:she|he) is told how to submit the task again with a trace"))
-def told_how_to_resubmit(scene: Scene) -> None:
-    assert "submit the task again with --trace" in scene.last_run().stderr
+def told_how_to_resubmit(scene: Scene, phrasebook: Phrasebook) -> None:
+    phrasebook.judge(RESUBMIT, _one_line_failure(scene), **_placeholders(scene))
 
 
 @then("it gave up partway through the trace")
@@ -300,18 +305,19 @@ def earlier_file_unchanged(scene: Scene) -> None:
 
 
 @then(parsers.parse('the download fails and {name} is told "{message}"'))
-def fails_with_message(name: str, message: str, scene: Scene) -> None:
-    """The one line must hold ``message``; a "…" in it stands for any text."""
-    line = _one_line_failure(scene)
-    pattern = ".*".join(re.escape(part) for part in message.split("…"))
-    assert re.search(pattern, line), f"{line!r} does not say {message!r}"
+def fails_with_message(name: str, message: str, scene: Scene, phrasebook: Phrasebook) -> None:
+    """The one line must say ``message``, in the words the phrasebook gives it."""
+    phrasebook.judge(message, _one_line_failure(scene), **_placeholders(scene))
 
 
 @then(parsers.re(r"the download stops, telling (?:him|her) nothing was saved"))
-def interrupted(scene: Scene) -> None:
+def interrupted(scene: Scene, phrasebook: Phrasebook) -> None:
     run = scene.last_run()
-    assert run.exit_code == 128 + signal.SIGINT  # 130, as the shell reports Ctrl-C
-    assert run.stderr_lines == ["bgagent: interrupted; nothing was saved."]
+    interrupted_status = 128 + signal.SIGINT  # 130, as the shell reports Ctrl-C
+    assert run.exit_code == interrupted_status, (
+        f"exit status {run.exit_code}, not {interrupted_status} (interrupted by Ctrl-C)"
+    )
+    phrasebook.judge(INTERRUPTED, _one_line(run), **_placeholders(scene))
 
 
 @then(parsers.re(r"the link (?:she|he) used was signed with AWS Signature Version 4"))
@@ -346,8 +352,27 @@ def _stdout_jsonl(scene: Scene) -> list[dict]:
 
 
 def _one_line_failure(scene: Scene) -> str:
+    """The one line of a failure the CLI expected (exit 1, as opposed to a defect's 70)."""
     run = scene.last_run()
-    assert run.exit_code == 1, run.stderr  # an expected failure, as opposed to a defect (70)
-    assert len(run.stderr_lines) == 1, run.stderr
-    assert "Traceback" not in run.stderr
+    assert run.exit_code == 1, (
+        f"exit status {run.exit_code}, not 1 (a failure the CLI expected); "
+        f"stderr: {run.stderr[-300:]!r}"
+    )
+    return _one_line(run)
+
+
+def _one_line(run: CliRun) -> str:
+    """What the CLI said on stderr: one line, no stack trace."""
+    assert "Traceback" not in run.stderr, f"a stack trace on stderr: {run.stderr[-300:]!r}"
+    assert len(run.stderr_lines) == 1, (
+        f"{len(run.stderr_lines)} lines on stderr, not one: {run.stderr[-300:]!r}"
+    )
     return run.stderr_lines[0]
+
+
+def _placeholders(scene: Scene) -> dict[str, str]:
+    """What a phrasebook entry may name: the task's id, the file written."""
+    values = {"task": scene.task.task_id} if scene.task is not None else {}
+    if scene.output is not None:
+        values["file"] = str(scene.output)
+    return values

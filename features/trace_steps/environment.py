@@ -20,6 +20,7 @@ import pytest
 
 from trace_harness.api_gateway import LocalApiGateway
 from trace_harness.deployed import IncompleteTarget
+from trace_harness.function_code import FunctionCodeError
 from trace_harness.identities import UserDirectory
 from trace_harness.local_aws import MotoServer
 from trace_harness.local_lambda import LocalLambda
@@ -59,8 +60,10 @@ def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
     pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
     try:
         opened = open_suite_stack(moto=moto)
-    except IncompleteTarget as incomplete:  # a deployed target: no moto was launched
-        raise pytest.UsageError(str(incomplete)) from None
+    except (IncompleteTarget, FunctionCodeError) as unusable:
+        if moto is not None:
+            moto.stop()
+        raise pytest.UsageError(str(unusable)) from None
     with opened as running, pytest.MonkeyPatch.context() as shell:
         # The users' shell: for a local stack, bgagent login reaches its user pool.
         for name, value in running.cli_environment().items():

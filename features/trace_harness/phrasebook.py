@@ -1,0 +1,117 @@
+"""The words a CLI uses for each message the scenarios check.
+
+What a CLI does is judged exactly (exit status, stdout bytes, files, one line on
+stderr with no stack trace); the words of its messages are judged against a
+phrasebook: a TOML file whose ``[messages]`` table maps each message, named as the
+scenarios name it, to how the CLI under judgement says it. This project's own
+wording is ``features/phrasebook.toml``, the default; ``TRACE_SUITE_PHRASEBOOK``
+names another.
+
+An entry is either text, where ``…`` stands for any text, or ``{ regex = "…" }``;
+either must match the whole line. ``{file}`` and ``{task}`` stand for the file
+written and the task's id, where the message has them. A message missing from the
+book fails its scenario, saying so: it never passes unjudged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
+DEFAULT_PHRASEBOOK = Path(__file__).resolve().parents[1] / "phrasebook.toml"
+ANY_TEXT = "…"
+PLACEHOLDERS = ("file", "task")
+_TOKEN = re.compile(r"(…|\{(?:" + "|".join(PLACEHOLDERS) + r")\})")
+
+
+class PhrasebookError(Exception):
+    """The phrasebook cannot be read, or one of its entries is not a pattern."""
+
+
+class WordingDiffers(AssertionError):
+    """The CLI said the message, in words its phrasebook does not give."""
+
+
+class MissingPhrase(AssertionError):
+    """The phrasebook does not say how the CLI words a message a scenario checks."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    written: str  # as the phrasebook writes it
+    is_regex: bool
+
+    def pattern(self, values: Mapping[str, str]) -> re.Pattern[str]:
+        if self.is_regex:
+            source = self.written
+            for name, value in values.items():
+                source = source.replace("{" + name + "}", re.escape(value))
+            return re.compile(source)
+        parts = []
+        for token in _TOKEN.split(self.written):
+            if token == ANY_TEXT:
+                parts.append(".*")
+            elif token.startswith("{") and token[1:-1] in values:
+                parts.append(re.escape(values[token[1:-1]]))
+            else:
+                parts.append(re.escape(token))
+        return re.compile("".join(parts))
+
+
+@dataclass
+class Phrasebook:
+    path: Path
+    entries: dict[str, Entry]
+    asked: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, path: Path) -> Phrasebook:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise PhrasebookError(f"phrasebook {path}: {err}") from None
+        messages = document.get("messages")
+        if not isinstance(messages, dict):
+            raise PhrasebookError(f"phrasebook {path}: no [messages] table")
+        return cls(path, {key: _entry(path, key, value) for key, value in messages.items()})
+
+    def judge(self, message: str, line: str, **values: str) -> None:
+        """``line`` must say ``message`` in this phrasebook's words; raises
+        WordingDiffers or MissingPhrase (both AssertionErrors) when it does not."""
+        self.asked.add(message)
+        entry = self.entries.get(message)
+        if entry is None:
+            self.missing.add(message)
+            raise MissingPhrase(
+                f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})'
+            )
+        if not entry.pattern(values).fullmatch(line):
+            raise WordingDiffers(
+                f'the wording of "{message}" differs: the phrasebook {self.path.name} '
+                f"gives {entry.written!r}, the CLI said {line!r}"
+            )
+
+
+def _entry(path: Path, key: str, value: object) -> Entry:
+    if isinstance(value, str):
+        return Entry(value, is_regex=False)
+    if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
+        try:
+            re.compile(_TOKEN.sub("x", value["regex"]))
+        except re.error as err:
+            raise PhrasebookError(f'phrasebook {path}: "{key}": {err}') from None
+        return Entry(value["regex"], is_regex=True)
+    raise PhrasebookError(
+        f'phrasebook {path}: "{key}" must be text or {{ regex = "…" }}, not {value!r}'
+    )
+
+
+def phrasebook_path(environ: Mapping[str, str] = os.environ) -> Path:
+    named = environ.get(ENV_PHRASEBOOK, "").strip()
+    return Path(named).expanduser().resolve() if named else DEFAULT_PHRASEBOOK
