@@ -6,7 +6,10 @@ pytest-bdd 9 writes an empty list) for the results, and each feature file's
 syntax tree (the official Gherkin parser) for its structure: the feature's
 description, its background, each rule and scenario with its steps and their
 results, each outline with its examples tables, and the regressions the suite
-keeps out (``@regression``). No server, no script: open the file in a browser.
+keeps out (``@regression``). With ``--conformance`` (the suite's
+``--conformance-report``), it also names the CLI, handler and phrasebook the run
+judged, and where each failed scenario differed. No server, no script: open the file
+in a browser.
 """
 
 from __future__ import annotations
@@ -86,7 +89,10 @@ def _scenarios(feature: Node) -> tuple[Node | None, list[Scenario]]:
     return background, scenarios
 
 
-def render(features: list[Node], root: Path, *, generated: datetime) -> str:
+def render(
+    features: list[Node], root: Path, *, generated: datetime, judged: Node | None = None
+) -> str:
+    """The page; ``judged``: the suite's conformance report (``--conformance-report``)."""
     totals = {"passed": 0, "failed": 0, "skipped": 0, "undefined": 0}
     body, toc, regressions = [], [], []
     for index, reported in enumerate(features):
@@ -140,7 +146,39 @@ def render(features: list[Node], root: Path, *, generated: datetime) -> str:
             if regressions
             else ""
         ),
+        judged=_judged_html(judged) if judged else "",
         body="\n".join(body),
+    )
+
+
+def _judged_html(judged: Node) -> str:
+    """What the run judged, and where each failed scenario differed."""
+    named = "".join(
+        f"<dt>{escape(part)}</dt><dd>{escape(name)}</dd>"
+        for part, name in judged["implementations"].items()
+    )
+    failed = "".join(
+        f'<li class="failed"><span class="mark">{STATUS_MARK["failed"]}</span>'
+        f"<b>{escape(': '.join(p for p in (d['feature'], d['scenario']) if p))}</b>"
+        + (f" [{escape(d['example'])}]" if d["example"] else "")
+        + f'<div class="step">{escape(d["step"])}</div>'
+        f'<div><span class="kind">{escape(d["kind"])}</span>: {escape(d["detail"])}</div></li>'
+        for d in judged["failed"]
+    )
+    missing = "".join(f"<li>{escape(m)}</li>" for m in judged["missing_from_phrasebook"])
+    ran = judged["scenarios"]
+    return (
+        '<section class="judged"><h2>What was judged</h2>'
+        f"<dl>{named}</dl>"
+        f"<p>{ran['ran']} scenarios ran: {ran['passed']} passed, {len(judged['failed'])} failed."
+        "</p>"
+        + (f'<ul class="differences">{failed}</ul>' if failed else "")
+        + (
+            f"<p>The phrasebook has no entry for these messages:</p><ul>{missing}</ul>"
+            if missing
+            else ""
+        )
+        + "</section>"
     )
 
 
@@ -313,12 +351,21 @@ _PAGE = """<!doctype html>
   table.examples tr.passed td.mark {{ color: var(--ok); }}
   table.examples tr.failed td {{ color: var(--bad); }}
   table.examples tr.skipped td {{ color: var(--skip); }}
+  .judged dl {{ display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; }}
+  .judged dt {{ font-weight: 600; }} .judged dd {{ margin: 0; }}
+  .differences {{ list-style: none; padding-left: 8px; }}
+  .differences li {{ margin: 8px 0; }} .differences .mark {{ color: var(--bad); width: 20px;
+                                                            display: inline-block; }}
+  .differences .step, .differences .kind {{ font-family: ui-monospace, Menlo, monospace;
+                                           font-size: 13px; }}
+  .differences .kind {{ font-weight: 700; color: var(--bad); }}
 </style></head>
 <body><main>
 <header><h1>{title}</h1>
 <div class="meta">Generated {generated} from one run of the acceptance suite: {run} scenarios.</div>
 {summary}</header>
 <nav><ul>{toc}</ul></nav>
+{judged}
 {regressions}
 {body}
 </main></body></html>
@@ -335,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="where the feature files' paths start"
     )
+    parser.add_argument(
+        "--conformance",
+        type=Path,
+        metavar="JSON",
+        help="the suite's --conformance-report: what was judged, and how failures differed",
+    )
     args = parser.parse_args(argv)
     features = json.loads(args.cucumber_json.read_text(encoding="utf-8"))
     if not features:
@@ -345,7 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(features, args.root, generated=datetime.now(UTC)), "utf-8")
+    judged = None
+    if args.conformance is not None:
+        judged = json.loads(args.conformance.read_text(encoding="utf-8"))
+    page = render(features, args.root, generated=datetime.now(UTC), judged=judged)
+    args.output.write_text(page, "utf-8")
     print(f"Wrote {args.output}", file=sys.stderr)
     return 0
 

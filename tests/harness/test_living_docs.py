@@ -133,3 +133,49 @@ def test_the_command_writes_the_page(tmp_path: Path) -> None:
     out = tmp_path / "docs" / "living-docs.html"
     assert main([str(source), str(out), "--root", str(tmp_path)]) == 0
     assert out.read_text().startswith("<!doctype html>")
+
+
+JUDGED = {
+    "implementations": {"CLI": "node <their>/bgagent.js, as a process of its own"},
+    "scenarios": {"ran": 3, "passed": 2},
+    "failed": [
+        {
+            "feature": "Things",
+            "scenario": "Many",
+            "example": "2 | two",
+            "step": "Then it says two",
+            "kind": "wording",
+            "detail": "the CLI said 'deux'",
+        }
+    ],
+    "missing_from_phrasebook": ["it says <three>"],
+}
+
+
+def test_the_page_names_what_was_judged_and_where_each_failure_differed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "things.feature").write_text(FEATURE)
+    page = render(cucumber(), tmp_path, generated=datetime.now(UTC), judged=JUDGED)
+    judged = page.split("<h2>What was judged</h2>", 1)[1].split("</section>", 1)[0]
+    assert "<dt>CLI</dt><dd>node &lt;their&gt;/bgagent.js, as a process of its own</dd>" in judged
+    assert "3 scenarios ran: 2 passed, 1 failed." in judged
+    assert "<b>Things: Many</b> [2 | two]" in judged
+    assert '<div class="step">Then it says two</div>' in judged
+    assert '<span class="kind">wording</span>: the CLI said &#x27;deux&#x27;' in judged
+    assert "<li>it says &lt;three&gt;</li>" in judged
+
+
+def test_without_a_conformance_report_nothing_is_said_of_what_was_judged(tmp_path: Path) -> None:
+    (tmp_path / "things.feature").write_text(FEATURE)
+    assert "What was judged" not in render(cucumber(), tmp_path, generated=datetime.now(UTC))
+
+
+def test_the_command_reads_the_conformance_report(tmp_path: Path) -> None:
+    source, judged = tmp_path / "cucumber.json", tmp_path / "conformance.json"
+    source.write_text(json.dumps(cucumber()))
+    judged.write_text(json.dumps(JUDGED))
+    (tmp_path / "things.feature").write_text(FEATURE)
+    out = tmp_path / "living-docs.html"
+    assert main([str(source), str(out), "--root", str(tmp_path), "--conformance", str(judged)]) == 0
+    assert "<h2>What was judged</h2>" in out.read_text()

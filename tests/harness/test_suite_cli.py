@@ -3,13 +3,11 @@ process of its own, for every sign-in, download and interruption."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from trace_testing.suite_runs import run_acceptance_suite
 
 
 def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -> None:
@@ -23,32 +21,12 @@ def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -
         "    log.write(' '.join(sys.argv[1:3]) + '\\n')\n"
         f"os.execv({installed!r}, [{installed!r}, *sys.argv[1:]])\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "integration",
-            "features/test_trace_download.py",
-            "features/test_trace_faults.py",
-            "-k",
-            "keeps_the_stored_artifact_byte_for_byte or ctrlc",
-        ],
-        cwd=ROOT,
-        # A session of its own: sharing this one's temporary root, its clean-up (the
-        # project keeps no temporary folders) would remove this test's folder too.
-        env={
-            **{name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")},
-            "TRACE_SUITE_CLI": f"{sys.executable} {logged}",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "features/test_trace_faults.py",
+        "-k",
+        "keeps_the_stored_artifact_byte_for_byte or ctrlc",
+        env={"TRACE_SUITE_CLI": f"{sys.executable} {logged}"},
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 passed" in done.stdout

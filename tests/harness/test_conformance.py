@@ -1,0 +1,126 @@
+"""The suite as a conformance kit: another phrasebook or handler, whole runs judged, and
+the report of what differed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
+from trace_infra.definitions import GET_TRACE_URL
+from trace_testing.suite_runs import ROOT, run_acceptance_suite
+
+CHANGED = "The download was interrupted"
+
+
+def test_a_phrasebook_that_words_one_message_otherwise_fails_exactly_its_scenarios(
+    tmp_path: Path,
+) -> None:
+    """With this project's handler named as a foreign Python handler is named."""
+    theirs = tmp_path / "theirs.toml"
+    entry = re.compile(rf'^"{CHANGED}" = .*$', re.MULTILINE)
+    default = DEFAULT_PHRASEBOOK.read_text(encoding="utf-8")
+    assert len(entry.findall(default)) == 1
+    theirs.write_text(entry.sub(f'"{CHANGED}" = "Error: connection lost"', default))
+    report = tmp_path / "conformance.json"
+
+    done = run_acceptance_suite(
+        "features/",
+        f"--conformance-report={report}",
+        env={ENV_PHRASEBOOK: str(theirs), "TRACE_SUITE_HANDLER": GET_TRACE_URL.handler},
+    )
+
+    judged = json.loads(report.read_text())
+    # Every step that checks the message, as the feature files hold it: a quoted step,
+    # or a row of an outline's examples.
+    checking = sum(
+        text.count(f'told "{CHANGED}"') + text.count(f"| {CHANGED} ")
+        for text in (p.read_text() for p in (ROOT / "features").glob("*.feature"))
+    )
+    assert checking >= 3
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert len(judged["failed"]) == checking
+    assert judged["scenarios"]["ran"] - judged["scenarios"]["passed"] == checking
+    for failed in judged["failed"]:
+        assert failed["step"].endswith(f'is told "{CHANGED}"')
+        assert failed["kind"] == "wording"
+        assert failed["detail"].startswith(
+            f'the wording of "{CHANGED}" differs: the phrasebook theirs.toml gives '
+            "'Error: connection lost', the CLI said 'bgagent: The download was interrupted ("
+        )
+    assert judged["missing_from_phrasebook"] == []
+    assert judged["implementations"]["phrasebook"] == str(theirs)
+    assert judged["implementations"]["handler"].startswith(f"{GET_TRACE_URL.handler} (Python")
+    # The terminal says the same.
+    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert f"phrasebook: {theirs}\n" in summary
+    assert f"{judged['scenarios']['ran']} scenarios ran:" in summary
+    assert summary.count(f'wording: the wording of "{CHANGED}" differs') == checking
+
+
+def test_a_missing_entry_fails_its_scenario_and_is_listed(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.toml"
+    theirs.write_text('[messages]\n"where the trace was written" = "Wrote {file}"\n')
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "byte_for_byte or another_user_is_refused",
+        env={ENV_PHRASEBOOK: str(theirs)},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "1 failed, 2 passed" in done.stdout
+    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert "Another user is refused and receives nothing" in summary
+    assert "no phrasebook entry: the phrasebook" in summary
+    assert (
+        "The phrasebook has no entry for 1 message(s) the scenarios check:\n"
+        '    "You do not have access to this task. (FORBIDDEN)"'
+    ) in summary
+
+
+def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Path) -> None:
+    """A handler written for this test: it refuses every caller, as the contract says a
+    stranger is refused, and notes each call."""
+    calls = tmp_path / "calls.txt"
+    handler = tmp_path / "refuse.mjs"
+    handler.write_text(
+        'import { appendFileSync } from "node:fs";\n'
+        "export const handler = async (event, context) => {\n"
+        f"  appendFileSync({json.dumps(str(calls))}, "
+        "`${event.pathParameters.task_id} ${event.requestContext.authorizer.claims.sub}\\n`);\n"
+        "  const error = { code: 'FORBIDDEN', message: 'You do not have access to this task.',"
+        " request_id: context.awsRequestId };\n"
+        "  return { statusCode: 403, headers: { 'Content-Type': 'application/json' },"
+        " body: JSON.stringify({ error }) };\n"
+        "};\n"
+    )
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "another_user_is_refused",
+        env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout
+    [call] = calls.read_text().splitlines()
+    task_id, caller = call.split(" ")
+    assert task_id.startswith("task-")
+    assert caller  # from the claims the gateway verified
+    assert f"handler: {handler}:handler (Node.js v" in done.stdout
+
+
+def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[messages\n")
+    for env, says in (
+        ({ENV_PHRASEBOOK: str(broken)}, f"phrasebook {broken}:"),
+        ({"TRACE_SUITE_HANDLER": "no_such_module_here.handle"}, "no module"),
+    ):
+        done = run_acceptance_suite("features/test_trace_download.py", env=env)
+        assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+        [line] = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")]
+        assert says in line
+        assert "Traceback" not in done.stderr

@@ -1,0 +1,101 @@
+"""TRACE_SUITE_HANDLER: which code the local Lambda runs, and how it is started."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import trace_infra
+from trace_harness.function_code import (
+    BRIDGE,
+    ENV_SUITE_HANDLER,
+    FunctionCodeError,
+    function_code,
+)
+from trace_harness.suite import open_suite_stack
+from trace_infra.definitions import GET_TRACE_URL
+
+MINE = GET_TRACE_URL.handler
+
+
+def test_unset_it_is_this_projects_handler_from_the_folder_the_construct_packages() -> None:
+    for environ in ({}, {ENV_SUITE_HANDLER: " "}):
+        code = function_code(MINE, environ)
+        assert code.command == (sys.executable, "-m", "awslambdaric", MINE)
+        assert code.task_root == Path(trace_infra.__file__).resolve().parent.parent
+        assert code.handler == MINE
+        assert dict(code.runtime_environment)["PYTHONPATH"] == str(code.task_root)
+
+
+def test_this_projects_handler_named_by_its_import_path_runs_as_when_unset() -> None:
+    assert function_code(MINE, {ENV_SUITE_HANDLER: MINE}) == function_code(MINE, {})
+
+
+def test_a_python_module_of_their_own_runs_from_its_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "their_handler.py").write_text("def handle(event, context):\n    return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_handler.handle"})
+    assert code.command[-1] == "their_handler.handle"
+    assert code.task_root == tmp_path.resolve()
+    assert "their_handler.handle (Python" in code.description
+    assert "their_handler" not in sys.modules  # found, not imported
+
+
+def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
+    for name in ("handler.js", "handler.mjs", "handler.cjs"):
+        file = tmp_path / name
+        file.write_text("exports.handle = async () => ({});\n")
+        code = function_code(MINE, {ENV_SUITE_HANDLER: f"{file}:handle"})
+        assert code.command[1:] == (str(BRIDGE), str(file.resolve()), "handle")
+        assert Path(code.command[0]).name == "node"
+        assert code.task_root == tmp_path.resolve()
+        assert code.handler == "handler.handle"
+        assert "Node.js v" in code.description
+
+
+@pytest.mark.parametrize(
+    ("named", "says"),
+    [
+        ("lambda_handler", "a Python handler is named module.function"),
+        (".lambda_handler", "a Python handler is named module.function"),
+        ("trace_infra.", "a Python handler is named module.function"),
+        ("no_such_module_here.handle", "no module 'no_such_module_here' on this Python's path"),
+        ("{absent}/handler.js:handle", "no file"),
+        ("{absent}/handler.mjs:", "name the export after ':'"),
+    ],
+)
+def test_a_handler_that_cannot_run_is_refused_in_one_line(
+    tmp_path: Path, named: str, says: str
+) -> None:
+    with pytest.raises(FunctionCodeError) as refused:
+        function_code(MINE, {ENV_SUITE_HANDLER: named.format(absent=tmp_path / "absent")})
+    assert says in str(refused.value)
+    assert ENV_SUITE_HANDLER in str(refused.value)
+
+
+def test_a_node_handler_without_node_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "handler.js"
+    file.write_text("")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(FunctionCodeError, match="needs node on PATH"):
+        function_code(MINE, {ENV_SUITE_HANDLER: f"{file}:handle"})
+
+
+def test_a_stack_the_suite_did_not_create_keeps_its_own_handler() -> None:
+    environ = {
+        "TRACE_SUITE_API_URL": "https://api.invalid/prod",
+        "TRACE_SUITE_USER_POOL_ID": "us-east-1_x",
+        "TRACE_SUITE_CLIENT_ID": "client",
+        "TRACE_ARTIFACTS_BUCKET_NAME": "bucket",
+        "TASK_TABLE_NAME": "table",
+        "AWS_REGION": "us-east-1",
+        ENV_SUITE_HANDLER: MINE,
+    }
+    with pytest.raises(FunctionCodeError, match="needs the suite's own stack"):
+        open_suite_stack(environ)

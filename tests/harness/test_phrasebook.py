@@ -1,0 +1,189 @@
+"""The phrasebook: how the CLI under judgement words each message the scenarios check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from trace_harness.living_docs import parse_feature
+from trace_harness.phrasebook import (
+    DEFAULT_PHRASEBOOK,
+    ENV_PHRASEBOOK,
+    MissingPhrase,
+    Phrasebook,
+    PhrasebookError,
+    WordingDiffers,
+    phrasebook_path,
+)
+from trace_steps import downloads
+
+FEATURES = Path(__file__).resolve().parents[2] / "features"
+
+
+def book(tmp_path: Path, body: str) -> Phrasebook:
+    path = tmp_path / "theirs.toml"
+    path.write_text("[messages]\n" + body, encoding="utf-8")
+    return Phrasebook.load(path)
+
+
+def test_text_must_match_the_whole_line(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"refused" = "error: refused"\n')
+    phrases.judge("refused", "error: refused")
+    for line in ("error: refused.", "fatal error: refused", "error: REFUSED", ""):
+        with pytest.raises(WordingDiffers):
+            phrases.judge("refused", line)
+
+
+def test_an_ellipsis_stands_for_any_text_even_none(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"lost" = "error: lost (…); retry"\n')
+    phrases.judge("lost", "error: lost (ProtocolError); retry")
+    phrases.judge("lost", "error: lost (); retry")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("lost", "error: lost; retry")
+
+
+def test_text_is_literal_where_it_holds_regex_characters(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"gone" = "Task a.b not found. (TASK_NOT_FOUND)"\n')
+    phrases.judge("gone", "Task a.b not found. (TASK_NOT_FOUND)")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("gone", "Task aXb not found. (TASK_NOT_FOUND)")
+
+
+def test_placeholders_stand_for_the_file_and_the_task_exactly(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"saved" = "Saved {task} to {file}"\n')
+    odd = "/tmp/a+b (1).*.gz"  # regex characters in a path are text
+    phrases.judge("saved", f"Saved t-1 to {odd}", task="t-1", file=odd)
+    with pytest.raises(WordingDiffers):
+        phrases.judge("saved", "Saved t-1 to /tmp/aab (1)x.gz", task="t-1", file=odd)
+    with pytest.raises(WordingDiffers):
+        phrases.judge("saved", f"Saved t-2 to {odd}", task="t-1", file=odd)
+
+
+def test_a_placeholder_the_message_does_not_have_is_text(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"saved" = "Saved {file}"\n')
+    phrases.judge("saved", "Saved {file}")
+
+
+def test_a_regex_entry_must_match_the_whole_line_and_may_use_placeholders(
+    tmp_path: Path,
+) -> None:
+    phrases = book(tmp_path, "\"saved\" = { regex = '(?i)wrote [0-9]{2} bytes to {file}' }\n")
+    phrases.judge("saved", "WROTE 12 bytes to /tmp/x.gz", file="/tmp/x.gz")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("saved", "wrote 12 bytes to /tmp/x.gz!", file="/tmp/x.gz")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("saved", "wrote 123 bytes to /tmp/x.gz", file="/tmp/x.gz")
+
+
+def test_a_difference_names_the_message_the_entry_and_what_the_cli_said(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"refused" = "error: refused"\n')
+    with pytest.raises(WordingDiffers) as differs:
+        phrases.judge("refused", "nope")
+    assert str(differs.value) == (
+        "the wording of \"refused\" differs: the phrasebook theirs.toml gives 'error: refused', "
+        "the CLI said 'nope'"
+    )
+    assert isinstance(differs.value, AssertionError)  # a scenario fails, never errors
+
+
+def test_a_missing_entry_fails_and_is_remembered_never_passed(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"refused" = "…"\n')
+    with pytest.raises(MissingPhrase) as missing:
+        phrases.judge("timed out", "error: timed out")
+    assert isinstance(missing.value, AssertionError)
+    assert str(missing.value) == (
+        f'the phrasebook {phrases.path} has no entry for "timed out" '
+        "(the CLI said 'error: timed out')"
+    )
+    assert phrases.missing == {"timed out"}
+    assert phrases.asked == {"timed out"}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[messages\n", "phrasebook"),
+        ('"a" = "b"\n', "no [messages] table"),
+        ("messages = 3\n", "no [messages] table"),
+        ('[messages]\n"a" = 3\n', '"a" must be text or { regex = "…" }, not 3'),
+        ('[messages]\n"a" = { text = "b" }\n', '"a" must be text or'),
+        ('[messages]\n"a" = { regex = "b", also = "c" }\n', '"a" must be text or'),
+        ('[messages]\n"a" = { regex = 3 }\n', '"a" must be text or'),
+        ("[messages]\n\"a\" = { regex = '(unclosed' }\n", '"a": missing ), unterminated'),
+    ],
+)
+def test_an_unusable_phrasebook_is_refused_in_one_line(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "theirs.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PhrasebookError) as refused:
+        Phrasebook.load(path)
+    assert says in str(refused.value)
+    assert str(path) in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_phrasebook_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    for unreadable in (tmp_path / "absent.toml", tmp_path):
+        with pytest.raises(PhrasebookError, match="phrasebook"):
+            Phrasebook.load(unreadable)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[messages]")
+    with pytest.raises(PhrasebookError, match="phrasebook"):
+        Phrasebook.load(binary)
+
+
+def test_the_environment_names_the_phrasebook(tmp_path: Path) -> None:
+    assert phrasebook_path({}) == DEFAULT_PHRASEBOOK
+    assert phrasebook_path({ENV_PHRASEBOOK: "  "}) == DEFAULT_PHRASEBOOK
+    theirs = tmp_path / "theirs.toml"
+    assert phrasebook_path({ENV_PHRASEBOOK: str(theirs)}) == theirs
+
+
+def messages_the_scenarios_check() -> set[str]:
+    """Every quoted message of an `is told "…"` step (outlines: per example row), and
+    the messages steps check by name."""
+    told = re.compile(r' is told "(.*)"$')
+    checked = {
+        downloads.WHERE_WRITTEN,
+        downloads.NO_ACCESS,
+        downloads.NOT_AVAILABLE,
+        downloads.RESUBMIT,
+        downloads.INTERRUPTED,
+    }
+    for feature_file in sorted(FEATURES.glob("*.feature")):
+        for child in parse_feature(feature_file)["children"]:
+            scenario = child.get("scenario")
+            if scenario is None:
+                continue
+            rows = [
+                {
+                    header["value"]: cell["value"]
+                    for header, cell in zip(
+                        examples["tableHeader"]["cells"], row["cells"], strict=True
+                    )
+                }
+                for examples in scenario["examples"]
+                for row in examples["tableBody"]
+            ] or [{}]
+            for step in scenario["steps"]:
+                found = told.search(step["text"])
+                if found is None:
+                    continue
+                for row in rows:
+                    message = found.group(1)
+                    for name, value in row.items():
+                        message = message.replace(f"<{name}>", value)
+                    checked.add(message)
+    return checked
+
+
+def test_the_default_phrasebook_words_every_message_the_scenarios_check_and_no_other() -> None:
+    default = Phrasebook.load(DEFAULT_PHRASEBOOK)
+    checked = messages_the_scenarios_check()
+    assert len(checked) > 20
+    assert sorted(checked - set(default.entries)) == []
+    assert sorted(set(default.entries) - checked) == []
