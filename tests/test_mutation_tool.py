@@ -32,6 +32,14 @@ def test_a_line_no_test_runs_is_unreached_and_a_file_of_its_own_process_runs_all
     assert own.tests_for(mutant()) is None  # the whole suite
 
 
+def test_the_layers_are_pinned_by_their_tests_and_the_harness_by_its_own() -> None:
+    for production in ("cli/bgagent/download.py", "agent/trace_agent/upload.py"):
+        assert mutate.suites_for(production) == ["acceptance", "unit"]
+    for harness in ("features/trace_harness/phrasebook.py", "tests/support/trace_testing/x.py"):
+        assert mutate.suites_for(harness) == ["acceptance", "harness"]
+    assert mutate.SUITES["harness"][1] == ["tests/harness"]
+
+
 def test_a_module_is_used_by_the_tests_that_run_it_or_import_it(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_a.py").write_text("from bgagent import config\n")

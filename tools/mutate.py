@@ -11,7 +11,8 @@ working tree's tracked files are copied to a temporary directory, one copy per
 worker, and only the copies are ever edited.
 
 Each mutant is tried against the acceptance suite alone, then, if it survived, against
-the layers' own tests; "killed by all tests" means either killed it. A mutant is
+the layers' own tests (for the acceptance harness's own code, under ``features/`` or
+``tests/support/``: the harness's tests); "killed by all tests" means either killed it. A mutant is
 killed when its tests fail (pytest's exit status 1) or run past their time limit; any
 other ending (pytest's own errors, a signal) is recorded as an error, never a kill.
 
@@ -81,6 +82,7 @@ OWN_PROCESS = {
         "cdk/trace_infra/definitions.py",
     },
     "unit": set(),
+    "harness": set(),
 }
 # The code, found first in each copy (the editable install would find this tree's).
 SOURCE_PATHS = ["agent", "cdk", "cli", "features", "tests/support"]
@@ -91,7 +93,18 @@ SUITES = {
     # The layers' own tests, with the infrastructure's template tests: those pin the
     # definitions (a bucket's lifetime, an index) that no other test can see.
     "unit": ([], ["agent/tests", "cli/tests", "cdk/tests"]),
+    # The harness's own tests: they pin the acceptance harness's code (the phrasebook,
+    # the handler it runs, the report of what was judged) when that is what is mutated.
+    "harness": ([], ["tests/harness"]),
 }
+HARNESS_CODE = ("features/", "tests/support/")
+
+
+def suites_for(file: str) -> list[str]:
+    """The suites a mutant of ``file`` is tried against, in order."""
+    return ["acceptance", "harness" if file.startswith(HARNESS_CODE) else "unit"]
+
+
 Key = tuple[str, str, int]
 
 
@@ -193,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             "measuring which tests run which line",
             file=sys.stderr,
         )
-        coverage = {suite: _coverage(base, scratch, suite) for suite in SUITES}
+        needed = [s for s in SUITES if any(s in suites_for(file) for file in args.files)]
+        coverage = {suite: _coverage(base, scratch, suite, args.files) for suite in needed}
         if args.plan:
             print(_plan(mutants, coverage))
             return 0
@@ -345,10 +359,13 @@ class Coverage:
         return sorted(tests)
 
 
-def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
+def _coverage(tree: Path, scratch: Path, suite: str, files: list[str]) -> Coverage:
     data_file = scratch / f"coverage-{suite}"
     # Folders: coverage takes a file path for a module name and measures nothing.
-    folders = {(tree / path).parent if path.endswith(".py") else tree / path for path in PRODUCTION}
+    folders = {
+        (tree / path).parent if path.endswith(".py") else tree / path
+        for path in [*PRODUCTION, *files]
+    }
     sources = [f"--cov={folder}" for folder in sorted(folders)]
     options, paths = SUITES[suite]
     hooks = _subprocess_coverage_hooks(scratch)
@@ -377,7 +394,7 @@ def _coverage(tree: Path, scratch: Path, suite: str) -> Coverage:
         for (file, line), contexts in _lines_of(data_path, tree).items():
             by_line[(file, line)].update(contexts)
     if not by_line:
-        sys.exit(f"mutate: the {suite} tests measured no production code in {tree}")
+        sys.exit(f"mutate: the {suite} tests measured none of the code in {tree}")
     collected = _collected(tree, environment, [*options, *paths])
     return Coverage(by_line, seconds, _users(tree, by_line, collected), OWN_PROCESS[suite])
 
@@ -586,21 +603,22 @@ def _try(mutant: Mutant, tree: Path, coverage: dict[str, Coverage], temporary: P
     try:
         original, mutated = _mutated_source(tree, mutant)
     except Exception:  # cosmic-ray cannot make it (an exception named `module.Name`)
-        outcome.suites = {suite: "invalid" for suite in SUITES}
+        outcome.suites = {suite: "invalid" for suite in suites_for(mutant.file)}
         return outcome
     if mutated is None:
-        outcome.suites = {suite: "unreached" for suite in SUITES}
+        outcome.suites = {suite: "unreached" for suite in suites_for(mutant.file)}
         return outcome
     try:
         compile(mutated, mutant.file, "exec")
     except SyntaxError:  # no program: cosmic-ray also "multiplies" a signature's bare `*`
-        outcome.suites = {suite: "invalid" for suite in SUITES}
+        outcome.suites = {suite: "invalid" for suite in suites_for(mutant.file)}
         return outcome
     outcome.change = _changed_lines(original, mutated)
     path = tree / mutant.file
     _write_fresh(path, mutated)
     try:
-        for suite, (options, everything) in SUITES.items():
+        for suite in suites_for(mutant.file):
+            options, everything = SUITES[suite]
             if outcome.killed or STOPPING.is_set():
                 break
             tests = coverage[suite].tests_for(mutant)
@@ -727,8 +745,8 @@ def _equivalents() -> dict[Key, Equivalent]:
 
 def _plan(mutants: list[Mutant], coverage: dict[str, Coverage]) -> str:
     lines = [f"{len(mutants)} mutants"]
-    for suite in SUITES:
-        plans = [coverage[suite].tests_for(m) for m in mutants]
+    for suite in coverage:
+        plans = [coverage[suite].tests_for(m) for m in mutants if suite in suites_for(m.file)]
         narrowed = [len(p) for p in plans if p]
         lines.append(
             f"{suite} ({coverage[suite].seconds:.0f} s whole): {len(narrowed)} narrowed "
