@@ -19,7 +19,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
@@ -39,6 +39,10 @@ class WordingDiffers(AssertionError):
 
 class MissingPhrase(AssertionError):
     """The phrasebook does not say how the CLI words a message a scenario checks."""
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(text)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,6 @@ class Entry:
 class Phrasebook:
     path: Path
     entries: dict[str, Entry]
-    asked: set[str] = field(default_factory=set)
-    missing: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path) -> Phrasebook:
@@ -84,12 +86,11 @@ class Phrasebook:
     def judge(self, message: str, line: str, **values: str) -> None:
         """``line`` must say ``message`` in this phrasebook's words; raises
         WordingDiffers or MissingPhrase (both AssertionErrors) when it does not."""
-        self.asked.add(message)
         entry = self.entries.get(message)
         if entry is None:
-            self.missing.add(message)
             raise MissingPhrase(
-                f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})'
+                f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})',
+                message,
             )
         if not entry.pattern(values).fullmatch(line):
             raise WordingDiffers(

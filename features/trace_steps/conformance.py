@@ -14,7 +14,7 @@ import json
 import os
 import shlex
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,26 +46,75 @@ class Difference:
     step: str
     kind: str  # "behaviour", "wording" or "no phrasebook entry"
     detail: str
+    message: str = ""  # for a missing entry: the message the phrasebook lacks
 
 
-@dataclass
 class Judgement:
-    implementations: dict[str, str]
-    phrasebook: Phrasebook
-    ran: int = 0
-    passed: int = 0
-    differences: dict[str, Difference] = field(default_factory=dict)  # by test id
+    """What one run judged, and how its failed scenarios differed: kept by the process
+    that reports (under xdist, the controller), from the reports the scenarios sent."""
+
+    def __init__(self, implementations: dict[str, str]) -> None:
+        self.implementations = implementations
+        self.ran: set[str] = set()
+        self.differences: dict[str, Difference] = {}  # by test id
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted({d.message for d in self.differences.values() if d.kind == NO_ENTRY})
 
     def as_json(self) -> dict[str, Any]:
         return {
             "implementations": self.implementations,
-            "scenarios": {"ran": self.ran, "passed": self.passed},
+            "scenarios": {"ran": len(self.ran), "passed": len(self.ran - set(self.differences))},
             "failed": [asdict(d) for d in self.differences.values()],
-            "missing_from_phrasebook": sorted(self.phrasebook.missing),
+            "missing_from_phrasebook": self.missing,
         }
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "integration" not in report.keywords or report.skipped:
+            return
+        self.ran.add(report.nodeid)
+        for name, value in report.user_properties:
+            if name == _PROPERTY and isinstance(value, dict):
+                self.differences.setdefault(report.nodeid, Difference(**value))
 
-_JUDGEMENT = pytest.StashKey[Judgement]()
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.ran:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section("what the acceptance suite judged")
+        for part, name in self.implementations.items():
+            write(f"{part}: {name}")
+        counts = self.as_json()["scenarios"]
+        failed = len(self.differences)
+        write(f"{counts['ran']} scenarios ran: {counts['passed']} passed, {failed} failed")
+        for difference in self.differences.values():
+            where = ": ".join(p for p in (difference.feature, difference.scenario) if p)
+            example = f" [{difference.example}]" if difference.example else ""
+            write(f"✗ {where}{example}", red=True)
+            write(f"    {difference.step}")
+            write(f"    {difference.kind}: {difference.detail}")
+        if self.missing:
+            write(
+                f"The phrasebook has no entry for {len(self.missing)} message(s) "
+                "the scenarios check:"
+            )
+            for message in self.missing:
+                write(f'    "{message}"')
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        path = session.config.getoption("conformance_report", None)
+        if path and not hasattr(session.config, "workerinput"):
+            written = Path(path)
+            written.parent.mkdir(parents=True, exist_ok=True)
+            written.write_text(json.dumps(self.as_json(), indent=2) + "\n", encoding="utf-8")
+
+
+_PHRASEBOOK = pytest.StashKey[Phrasebook]()
+_STEP_FAILED = pytest.StashKey[Difference]()
+_NAMES = pytest.StashKey[tuple[str, str]]()  # the scenario's feature and its own name
+_PROPERTY = "trace_suite_difference"  # carries a failed scenario's difference on its report
+NO_ENTRY = "no phrasebook entry"
 
 
 def implementations(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -103,16 +152,30 @@ def pytest_configure(config: pytest.Config) -> None:
     """A phrasebook or a handler that cannot be used stops the run before it starts."""
     try:
         named = implementations()
-        book = Phrasebook.load(phrasebook_path())
+        config.stash[_PHRASEBOOK] = Phrasebook.load(phrasebook_path())
     except (PhrasebookError, FunctionCodeError) as unusable:
         raise pytest.UsageError(str(unusable)) from None
-    config.stash[_JUDGEMENT] = Judgement(named, book)
+    config.pluginmanager.register(Judgement(named), "trace-suite-judgement")
 
 
 @pytest.fixture(scope="session")
 def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
     """How the CLI under judgement words the messages the scenarios check."""
-    return pytestconfig.stash[_JUDGEMENT].phrasebook
+    return pytestconfig.stash[_PHRASEBOOK]
+
+
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    request.node.stash[_NAMES] = (feature.name, scenario.name)
+
+
+def names_from_its_test(item: pytest.Item) -> tuple[str, str]:
+    """A scenario that failed before it began: pytest-bdd's docstring of its test is
+    "<feature file>: <scenario>"."""
+    named = getattr(getattr(item, "obj", None), "__doc__", None) or ""
+    path, separator, scenario = named.partition(".feature: ")
+    if not separator:
+        return "", item.name
+    return Path(path).name + ".feature", scenario
 
 
 def pytest_bdd_step_error(
@@ -124,36 +187,33 @@ def pytest_bdd_step_error(
     step_func_args: Any,
     exception: BaseException,
 ) -> None:
-    kind = "behaviour"
+    kind, message = "behaviour", ""
     if isinstance(exception, WordingDiffers):
         kind = "wording"
     elif isinstance(exception, MissingPhrase):
-        kind = "no phrasebook entry"
-    request.config.stash[_JUDGEMENT].differences[request.node.nodeid] = Difference(
+        kind, message = NO_ENTRY, exception.message
+    request.node.stash[_STEP_FAILED] = Difference(
         feature=feature.name,
         scenario=scenario.name,
         example=_example(request.node),
         step=f"{step.keyword} {step.name}",
         kind=kind,
         detail=_first_line(str(exception)),
+        message=message,
     )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed scenario's report carries how it differed, to whichever process reports."""
     report: pytest.TestReport = yield
-    judgement = item.config.stash.get(_JUDGEMENT, None)
-    if judgement is None or item.get_closest_marker("integration") is None or report.skipped:
+    if not report.failed or item.get_closest_marker("integration") is None:
         return report
-    if report.when == "call":
-        judgement.ran += 1
-        judgement.passed += report.passed
-    if report.failed and report.nodeid not in judgement.differences:
+    difference = item.stash.get(_STEP_FAILED, None)
+    if difference is None or report.when != "call":
         crash = getattr(report.longrepr, "reprcrash", None)
-        # pytest-bdd names a scenario's test "<feature>: <scenario>" in its docstring.
-        named = getattr(getattr(item, "obj", None), "__doc__", None) or item.name
-        feature, _, scenario = named.partition(": ")
-        judgement.differences[report.nodeid] = Difference(
+        feature, scenario = item.stash.get(_NAMES, None) or names_from_its_test(item)
+        difference = Difference(
             feature=feature,
             scenario=scenario,
             example=_example(item),
@@ -161,41 +221,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             kind="behaviour",
             detail=_first_line(crash.message if crash else str(report.longrepr)),
         )
+    report.user_properties.append((_PROPERTY, asdict(difference)))
     return report
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    judgement = config.stash.get(_JUDGEMENT, None)
-    if judgement is None or not judgement.ran:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("what the acceptance suite judged")
-    for part, name in judgement.implementations.items():
-        write(f"{part}: {name}")
-    failed = len(judgement.differences)
-    write(f"{judgement.ran} scenarios ran: {judgement.passed} passed, {failed} failed")
-    for difference in judgement.differences.values():
-        where = ": ".join(p for p in (difference.feature, difference.scenario) if p)
-        example = f" [{difference.example}]" if difference.example else ""
-        write(f"✗ {where}{example}", red=True)
-        write(f"    {difference.step}")
-        write(f"    {difference.kind}: {difference.detail}")
-    missing = sorted(judgement.phrasebook.missing)
-    if missing:
-        write(f"The phrasebook has no entry for {len(missing)} message(s) the scenarios check:")
-        for message in missing:
-            write(f'    "{message}"')
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("conformance_report", None)
-    judgement = session.config.stash.get(_JUDGEMENT, None)
-    if path and judgement is not None:
-        report = Path(path)
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(judgement.as_json(), indent=2) + "\n", encoding="utf-8")
 
 
 def _example(item: pytest.Item) -> str:

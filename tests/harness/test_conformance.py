@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
 from trace_infra.definitions import GET_TRACE_URL
+from trace_steps.conformance import names_from_its_test
 from trace_testing.suite_runs import ROOT, run_acceptance_suite
 
 CHANGED = "The download was interrupted"
@@ -59,23 +63,58 @@ def test_a_phrasebook_that_words_one_message_otherwise_fails_exactly_its_scenari
     assert summary.count(f'wording: the wording of "{CHANGED}" differs') == checking
 
 
-def test_a_missing_entry_fails_its_scenario_and_is_listed(tmp_path: Path) -> None:
+def test_a_missing_entry_fails_its_scenario_and_is_listed_also_from_parallel_workers(
+    tmp_path: Path,
+) -> None:
     theirs = tmp_path / "theirs.toml"
     theirs.write_text('[messages]\n"where the trace was written" = "Wrote {file}"\n')
     done = run_acceptance_suite(
         "features/test_trace_download.py",
         "-k",
         "byte_for_byte or another_user_is_refused",
+        "-n",
+        "2",
         env={ENV_PHRASEBOOK: str(theirs)},
     )
     assert done.returncode == 1, done.stdout[-3000:]
     assert "1 failed, 2 passed" in done.stdout
     summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert "3 scenarios ran: 2 passed, 1 failed" in summary
     assert "Another user is refused and receives nothing" in summary
     assert "no phrasebook entry: the phrasebook" in summary
     assert (
         "The phrasebook has no entry for 1 message(s) the scenarios check:\n"
         '    "You do not have access to this task. (FORBIDDEN)"'
+    ) in summary
+
+
+def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -> None:
+    """A CLI of another team's that shows the user's ID token: every step passes, and the
+    check every scenario ends with fails."""
+    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
+    assert installed
+    leaky = tmp_path / "leaky_bgagent.py"
+    leaky.write_text(
+        "import json, os, sys\n"
+        "if sys.argv[1:3] == ['trace', 'download']:\n"
+        "    folder = os.environ['BGAGENT_CONFIG_DIR']\n"
+        "    with open(os.path.join(folder, 'credentials.json')) as saved:\n"
+        "        print(json.load(saved)['id_token'], flush=True)\n"
+        f"os.execv({installed!r}, [{installed!r}, *sys.argv[1:]])\n"
+    )
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "keeps_the_stored_artifact_byte_for_byte",
+        env={"TRACE_SUITE_CLI": f"{sys.executable} {leaky}"},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert "1 scenarios ran: 0 passed, 1 failed" in summary
+    assert (
+        "✗ Downloading the trace of a task: Saving the trace to a file keeps the stored "
+        "artifact byte for byte\n    after its steps\n"
+        "    behaviour: AssertionError: Alice's ID token was shown"
     ) in summary
 
 
@@ -124,3 +163,16 @@ def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
         [line] = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")]
         assert says in line
         assert "Traceback" not in done.stderr
+
+
+def test_a_scenario_that_failed_before_it_began_is_named_from_its_test() -> None:
+    def scenario_test() -> None:
+        """/somewhere/features/trace_download.feature: A traced task: uploads, downloads"""
+
+    item = SimpleNamespace(obj=scenario_test, name="test_a_traced_task")
+    assert names_from_its_test(item) == (  # type: ignore[arg-type]
+        "trace_download.feature",
+        "A traced task: uploads, downloads",
+    )
+    bare = SimpleNamespace(obj=None, name="test_a_traced_task")
+    assert names_from_its_test(bare) == ("", "test_a_traced_task")  # type: ignore[arg-type]
