@@ -14,6 +14,7 @@ Either way the process gets only the function's environment and identity.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -92,13 +93,23 @@ def function_code(default: str, environ: Mapping[str, str] = os.environ) -> Func
     if not named:
         return python_handler(default)
     path, colon, export = named.rpartition(":")
-    if colon and path.endswith(_NODE_SUFFIXES):
+    if colon and path.lower().endswith(_NODE_SUFFIXES):
         if not export:
             raise FunctionCodeError(f"{ENV_SUITE_HANDLER}={named!r}: name the export after ':'")
         return node_handler(Path(path).expanduser().resolve(), export)
+    if named.lower().endswith(_NODE_SUFFIXES):
+        raise FunctionCodeError(
+            f"{ENV_SUITE_HANDLER}={named!r}: name the export too, as in {named}:handler"
+        )
+    if "/" in named or ":" in named:
+        raise FunctionCodeError(
+            f"{ENV_SUITE_HANDLER}={named!r}: a Node.js handler is FILE.js:export (or .mjs, "
+            ".cjs: TypeScript once compiled), a Python one package.module.function"
+        )
     return python_handler(named)
 
 
+@functools.cache
 def _node_version(node: str) -> str:
     try:
         done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10)

@@ -2,10 +2,13 @@
 // serves (AWS_LAMBDA_RUNTIME_API): node lambda_bridge.mjs FILE EXPORT
 //
 // It loads FILE (CommonJS or ES module) once, as a cold start does, then for each
-// invocation hands EXPORT the event and a Lambda-like context, and posts back the
-// result, or the error it threw or passed to its callback. console.* goes to stdout
-// (the function's log stream) in the function's log format and level, as Lambda's
-// Node.js runtime writes it.
+// invocation hands EXPORT the event, a Lambda-like context and a callback, and posts
+// back what Lambda's Node.js runtime would: the value a returned promise settles with,
+// or the value passed to the callback, or null once the event loop has nothing left to
+// do without either (a plain returned value is not a result there); or the error thrown,
+// rejected or passed to the callback. An error nothing caught fails the invocation and
+// ends the process, as it ends a Lambda instance. console.* goes to stdout (the
+// function's log stream) in the function's log format and level.
 
 import { request } from "node:http";
 import { pathToFileURL } from "node:url";
@@ -49,14 +52,31 @@ const threshold = Math.max(0, LEVELS.indexOf((process.env.AWS_LAMBDA_LOG_LEVEL ?
 const asJson = (process.env.AWS_LAMBDA_LOG_FORMAT ?? "Text").toUpperCase() === "JSON";
 let requestId;
 
+function jsonRecord(timestamp, level, args) {
+  // As the Node.js runtime's JSON format: one value stays a value (an Error becomes its
+  // fields); several are formatted into a string, with the first Error's fields beside.
+  const record = { timestamp, level, requestId };
+  if (args.length === 1) {
+    record.message = args[0] instanceof Error ? errorBody(args[0]) : args[0];
+    try {
+      return JSON.stringify(record);
+    } catch {
+      record.message = format(args[0]);
+      return JSON.stringify(record);
+    }
+  }
+  record.message = format(...args);
+  const error = args.find((arg) => arg instanceof Error);
+  return JSON.stringify(error ? { ...record, ...errorBody(error) } : record);
+}
+
 function logger(level) {
   return (...args) => {
     if (LEVELS.indexOf(level) < threshold) return;
     const timestamp = new Date().toISOString();
-    const message = format(...args);
     const line = asJson
-      ? JSON.stringify({ timestamp, level, requestId, message })
-      : `${timestamp}\t${requestId}\t${level}\t${message.replaceAll("\n", "\r")}`;
+      ? jsonRecord(timestamp, level, args)
+      : `${timestamp}\t${requestId}\t${level}\t${format(...args).replaceAll("\n", "\r")}`;
     process.stdout.write(`${line}\n`);
   };
 }
@@ -88,16 +108,46 @@ async function load() {
 
 function invoke(handler, event, context) {
   return new Promise((resolve, reject) => {
-    const callback = (error, result) => (error ? reject(error) : resolve(result));
+    let settled = false;
+    const once = (settle) => (value) => {
+      if (settled) return;
+      settled = true;
+      process.removeListener("beforeExit", drained);
+      settle(value);
+    };
+    const succeed = once(resolve);
+    const fail = once(reject);
+    const drained = () => succeed(null); // nothing left to run, and no answer
+    process.on("beforeExit", drained);
+    running = fail;
+    const callback = (error, result) => (error ? fail(error) : succeed(result));
     try {
       const returned = handler(event, context, callback);
-      if (returned && typeof returned.then === "function") returned.then(resolve, reject);
-      else if (handler.length < 3) resolve(returned);
+      if (returned && typeof returned.then === "function") returned.then(succeed, fail);
     } catch (error) {
-      reject(error);
+      fail(error);
     }
   });
 }
+
+// Everything written so far, on its way to the log stream before the result is posted.
+function flushed() {
+  const written = (stream) => new Promise((done) => stream.write("", done));
+  return Promise.all([written(process.stdout), written(process.stderr)]);
+}
+
+// An error no handler caught, in the handler's timers or promises: it fails what is
+// running, and the process ends.
+let running;
+let crashing = false;
+function uncaught(error) {
+  console.error("Uncaught Error", error);
+  crashing = true;
+  if (running) running(error);
+  else flushed().then(() => process.exit(1));
+}
+process.on("uncaughtException", uncaught);
+process.on("unhandledRejection", uncaught);
 
 function contextFor(headers) {
   const deadline = Number(headers["lambda-runtime-deadline-ms"]);
@@ -130,10 +180,14 @@ for (;;) {
   requestId = context.awsRequestId;
   try {
     const result = await invoke(handler, JSON.parse(next.body), context);
+    await flushed();
     await call("POST", `${API}/invocation/${requestId}/response`, result ?? null);
   } catch (error) {
-    console.error("Invoke Error", JSON.stringify(errorBody(error)));
+    console.error("Invoke Error", errorBody(error));
+    await flushed();
     await call("POST", `${API}/invocation/${requestId}/error`, errorBody(error));
   }
+  running = undefined;
   requestId = undefined;
+  if (crashing) process.exit(1);
 }

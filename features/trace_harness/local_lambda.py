@@ -9,6 +9,9 @@ format and level the construct sets), and nothing of the shell that runs the sui
 So the handler builds its clients once per process from that environment, and its
 log records reach "CloudWatch" (the process's output) exactly as the runtime
 formats and filters them.
+
+As on Lambda, an instance whose process ends (a crash, a timeout) fails only what it
+was running: the next invocation gets a new instance, a cold start of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import subprocess
 import threading
 import time
@@ -49,8 +53,24 @@ class _Invocation:
     timer: threading.Timer | None = None
 
 
+class _Instance:
+    """One instance of the function: its runtime's process, and the Runtime API that
+    process polls, with the invocations queued for it."""
+
+    process: subprocess.Popen[bytes]  # started once its Runtime API listens
+
+    def __init__(self) -> None:
+        self.server: BaseWSGIServer | None = None
+        self.threads: list[threading.Thread] = []  # its watch, and its log's reader
+        self.pending: queue.Queue[Any] = queue.Queue()
+        self.running: dict[str, _Invocation] = {}
+        self.init_error = ""
+        # Set once the runtime has loaded the handler and asked for work, or has ended.
+        self.settled = threading.Event()
+
+
 class LocalLambda:
-    """One function instance: invocations run one at a time, as on one Lambda instance."""
+    """One function: invocations run one at a time, as on one Lambda instance."""
 
     def __init__(
         self,
@@ -65,20 +85,49 @@ class LocalLambda:
         self.name = name
         self.code = code or python_handler(function.handler)
         self._environment = dict(environment)
-        self._pending: queue.Queue[Any] = queue.Queue()
-        self._running: dict[str, _Invocation] = {}
-        self._server: BaseWSGIServer | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._instance: _Instance | None = None
+        self._lock = threading.Lock()  # which instance is current
+        self._stopped = False
         self._log = bytearray()
         self._log_lock = threading.Lock()
-        self._init_error = ""
 
     # --- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the Runtime API and the runtime's process; the first invocation waits
-        for the handler to be imported, as a cold start does."""
-        self._server = serving.serve(self)
+        """Start the first instance; the first invocation waits for the handler to be
+        loaded, as a cold start does (``wait_started`` waits for it now)."""
+        with self._lock:
+            self._instance = self._launch()
+
+    def wait_started(self, timeout: float = 10.0) -> None:
+        """Wait until the current instance has loaded the handler (Lambda's init phase,
+        which lasts at most 10 seconds); raises InvocationFailed if it could not."""
+        instance = self._instance
+        assert instance is not None, "start() first"
+        if not instance.settled.wait(timeout):
+            raise InvocationFailed(f"the function did not start within {timeout:g} s")
+        code = instance.process.poll()
+        if code is not None:
+            raise InvocationFailed(instance.init_error or _exited(code))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            instance, self._instance = self._instance, None
+        if instance is not None:
+            if instance.process.poll() is None:
+                instance.process.terminate()
+                try:
+                    instance.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    instance.process.kill()
+            for thread in instance.threads:  # its end, and the last of its log
+                thread.join()
+
+    def _launch(self) -> _Instance:
+        """A new instance: its own Runtime API, and its runtime's process."""
+        instance = _Instance()
+        server = instance.server = serving.serve(_RuntimeApi(self, instance))
         # As on Lambda, the function's code is found in its task root (for this
         # project's handler, the folder the construct packages: the one holding
         # trace_infra), not in an installed package.
@@ -87,7 +136,7 @@ class LocalLambda:
             "_HANDLER": self.code.handler,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
-            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self._server.server_port}",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}",
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.function.memory_mb),
@@ -96,56 +145,56 @@ class LocalLambda:
             **dict(self.code.runtime_environment),
             **self._environment,
         }
-        self._process = subprocess.Popen(
+        instance.process = subprocess.Popen(
             self.code.command,
             env=runtime_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        assert self._process.stdout is not None
-        os.set_blocking(self._process.stdout.fileno(), False)
-        threading.Thread(target=self._watch, daemon=True).start()
+        assert instance.process.stdout is not None
+        os.set_blocking(instance.process.stdout.fileno(), False)
+        for work in (self._pump_log, self._watch):
+            thread = threading.Thread(target=work, args=(instance,), daemon=True)
+            thread.start()
+            instance.threads.append(thread)
+        return instance
 
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._pending.put(_STOP)
-        serving.stop(self._server)
-        if self._process is not None and self._process.stdout is not None:
-            self._drain_log()
-            self._process.stdout.close()
-
-    def _watch(self) -> None:
-        """A runtime that exits fails what it was running and everything queued after it."""
-        assert self._process is not None
-        code = self._process.wait()
-        failure = self._init_error or f"the function's runtime exited with status {code}"
-        for invocation in list(self._running.values()):
-            self._finish(invocation, error=failure)
-        while True:
-            try:
-                waiting = self._pending.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(waiting, _Invocation):
-                self._finish(waiting, error=failure)
+    def _watch(self, instance: _Instance) -> None:
+        """An instance whose process ends fails what it was running; what was queued for
+        it goes to a new instance, unless the handler failed to load (then it fails too,
+        and the next invocation tries a new instance)."""
+        code = instance.process.wait()
+        failure = instance.init_error or _exited(code)
+        instance.settled.set()
+        with self._lock:
+            for invocation in list(instance.running.values()):
+                self._finish(instance, invocation, error=failure)
+            queued = _take_all(instance.pending)
+            current = self._instance is instance and not self._stopped
+            if current and queued and not instance.init_error:
+                self._instance = self._launch()
+                for invocation in queued:
+                    self._instance.pending.put(invocation)
+                queued = []
+        for invocation in queued:
+            self._finish(instance, invocation, error=failure)
+        instance.pending.put(_STOP)  # for a poll the ended process left waiting
+        serving.stop(instance.server)
 
     # --- invoking ---------------------------------------------------------------------
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         """The function's result for ``event``; raises InvocationFailed when it raised,
-        timed out or its runtime died."""
+        timed out, or its instance could not start or died running it."""
         invocation = _Invocation(str(uuid.uuid4()), event)
-        if self._process is None or self._process.poll() is not None:
-            raise InvocationFailed(self._init_error or "the function's runtime is not running")
-        self._pending.put(invocation)
-        # The runtime's death also sets `done` (see _watch); the timeout is the function's.
+        with self._lock:
+            if self._stopped or self._instance is None:
+                raise InvocationFailed("the function is not running")
+            if self._instance.process.poll() is not None:
+                self._instance = self._launch()  # the last one ended: a cold start
+            self._instance.pending.put(invocation)
+        # An instance's end also sets `done` (see _watch); the timeout is the function's.
         invocation.done.wait()
         self._drain_log()
         if invocation.error:
@@ -170,40 +219,80 @@ class LocalLambda:
                 records.append(record)
         return records
 
-    def _drain_log(self) -> None:
-        # Whatever the function logged before posting its result is already in the pipe.
-        if self._process is None or self._process.stdout is None:
-            return
-        with self._log_lock:
-            while True:
-                try:
-                    chunk = os.read(self._process.stdout.fileno(), 65536)
-                except BlockingIOError:
+    def _pump_log(self, instance: _Instance) -> None:
+        """Read the instance's output as it comes, so that a runtime never blocks on a
+        full pipe; every read happens under the log's lock, so lines keep their order."""
+        stdout = instance.process.stdout
+        assert stdout is not None
+        while True:
+            select.select([stdout], [], [])
+            with self._log_lock:
+                if not self._read(stdout):
+                    stdout.close()
                     return
-                except (OSError, ValueError):
-                    return
-                if not chunk:
-                    return
-                self._log.extend(chunk)
 
-    def _finish(self, invocation: _Invocation, *, result: Any = None, error: str = "") -> None:
-        self._running.pop(invocation.request_id, None)
+    def _drain_log(self) -> None:
+        # The runtimes write what the function logged before they post its result.
+        instance = self._instance
+        if instance is not None and instance.process.stdout is not None:
+            with self._log_lock:
+                self._read(instance.process.stdout)
+
+    def _read(self, stdout: Any) -> bool:
+        """Append what the pipe holds now; False once it is closed at the other end."""
+        while True:
+            try:
+                chunk = os.read(stdout.fileno(), 65536)
+            except BlockingIOError:
+                return True
+            except (OSError, ValueError):  # closed here
+                return False
+            if not chunk:
+                return False
+            self._log.extend(chunk)
+
+    def _finish(
+        self, instance: _Instance, invocation: _Invocation, *, result: Any = None, error: str = ""
+    ) -> None:
+        instance.running.pop(invocation.request_id, None)
         if invocation.timer is not None:
             invocation.timer.cancel()
-        invocation.result, invocation.error = result, error
-        invocation.done.set()
+        if not invocation.done.is_set():
+            invocation.result, invocation.error = result, error
+            invocation.done.set()
 
-    def _timed_out(self, invocation: _Invocation) -> None:
+    def _timed_out(self, instance: _Instance, invocation: _Invocation) -> None:
         if not invocation.done.is_set():
             self._finish(
-                invocation, error=f"Task timed out after {self.function.timeout_seconds} seconds"
+                instance,
+                invocation,
+                error=f"Task timed out after {self.function.timeout_seconds} seconds",
             )
-            # Lambda ends a timed-out instance. Here no new one starts: later invocations
-            # fail too (no scenario lets the function time out).
-            if self._process is not None:
-                self._process.kill()
+            instance.process.kill()  # Lambda ends a timed-out instance
 
-    # --- the Lambda Runtime API, as the runtime interface client calls it ------------
+    # --- the Lambda Runtime API, as a runtime calls it --------------------------------
+
+    def next_invocation(self, instance: _Instance) -> _Invocation | None:
+        """The next invocation for this instance, waiting for one; None once it ends."""
+        instance.settled.set()
+        invocation = instance.pending.get()
+        if invocation is _STOP:
+            return None
+        assert isinstance(invocation, _Invocation)
+        instance.running[invocation.request_id] = invocation
+        timeout = self.function.timeout_seconds
+        invocation.timer = threading.Timer(timeout, self._timed_out, args=(instance, invocation))
+        invocation.timer.daemon = True
+        invocation.timer.start()
+        return invocation
+
+
+class _RuntimeApi:
+    """The Lambda Runtime API of one instance, as the runtime interface client calls it."""
+
+    def __init__(self, function: LocalLambda, instance: _Instance) -> None:
+        self.function = function
+        self.instance = instance
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
@@ -212,32 +301,27 @@ class LocalLambda:
             return self._next(start_response)
         parts = path.removeprefix(f"{_API}/").split("/")
         if method == "POST" and parts == ["init", "error"]:
-            self._init_error = f"the function failed to start: {body.decode('utf-8', 'replace')}"
+            self.instance.init_error = f"the function failed to start: {_error_text(body)}"
             return _answer(start_response, 202)
         if method == "POST" and len(parts) == 3 and parts[0] == "invocation":
-            invocation = self._running.get(parts[1])
+            invocation = self.instance.running.get(parts[1])
             if invocation is None:
                 return _answer(start_response, 400)
             if parts[2] == "response":
-                self._finish(invocation, result=json.loads(body))
+                self.function._finish(self.instance, invocation, result=json.loads(body))
                 return _answer(start_response, 202)
             if parts[2] == "error":
-                self._finish(invocation, error=body.decode("utf-8", "replace"))
+                error = body.decode("utf-8", "replace")
+                self.function._finish(self.instance, invocation, error=error)
                 return _answer(start_response, 202)
         return _answer(start_response, 404)
 
     def _next(self, start_response: StartResponse) -> Iterable[bytes]:
-        invocation = self._pending.get()
-        if invocation is _STOP:
+        invocation = self.function.next_invocation(self.instance)
+        if invocation is None:
             return _answer(start_response, 500)
-        assert isinstance(invocation, _Invocation)
-        self._running[invocation.request_id] = invocation
-        timeout = self.function.timeout_seconds
-        invocation.timer = threading.Timer(timeout, self._timed_out, args=(invocation,))
-        invocation.timer.daemon = True
-        invocation.timer.start()
-        deadline_ms = int((time.time() + timeout) * 1000)
-        region = self._environment.get("AWS_REGION", "us-east-1")
+        deadline_ms = int((time.time() + self.function.function.timeout_seconds) * 1000)
+        region = self.function._environment.get("AWS_REGION", "us-east-1")
         start_response(
             "200 OK",
             [
@@ -246,11 +330,38 @@ class LocalLambda:
                 ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
                 (
                     "Lambda-Runtime-Invoked-Function-Arn",
-                    f"arn:aws:lambda:{region}:000000000000:function:{self.name}",
+                    f"arn:aws:lambda:{region}:000000000000:function:{self.function.name}",
                 ),
             ],
         )
         return [json.dumps(invocation.event).encode()]
+
+
+def _take_all(pending: queue.Queue[Any]) -> list[_Invocation]:
+    taken: list[_Invocation] = []
+    while True:
+        try:
+            waiting = pending.get_nowait()
+        except queue.Empty:
+            return taken
+        if isinstance(waiting, _Invocation):
+            taken.append(waiting)
+
+
+def _exited(code: int) -> str:
+    return f"the function's runtime exited with status {code}"
+
+
+def _error_text(body: bytes) -> str:
+    """A runtime's error document as one readable line: "Type: message"."""
+    text = body.decode("utf-8", "replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict) and "errorMessage" in document:
+        return f"{document.get('errorType', 'Error')}: {document['errorMessage']}"
+    return text
 
 
 def _answer(start_response: StartResponse, status: int) -> Iterable[bytes]:

@@ -169,6 +169,9 @@ class LocalStack:
             gateway.authorizer = CognitoAuthorizer(pool)
             gateway.start()
             stopping.callback(gateway.stop)
+            # A handler that cannot load stops the stack now, saying why, rather than
+            # failing every scenario with a 502.
+            function.wait_started()
 
             agent = AgentRuntime(
                 s3=_client("s3", gate.url, agent_identity),

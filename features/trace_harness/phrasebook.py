@@ -8,9 +8,12 @@ wording is ``features/phrasebook.toml``, the default; ``TRACE_SUITE_PHRASEBOOK``
 names another.
 
 An entry is either text, where ``…`` stands for any text, or ``{ regex = "…" }``;
-either must match the whole line. ``{file}`` and ``{task}`` stand for the file
-written and the task's id, where the message has them. A message missing from the
-book fails its scenario, saying so: it never passes unjudged.
+either must match the whole line, and the line must match no other message's entry
+(several names of one message may share their words). A line that says another
+message the book knows is a difference of behaviour, not of words. ``{file}`` and
+``{task}`` stand for the file written and the task's id, where the message has them.
+A message missing from the book fails its scenario, saying so: it never passes
+unjudged.
 """
 
 from __future__ import annotations
@@ -33,12 +36,34 @@ class PhrasebookError(Exception):
     """The phrasebook cannot be read, or one of its entries is not a pattern."""
 
 
-class WordingDiffers(AssertionError):
-    """The CLI said the message, in words its phrasebook does not give."""
+class Misjudged(AssertionError):
+    """A message the CLI did not say as the scenario expects; ``kind`` says how."""
+
+    kind = "behaviour"
 
 
-class MissingPhrase(AssertionError):
+class SaidAnotherMessage(Misjudged):
+    """The CLI said another message the phrasebook knows: what it did differs."""
+
+
+class WordingDiffers(Misjudged):
+    """The CLI's line says no message of its phrasebook: most likely the expected one in
+    other words (or something the scenarios never check)."""
+
+    kind = "wording"
+
+
+class AmbiguousPhrase(Misjudged):
+    """The line says the expected message and another one, in the phrasebook's words: the
+    phrasebook cannot tell them apart, so the line judges nothing."""
+
+    kind = "ambiguous phrasebook"
+
+
+class MissingPhrase(Misjudged):
     """The phrasebook does not say how the CLI words a message a scenario checks."""
+
+    kind = "no phrasebook entry"
 
     def __init__(self, text: str, message: str) -> None:
         super().__init__(text)
@@ -53,8 +78,8 @@ class Entry:
     def pattern(self, values: Mapping[str, str]) -> re.Pattern[str]:
         if self.is_regex:
             source = self.written
-            for name, value in values.items():
-                source = source.replace("{" + name + "}", re.escape(value))
+            for name, value in values.items():  # a group: a quantifier after it repeats all
+                source = source.replace("{" + name + "}", f"(?:{re.escape(value)})")
             return re.compile(source)
         parts = []
         for token in _TOKEN.split(self.written):
@@ -75,7 +100,7 @@ class Phrasebook:
     @classmethod
     def load(cls, path: Path) -> Phrasebook:
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise PhrasebookError(f"phrasebook {path}: {err}") from None
         messages = document.get("messages")
@@ -84,19 +109,37 @@ class Phrasebook:
         return cls(path, {key: _entry(path, key, value) for key, value in messages.items()})
 
     def judge(self, message: str, line: str, **values: str) -> None:
-        """``line`` must say ``message`` in this phrasebook's words; raises
-        WordingDiffers or MissingPhrase (both AssertionErrors) when it does not."""
+        """``line`` must say ``message`` in this phrasebook's words, and no other message;
+        raises a Misjudged (an AssertionError) saying how it does not."""
         entry = self.entries.get(message)
         if entry is None:
             raise MissingPhrase(
                 f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})',
                 message,
             )
-        if not entry.pattern(values).fullmatch(line):
-            raise WordingDiffers(
-                f'the wording of "{message}" differs: the phrasebook {self.path.name} '
-                f"gives {entry.written!r}, the CLI said {line!r}"
+        expected = entry.pattern(values)
+        # Several names of one message share their words; other messages must not.
+        others = [
+            key
+            for key, other in self.entries.items()
+            if (pattern := other.pattern(values)).pattern != expected.pattern
+            and pattern.fullmatch(line)
+        ]
+        if expected.fullmatch(line) and others:
+            raise AmbiguousPhrase(
+                f'the phrasebook {self.path.name} reads {line!r} both as "{message}" and as '
+                f'"{others[0]}": its entries must tell the messages apart'
             )
+        if expected.fullmatch(line):
+            return
+        if others:
+            raise SaidAnotherMessage(
+                f'the CLI said "{others[0]}" where "{message}" was expected: {line!r}'
+            )
+        raise WordingDiffers(
+            f'the wording of "{message}" differs: the phrasebook {self.path.name} '
+            f"gives {entry.written!r}, the CLI said {line!r}, which says no message it knows"
+        )
 
 
 def _entry(path: Path, key: str, value: object) -> Entry:

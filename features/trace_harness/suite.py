@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 
 from trace_harness.deployed import ENV_API_URL, DeployedStack, DeployedTarget
-from trace_harness.function_code import ENV_SUITE_HANDLER, FunctionCodeError, function_code
+from trace_harness.function_code import (
+    ENV_SUITE_HANDLER,
+    FunctionCode,
+    FunctionCodeError,
+    function_code,
+)
 from trace_harness.local_aws import ENV_SUITE_ENDPOINT, MotoServer
 from trace_harness.local_stack import LocalStack
 from trace_harness.targets import Target, target_for
@@ -45,16 +50,21 @@ def open_suite_stack(
 ) -> AbstractContextManager[SuiteStack]:
     """The session's stack, running until the context ends; ``moto``, when given, is
     the server ``launch_moto`` started, and the stack's to stop."""
+    code = suite_function_code(environ)
     deployed = DeployedTarget.from_environment(environ)
     if deployed:
+        return DeployedStack.session(deployed)
+    return LocalStack.running(emulator=environ.get(ENV_SUITE_ENDPOINT), moto=moto, code=code)
+
+
+def suite_function_code(environ: Mapping[str, str] = os.environ) -> FunctionCode | None:
+    """The handler the suite's own stack runs; None against a stack it did not create,
+    which runs its own (and so refuses TRACE_SUITE_HANDLER)."""
+    if environ.get(ENV_API_URL):
         if environ.get(ENV_SUITE_HANDLER, "").strip():
             raise FunctionCodeError(
                 f"{ENV_SUITE_HANDLER} needs the suite's own stack; "
                 f"{ENV_API_URL} points at one it did not create"
             )
-        return DeployedStack.session(deployed)
-    return LocalStack.running(
-        emulator=environ.get(ENV_SUITE_ENDPOINT),
-        moto=moto,
-        code=function_code(GET_TRACE_URL.handler, environ),
-    )
+        return None
+    return function_code(GET_TRACE_URL.handler, environ)

@@ -21,17 +21,18 @@ from typing import Any
 import pytest
 
 from trace_harness.deployed import ENV_API_URL
-from trace_harness.function_code import ENV_SUITE_HANDLER, FunctionCodeError, function_code
+from trace_harness.function_code import ENV_SUITE_HANDLER, FunctionCodeError
 from trace_harness.phrasebook import (
     DEFAULT_PHRASEBOOK,
+    Misjudged,
     MissingPhrase,
     Phrasebook,
     PhrasebookError,
-    WordingDiffers,
     phrasebook_path,
 )
-from trace_infra.definitions import GET_TRACE_URL
+from trace_harness.suite import suite_function_code
 from trace_steps.cli import suite_cli
+from trace_steps.environment import selects_scenarios
 
 _DETAIL_CHARACTERS = 400
 
@@ -71,9 +72,15 @@ class Judgement:
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "integration" not in report.keywords or report.skipped:
+        """A scenario ran once it was set up; one skipped, or expected to fail, judged
+        nothing."""
+        if "integration" not in report.keywords:
             return
-        self.ran.add(report.nodeid)
+        if report.skipped:
+            self.ran.discard(report.nodeid)
+            return
+        if report.when == "setup":
+            self.ran.add(report.nodeid)
         for name, value in report.user_properties:
             if name == _PROPERTY and isinstance(value, dict):
                 self.differences.setdefault(report.nodeid, Difference(**value))
@@ -114,17 +121,17 @@ _PHRASEBOOK = pytest.StashKey[Phrasebook]()
 _STEP_FAILED = pytest.StashKey[Difference]()
 _NAMES = pytest.StashKey[tuple[str, str]]()  # the scenario's feature and its own name
 _PROPERTY = "trace_suite_difference"  # carries a failed scenario's difference on its report
-NO_ENTRY = "no phrasebook entry"
+NO_ENTRY = MissingPhrase.kind
 
 
 def implementations(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The implementations a run judges, named as a reader would name them."""
     cli = suite_cli(environ)
     book = phrasebook_path(environ)
-    if environ.get(ENV_API_URL):
+    code = suite_function_code(environ)
+    if code is None:
         handler = f"the deployed API's, at {environ[ENV_API_URL]}"
     else:
-        code = function_code(GET_TRACE_URL.handler, environ)
         mine = "" if environ.get(ENV_SUITE_HANDLER, "").strip() else "this project's handler, "
         handler = mine + code.description
     return {
@@ -149,19 +156,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A phrasebook or a handler that cannot be used stops the run before it starts."""
+    """For a run that may hold scenarios, a phrasebook or a handler that cannot be used
+    stops it before it starts."""
+    if selects_scenarios(config):
+        named, config.stash[_PHRASEBOOK] = _usable()
+        config.pluginmanager.register(Judgement(named), "trace-suite-judgement")
+
+
+def _usable() -> tuple[dict[str, str], Phrasebook]:
     try:
-        named = implementations()
-        config.stash[_PHRASEBOOK] = Phrasebook.load(phrasebook_path())
+        return implementations(), Phrasebook.load(phrasebook_path())
     except (PhrasebookError, FunctionCodeError) as unusable:
         raise pytest.UsageError(str(unusable)) from None
-    config.pluginmanager.register(Judgement(named), "trace-suite-judgement")
 
 
 @pytest.fixture(scope="session")
 def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
     """How the CLI under judgement words the messages the scenarios check."""
-    return pytestconfig.stash[_PHRASEBOOK]
+    book = pytestconfig.stash.get(_PHRASEBOOK, None)
+    return book if book is not None else _usable()[1]
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
@@ -187,18 +200,17 @@ def pytest_bdd_step_error(
     step_func_args: Any,
     exception: BaseException,
 ) -> None:
-    kind, message = "behaviour", ""
-    if isinstance(exception, WordingDiffers):
-        kind = "wording"
-    elif isinstance(exception, MissingPhrase):
-        kind, message = NO_ENTRY, exception.message
+    kind = exception.kind if isinstance(exception, Misjudged) else "behaviour"
+    message = exception.message if isinstance(exception, MissingPhrase) else ""
     request.node.stash[_STEP_FAILED] = Difference(
         feature=feature.name,
         scenario=scenario.name,
         example=_example(request.node),
         step=f"{step.keyword} {step.name}",
         kind=kind,
-        detail=_first_line(str(exception)),
+        detail=first_line(str(exception))
+        if isinstance(exception, AssertionError)
+        else f"{type(exception).__name__}: {first_line(str(exception))}",
         message=message,
     )
 
@@ -219,7 +231,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             example=_example(item),
             step="before its steps" if report.when == "setup" else "after its steps",
             kind="behaviour",
-            detail=_first_line(crash.message if crash else str(report.longrepr)),
+            # An assertion says what differed; another exception is named.
+            detail=first_line(crash.message if crash else str(report.longrepr)).removeprefix(
+                "AssertionError: "
+            ),
         )
     report.user_properties.append((_PROPERTY, asdict(difference)))
     return report
@@ -232,6 +247,7 @@ def _example(item: pytest.Item) -> str:
     return " | ".join(values.values())
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """A detail in one line of at most 400 characters."""
     line = text.strip().splitlines()[0] if text.strip() else "(no message)"
     return line if len(line) <= _DETAIL_CHARACTERS else line[: _DETAIL_CHARACTERS - 1] + "…"

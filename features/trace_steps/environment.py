@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any, cast
 
 import pytest
@@ -23,7 +24,7 @@ from trace_harness.deployed import IncompleteTarget
 from trace_harness.function_code import FunctionCodeError
 from trace_harness.identities import UserDirectory
 from trace_harness.local_aws import MotoServer
-from trace_harness.local_lambda import LocalLambda
+from trace_harness.local_lambda import InvocationFailed, LocalLambda
 from trace_harness.s3_gate import S3Gate
 from trace_harness.stack import TraceStack
 from trace_harness.suite import SuiteStack, launch_moto, open_suite_stack, target_of
@@ -38,13 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
     tests, and it is not the controller of parallel workers (each starts its own). A
     wrong guess costs only time: a server nobody used is stopped at the end, and a
     session that finds none starts its own."""
-    selects = re.search(r"(?<!not )\bintegration\b", " ".join(config.option.markexpr.split()))
     controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
         config, "workerinput"
     )
-    if selects and not config.option.collectonly and not controller:
+    if selects_scenarios(config) and not config.option.collectonly and not controller:
         with contextlib.suppress(OSError):  # then the session starts its own
             config.stash[_LAUNCHED] = launch_moto()
+
+
+def selects_scenarios(config: pytest.Config) -> bool:
+    """Whether the run's mark expression names `integration` other than as `not
+    integration`: whether it may hold scenarios."""
+    markexpr = " ".join(config.option.markexpr.split())
+    return re.search(r"(?<!not )\bintegration\b", markexpr) is not None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,7 +71,12 @@ def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
         if moto is not None:
             moto.stop()
         raise pytest.UsageError(str(unusable)) from None
-    with opened as running, pytest.MonkeyPatch.context() as shell:
+    with ExitStack() as stopping:
+        try:
+            running = stopping.enter_context(opened)
+        except InvocationFailed as failed:  # the handler under judgement cannot run
+            pytest.exit(f"the trace API's handler cannot run: {failed}", returncode=4)
+        shell = stopping.enter_context(pytest.MonkeyPatch.context())
         # The users' shell: for a local stack, bgagent login reaches its user pool.
         for name, value in running.cli_environment().items():
             shell.setenv(name, value)

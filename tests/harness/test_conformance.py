@@ -53,6 +53,11 @@ def test_a_phrasebook_that_words_one_message_otherwise_fails_exactly_its_scenari
             f'the wording of "{CHANGED}" differs: the phrasebook theirs.toml gives '
             "'Error: connection lost', the CLI said 'bgagent: The download was interrupted ("
         )
+    assert sorted(failed["example"] for failed in judged["failed"]) == sorted(
+        [f"{fault} | {CHANGED}" for fault in ("a connection reset mid-body",) * 2]
+        + [f"{fault} | {CHANGED}" for fault in ("a body shorter than its stated length",) * 2]
+        + [""]  # the scenario that is no outline
+    )
     assert judged["missing_from_phrasebook"] == []
     assert judged["implementations"]["phrasebook"] == str(theirs)
     assert judged["implementations"]["handler"].startswith(f"{GET_TRACE_URL.handler} (Python")
@@ -114,8 +119,33 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
     assert (
         "✗ Downloading the trace of a task: Saving the trace to a file keeps the stored "
         "artifact byte for byte\n    after its steps\n"
-        "    behaviour: AssertionError: Alice's ID token was shown"
+        "    behaviour: Alice's ID token was shown"
     ) in summary
+
+
+def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviour(
+    tmp_path: Path,
+) -> None:
+    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
+    assert installed
+    chatty = tmp_path / "chatty_bgagent.py"  # a stack trace after each failure
+    chatty.write_text(
+        "import subprocess, sys\n"
+        f"done = subprocess.run([{installed!r}, *sys.argv[1:]])\n"
+        "if done.returncode == 1:\n"
+        "    print('Traceback (most recent call last):', file=sys.stderr)\n"
+        "sys.exit(done.returncode)\n"
+    )
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "another_user_is_refused or without_trace_gets",
+        env={"TRACE_SUITE_CLI": f"{sys.executable} {chatty}"},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert "2 scenarios ran: 0 passed, 2 failed" in summary
+    assert summary.count("    behaviour: a stack trace on stderr: ") == 2
 
 
 def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Path) -> None:
@@ -149,6 +179,49 @@ def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Pat
     assert f"handler: {handler}:handler (Node.js v" in done.stdout
 
 
+def test_a_handler_that_refuses_for_the_wrong_reason_differs_in_behaviour(
+    tmp_path: Path,
+) -> None:
+    """A stranger told the task is not found, where the contract says "no access": the
+    CLI says another message the phrasebook knows, which is no matter of words."""
+    handler = tmp_path / "not_found.cjs"
+    handler.write_text(
+        "exports.handler = async (event, context) => ({\n"
+        "  statusCode: 404,\n"
+        "  headers: { 'Content-Type': 'application/json' },\n"
+        "  body: JSON.stringify({ error: { code: 'TASK_NOT_FOUND', request_id: 'r-1',\n"
+        "    message: `Task ${event.pathParameters.task_id} not found.` } }),\n"
+        "});\n"
+    )
+    done = run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "another_user_is_refused",
+        env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    assert (
+        '    behaviour: the CLI said "not found. (TASK_NOT_FOUND)" where '
+        '"You do not have access to this task. (FORBIDDEN)" was expected: '
+        "'bgagent: Task task-"
+    ) in summary
+
+
+def test_a_handler_that_cannot_load_stops_the_run_before_any_scenario(tmp_path: Path) -> None:
+    handler = tmp_path / "no_export.mjs"
+    handler.write_text("export const other = 1;\n")
+    done = run_acceptance_suite(
+        "features/test_trace_download.py", env={"TRACE_SUITE_HANDLER": f"{handler}:handler"}
+    )
+    assert done.returncode == 4, done.stdout[-3000:]
+    assert "no tests ran" in done.stdout
+    assert (
+        "the trace API's handler cannot run: the function failed to start: "
+        f"Error: {handler} exports no function named handler"
+    ) in done.stdout
+
+
 def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
     tmp_path: Path,
 ) -> None:
@@ -157,6 +230,18 @@ def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
     for env, says in (
         ({ENV_PHRASEBOOK: str(broken)}, f"phrasebook {broken}:"),
         ({"TRACE_SUITE_HANDLER": "no_such_module_here.handle"}, "no module"),
+        (
+            {
+                "TRACE_SUITE_HANDLER": GET_TRACE_URL.handler,
+                "TRACE_SUITE_API_URL": "https://api.invalid/prod",
+                "TRACE_SUITE_USER_POOL_ID": "us-east-1_x",
+                "TRACE_SUITE_CLIENT_ID": "client",
+                "TRACE_ARTIFACTS_BUCKET_NAME": "bucket",
+                "TASK_TABLE_NAME": "table",
+                "AWS_REGION": "us-east-1",
+            },
+            "needs the suite's own stack",
+        ),
     ):
         done = run_acceptance_suite("features/test_trace_download.py", env=env)
         assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]

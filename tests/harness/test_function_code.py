@@ -46,7 +46,7 @@ def test_a_python_module_of_their_own_runs_from_its_own_folder(
 
 
 def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
-    for name in ("handler.js", "handler.mjs", "handler.cjs"):
+    for name in ("handler.js", "handler.mjs", "handler.cjs", "handler.JS"):
         file = tmp_path / name
         file.write_text("exports.handle = async () => ({});\n")
         code = function_code(MINE, {ENV_SUITE_HANDLER: f"{file}:handle"})
@@ -66,6 +66,10 @@ def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
         ("no_such_module_here.handle", "no module 'no_such_module_here' on this Python's path"),
         ("{absent}/handler.js:handle", "no file"),
         ("{absent}/handler.mjs:", "name the export after ':'"),
+        ("{absent}/handler.js", "name the export too, as in"),
+        ("{absent}/handler.ts:handler", "a Node.js handler is FILE.js:export"),
+        ("{absent}/handler.py:handler", "a Node.js handler is FILE.js:export"),
+        ("handlers/get_trace_url.lambda_handler", "a Python one package.module.function"),
     ],
 )
 def test_a_handler_that_cannot_run_is_refused_in_one_line(

@@ -205,3 +205,114 @@ def test_a_handler_that_ends_its_process_fails_what_it_was_running(tmp_path: Pat
         pytest.raises(InvocationFailed, match="exited with status 3"),
     ):
         local.invoke(EVENT)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Lambda's Node.js runtime takes no plain returned value for a result.
+        "export const handler = (event) => ({ statusCode: 200 });\n",
+        # A callback never called: the answer is null once nothing is left to run.
+        "export const handler = (event, context, callback) => ({ statusCode: 200 });\n",
+        # A promise that never settles, likewise.
+        "export const handler = () => new Promise(() => {});\n",
+    ],
+)
+def test_a_handler_that_gives_no_result_answers_null_as_lambda_does(
+    tmp_path: Path, source: str
+) -> None:
+    with running(tmp_path, source) as local:
+        assert local.invoke(EVENT) is None
+        assert local.invoke(EVENT) is None  # and the instance carries on
+
+
+def test_a_handler_taking_its_arguments_as_a_rest_parameter_may_call_back(tmp_path: Path) -> None:
+    source = "export const handler = (...args) => { setTimeout(() => args[2](null, 7), 5); };\n"
+    with running(tmp_path, source) as local:
+        assert local.invoke(EVENT) == 7
+
+
+def test_one_logged_value_stays_a_value_and_an_error_gives_its_fields(tmp_path: Path) -> None:
+    source = (
+        "export const handler = async () => {\n"
+        "  console.error({ task_id: 't-1', reason: 'refused' });\n"
+        "  console.warn(new RangeError('out of range'));\n"
+        "  console.info('with', new TypeError('bad type'));\n"
+        "  return null;\n"
+        "};\n"
+    )
+    with running(tmp_path, source) as local:
+        local.invoke(EVENT)
+        first, second, third = local.log_records()
+    assert first["message"] == {"task_id": "t-1", "reason": "refused"}
+    assert second["message"]["errorType"] == "RangeError"
+    assert second["message"]["errorMessage"] == "out of range"
+    assert third["message"].startswith("with TypeError: bad type")
+    assert (third["errorType"], third["errorMessage"]) == ("TypeError", "bad type")
+
+
+def test_everything_logged_before_the_result_is_in_the_log_when_it_arrives(
+    tmp_path: Path,
+) -> None:
+    source = (
+        "export const handler = async () => {\n"
+        "  for (let n = 0; n < 3000; n++) console.log('line %d %s', n, 'x'.repeat(100));\n"
+        "  return 'done';\n"
+        "};\n"
+    )
+    with running(tmp_path, source) as local:
+        assert local.invoke(EVENT) == "done"
+        messages = [record["message"] for record in local.log_records()]
+    assert len(messages) == 3000
+    assert messages[-1].startswith("line 2999 ")
+
+
+@pytest.mark.parametrize(
+    "crash",
+    [
+        "setTimeout(() => { throw new Error('crashed in a timer'); }, 1)",
+        "Promise.reject(new Error('crashed in a promise'))",
+    ],
+)
+def test_an_error_nothing_caught_fails_its_invocation_and_a_new_instance_serves_the_next(
+    tmp_path: Path, crash: str
+) -> None:
+    crashed = tmp_path / "crashed-once"
+    source = (
+        'import { existsSync, writeFileSync } from "node:fs";\n'
+        "const loaded = Date.now();\n"
+        "export const handler = (event, context, callback) => {\n"
+        f"  if (!existsSync({json.dumps(str(crashed))})) {{\n"
+        f"    writeFileSync({json.dumps(str(crashed))}, '');\n"
+        f"    {crash};\n"
+        "    return;\n"
+        "  }\n"
+        "  callback(null, loaded);\n"
+        "};\n"
+    )
+    with running(tmp_path, source) as local:
+        with pytest.raises(InvocationFailed, match="crashed in a"):
+            local.invoke(EVENT)
+        first_load = local.invoke(EVENT)
+        assert local.invoke(EVENT) == first_load  # one new instance, which carries on
+
+
+def test_a_module_that_never_finishes_loading_has_not_started_in_time(tmp_path: Path) -> None:
+    source = (
+        "await new Promise((resolve) => setTimeout(resolve, 60000));\nexport const handler = 1;\n"
+    )
+    with running(tmp_path, source) as local, pytest.raises(InvocationFailed) as late:
+        local.wait_started(timeout=0.2)
+    assert str(late.value) == "the function did not start within 0.2 s"
+
+
+def test_a_module_that_fails_to_load_is_told_by_wait_started(tmp_path: Path) -> None:
+    with (
+        running(tmp_path, "export const other = 1;\n") as local,
+        pytest.raises(InvocationFailed) as failed,
+    ):
+        local.wait_started()
+    assert str(failed.value) == (
+        f"the function failed to start: Error: {tmp_path / 'handler.mjs'} "
+        "exports no function named handler"
+    )

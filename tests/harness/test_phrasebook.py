@@ -11,13 +11,15 @@ from trace_harness.living_docs import parse_feature
 from trace_harness.phrasebook import (
     DEFAULT_PHRASEBOOK,
     ENV_PHRASEBOOK,
+    AmbiguousPhrase,
     MissingPhrase,
     Phrasebook,
     PhrasebookError,
+    SaidAnotherMessage,
     WordingDiffers,
     phrasebook_path,
 )
-from trace_steps import downloads
+from trace_steps import downloads, permissions
 
 FEATURES = Path(__file__).resolve().parents[2] / "features"
 
@@ -44,6 +46,13 @@ def test_an_ellipsis_stands_for_any_text_even_none(tmp_path: Path) -> None:
         phrases.judge("lost", "error: lost; retry")
 
 
+def test_text_beyond_ascii_is_literal_too(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"saved" = "✓ saved → {file}"\n')
+    phrases.judge("saved", "✓ saved → /x", file="/x")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("saved", "✓ saved anything /x", file="/x")
+
+
 def test_text_is_literal_where_it_holds_regex_characters(tmp_path: Path) -> None:
     phrases = book(tmp_path, '"gone" = "Task a.b not found. (TASK_NOT_FOUND)"\n')
     phrases.judge("gone", "Task a.b not found. (TASK_NOT_FOUND)")
@@ -66,6 +75,19 @@ def test_a_placeholder_the_message_does_not_have_is_text(tmp_path: Path) -> None
     phrases.judge("saved", "Saved {file}")
 
 
+def test_a_quantifier_after_a_placeholder_repeats_its_whole_value(tmp_path: Path) -> None:
+    phrases = book(tmp_path, "\"twice\" = { regex = '{file}{2}' }\n")
+    phrases.judge("twice", "/f/f", file="/f")
+    with pytest.raises(WordingDiffers):
+        phrases.judge("twice", "/ff", file="/f")
+
+
+def test_a_phrasebook_may_begin_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.toml"
+    path.write_bytes(b'\xef\xbb\xbf[messages]\n"a" = "b"\n')
+    Phrasebook.load(path).judge("a", "b")
+
+
 def test_a_regex_entry_must_match_the_whole_line_and_may_use_placeholders(
     tmp_path: Path,
 ) -> None:
@@ -83,9 +105,46 @@ def test_a_difference_names_the_message_the_entry_and_what_the_cli_said(tmp_path
         phrases.judge("refused", "nope")
     assert str(differs.value) == (
         "the wording of \"refused\" differs: the phrasebook theirs.toml gives 'error: refused', "
-        "the CLI said 'nope'"
+        "the CLI said 'nope', which says no message it knows"
     )
+    assert differs.value.kind == "wording"
     assert isinstance(differs.value, AssertionError)  # a scenario fails, never errors
+
+
+def test_a_line_that_says_another_known_message_is_a_difference_of_behaviour(
+    tmp_path: Path,
+) -> None:
+    phrases = book(
+        tmp_path, '"forbidden" = "error: access denied"\n"gone" = "error: no task {task}"\n'
+    )
+    with pytest.raises(SaidAnotherMessage) as said:
+        phrases.judge("forbidden", "error: no task t-1", task="t-1")
+    assert said.value.kind == "behaviour"
+    assert str(said.value) == (
+        'the CLI said "gone" where "forbidden" was expected: \'error: no task t-1\''
+    )
+
+
+def test_a_line_two_messages_entries_both_read_judges_nothing(tmp_path: Path) -> None:
+    phrases = book(tmp_path, '"forbidden" = "error: …"\n"gone" = "error: no task {task}"\n')
+    with pytest.raises(AmbiguousPhrase) as ambiguous:
+        phrases.judge("forbidden", "error: no task t-1", task="t-1")
+    assert ambiguous.value.kind == "ambiguous phrasebook"
+    assert str(ambiguous.value) == (
+        "the phrasebook theirs.toml reads 'error: no task t-1' both as \"forbidden\" and as "
+        '"gone": its entries must tell the messages apart'
+    )
+    phrases.judge("forbidden", "error: access denied")  # says only the one
+
+
+def test_several_names_of_one_message_may_share_its_words(tmp_path: Path) -> None:
+    phrases = book(
+        tmp_path,
+        '"not traced" = "error: {task} has no trace"\n"no trace" = "error: {task} has no trace"\n'
+        '"literal" = "error: t-1 has no trace"\n',
+    )
+    phrases.judge("not traced", "error: t-1 has no trace", task="t-1")
+    phrases.judge("literal", "error: t-1 has no trace", task="t-1")  # the same words, written out
 
 
 def test_a_missing_entry_fails_naming_the_message_never_passes(tmp_path: Path) -> None:
@@ -98,6 +157,7 @@ def test_a_missing_entry_fails_naming_the_message_never_passes(tmp_path: Path) -
         "(the CLI said 'error: timed out')"
     )
     assert missing.value.message == "timed out"
+    assert missing.value.kind == "no phrasebook entry"
 
 
 @pytest.mark.parametrize(
@@ -108,6 +168,7 @@ def test_a_missing_entry_fails_naming_the_message_never_passes(tmp_path: Path) -
         ("messages = 3\n", "no [messages] table"),
         ('[messages]\n"a" = 3\n', '"a" must be text or { regex = "…" }, not 3'),
         ('[messages]\n"a" = { text = "b" }\n', '"a" must be text or'),
+        ('[messages]\n"a" = {}\n', '"a" must be text or'),
         ('[messages]\n"a" = { regex = "b", also = "c" }\n', '"a" must be text or'),
         ('[messages]\n"a" = { regex = 3 }\n', '"a" must be text or'),
         ("[messages]\n\"a\" = { regex = '(unclosed' }\n", '"a": missing ), unterminated'),
@@ -152,6 +213,7 @@ def messages_the_scenarios_check() -> set[str]:
         downloads.NOT_AVAILABLE,
         downloads.RESUBMIT,
         downloads.INTERRUPTED,
+        permissions.STORAGE_REFUSED_CHECK,
     }
     for feature_file in sorted(FEATURES.glob("*.feature")):
         for child in parse_feature(feature_file)["children"]:

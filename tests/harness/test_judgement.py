@@ -1,0 +1,117 @@
+"""How a run's judgement counts scenarios and tells what differed, from the reports the
+scenarios send (in-process, or from parallel workers)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from types import SimpleNamespace
+from typing import Any
+
+from trace_steps.conformance import Difference, Judgement, first_line
+
+SCENARIO = {"integration": 1}
+FORBIDDEN = Difference(
+    feature="Downloading the trace of a task",
+    scenario="Another user is refused and receives nothing",
+    example="",
+    step="Then the download fails, telling him he does not have access to the task",
+    kind="wording",
+    detail="the wording of ... differs",
+)
+MISSING = Difference("F", "S", "row | one", "Then it says", "no phrasebook entry", "…", "Gone")
+
+
+def report(
+    nodeid: str, when: str, outcome: str = "passed", difference: Difference | None = None
+) -> Any:
+    properties = [("trace_suite_difference", asdict(difference))] if difference else []
+    return SimpleNamespace(
+        nodeid=nodeid,
+        when=when,
+        skipped=outcome == "skipped",
+        keywords=SCENARIO,
+        user_properties=[("other", 1), *properties],
+    )
+
+
+def run(judgement: Judgement, nodeid: str, *phases: tuple[str, str, Difference | None]) -> None:
+    for when, outcome, difference in phases:
+        judgement.pytest_runtest_logreport(report(nodeid, when, outcome, difference))
+
+
+def test_scenarios_are_counted_once_set_up_and_failures_from_any_phase() -> None:
+    judgement = Judgement({"CLI": "theirs"})
+    ok = (("setup", "passed", None), ("call", "passed", None), ("teardown", "passed", None))
+    run(judgement, "a", *ok)
+    run(judgement, "b", ("setup", "passed", None), ("call", "failed", FORBIDDEN), *ok[2:])
+    run(judgement, "c", ("setup", "failed", MISSING), ("teardown", "passed", None))
+    run(judgement, "d", *ok[:2], ("teardown", "failed", FORBIDDEN))
+    run(judgement, "e", ("setup", "skipped", None), ("teardown", "passed", None))
+    run(judgement, "f", ("setup", "passed", None), ("call", "skipped", None), *ok[2:])  # xfail
+    judged = judgement.as_json()
+    assert judged["scenarios"] == {"ran": 4, "passed": 1}
+    assert [d["step"] for d in judged["failed"]] == [FORBIDDEN.step, MISSING.step, FORBIDDEN.step]
+    assert judged["missing_from_phrasebook"] == ["Gone"]
+    assert judged["implementations"] == {"CLI": "theirs"}
+
+
+def test_a_scenario_failing_twice_keeps_its_first_difference() -> None:
+    judgement = Judgement({})
+    run(judgement, "b", ("setup", "passed", None), ("call", "failed", FORBIDDEN))
+    run(judgement, "b", ("teardown", "failed", MISSING))
+    assert judgement.as_json()["failed"] == [asdict(FORBIDDEN)]
+
+
+def test_tests_that_are_no_scenarios_are_not_counted() -> None:
+    judgement = Judgement({})
+    unit = report("u", "setup")
+    unit.keywords = {"test_unit": 1}
+    judgement.pytest_runtest_logreport(unit)
+    assert judgement.as_json()["scenarios"] == {"ran": 0, "passed": 0}
+
+
+class Terminal:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def section(self, title: str) -> None:
+        self.lines.append(f"== {title} ==")
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        self.lines.append(line)
+
+
+def test_the_summary_names_what_was_judged_and_each_difference() -> None:
+    judgement = Judgement({"CLI": "theirs", "handler": "ours"})
+    run(judgement, "a", ("setup", "passed", None), ("call", "passed", None))
+    run(judgement, "b", ("setup", "passed", None), ("call", "failed", FORBIDDEN))
+    run(judgement, "c", ("setup", "passed", None), ("call", "failed", MISSING))
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert terminal.lines == [
+        "== what the acceptance suite judged ==",
+        "CLI: theirs",
+        "handler: ours",
+        "3 scenarios ran: 1 passed, 2 failed",
+        "✗ Downloading the trace of a task: Another user is refused and receives nothing",
+        "    Then the download fails, telling him he does not have access to the task",
+        "    wording: the wording of ... differs",
+        "✗ F: S [row | one]",
+        "    Then it says",
+        "    no phrasebook entry: …",
+        "The phrasebook has no entry for 1 message(s) the scenarios check:",
+        '    "Gone"',
+    ]
+
+
+def test_a_run_without_scenarios_says_nothing() -> None:
+    terminal = Terminal()
+    Judgement({"CLI": "theirs"}).pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert terminal.lines == []
+
+
+def test_a_detail_is_its_first_line_and_at_most_400_characters() -> None:
+    assert first_line("  said this\nassert 1 == 2\n") == "said this"
+    assert first_line("") == "(no message)"
+    assert first_line("x" * 400) == "x" * 400
+    assert first_line("x" * 401) == "x" * 399 + "…"
