@@ -122,6 +122,8 @@ _STEP_FAILED = pytest.StashKey[Difference]()
 _NAMES = pytest.StashKey[tuple[str, str]]()  # the scenario's feature and its own name
 _PROPERTY = "trace_suite_difference"  # carries a failed scenario's difference on its report
 NO_ENTRY = MissingPhrase.kind
+# Where a scenario failed outside any step: its fixtures, a step not found, its last check.
+_PHASES = {"setup": "before its steps", "call": "in its steps", "teardown": "after its steps"}
 
 
 def implementations(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -229,7 +231,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             feature=feature,
             scenario=scenario,
             example=_example(item),
-            step="before its steps" if report.when == "setup" else "after its steps",
+            step=_PHASES[report.when],
             kind="behaviour",
             # An assertion says what differed; another exception is named.
             detail=first_line(crash.message if crash else str(report.longrepr)).removeprefix(

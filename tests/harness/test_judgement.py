@@ -7,6 +7,9 @@ from dataclasses import asdict
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from trace_steps import conformance
 from trace_steps.conformance import Difference, Judgement, first_line
 
 SCENARIO = {"integration": 1}
@@ -115,3 +118,67 @@ def test_a_detail_is_its_first_line_and_at_most_400_characters() -> None:
     assert first_line("") == "(no message)"
     assert first_line("x" * 400) == "x" * 400
     assert first_line("x" * 401) == "x" * 399 + "…"
+
+
+def made_report(item: Any, when: str, *, failed: bool = True, crash: str = "") -> Any:
+    """A report through the suite's report wrapper, as pytest makes one for ``item``."""
+    report = SimpleNamespace(
+        failed=failed,
+        when=when,
+        longrepr=SimpleNamespace(reprcrash=SimpleNamespace(message=crash)),
+        user_properties=[],
+    )
+    wrapper = conformance.pytest_runtest_makereport(item, None)  # type: ignore[arg-type]
+    next(wrapper)
+    try:
+        wrapper.send(report)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the wrapper gave no report back")
+
+
+def scenario_item(**stashed: Any) -> Any:
+    def test() -> None:
+        """/x/features/trace_download.feature: A traced task downloads"""
+
+    item = SimpleNamespace(
+        obj=test,
+        name="test_a_traced_task_downloads",
+        stash=pytest.Stash(),
+        get_closest_marker=lambda name: name == "integration" or None,
+    )
+    for key, value in stashed.items():
+        item.stash[key] = value
+    return item
+
+
+@pytest.mark.parametrize(
+    ("when", "where"),
+    [("setup", "before its steps"), ("call", "in its steps"), ("teardown", "after its steps")],
+)
+def test_a_failure_outside_any_step_says_where_and_what(when: str, where: str) -> None:
+    report = made_report(scenario_item(), when, crash="AssertionError: boom\nassert 1 == 2")
+    [(name, difference)] = report.user_properties
+    assert name == "trace_suite_difference"
+    assert difference == asdict(
+        Difference(
+            feature="trace_download.feature",
+            scenario="A traced task downloads",
+            example="",
+            step=where,
+            kind="behaviour",
+            detail="boom",
+        )
+    )
+
+
+def test_a_failed_step_is_reported_as_the_step_said_and_a_pass_carries_nothing() -> None:
+    item = scenario_item()
+    item.stash[conformance._STEP_FAILED] = FORBIDDEN
+    assert made_report(item, "call").user_properties == [
+        ("trace_suite_difference", asdict(FORBIDDEN))
+    ]
+    assert made_report(item, "call", failed=False).user_properties == []
+    other = scenario_item()
+    other.get_closest_marker = lambda name: None  # a test that is no scenario
+    assert made_report(other, "call").user_properties == []
