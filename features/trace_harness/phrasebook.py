@@ -9,8 +9,9 @@ names another.
 
 An entry is either text, where ``…`` stands for any text, or ``{ regex = "…" }``;
 either must match the whole line, and the line must match no other message's entry
-(several names of one message may share their words). A line that says another
-message the book knows is a difference of behaviour, not of words. ``{file}`` and
+(several keys may name one message: the default phrasebook gives them the same
+words). A line that says another message the book knows is a difference of
+behaviour, not of words. ``{file}`` and
 ``{task}`` stand for the file written and the task's id, where the message has them.
 A message missing from the book fails its scenario, saying so: it never passes
 unjudged.
@@ -22,7 +23,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
@@ -96,9 +97,15 @@ class Entry:
 class Phrasebook:
     path: Path
     entries: dict[str, Entry]
+    # Which message each key names: several keys may name one message (the scenarios
+    # quote it in part, or by different words). The default phrasebook tells: keys it
+    # gives the same words name one message.
+    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> Phrasebook:
+    def load(cls, path: Path, *, names_from: Phrasebook | None = None) -> Phrasebook:
+        """``names_from``: the phrasebook that says which keys name one message (the
+        default phrasebook, for another CLI's); by default this one."""
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -106,7 +113,10 @@ class Phrasebook:
         messages = document.get("messages")
         if not isinstance(messages, dict):
             raise PhrasebookError(f"phrasebook {path}: no [messages] table")
-        return cls(path, {key: _entry(path, key, value) for key, value in messages.items()})
+        entries = {key: _entry(path, key, value) for key, value in messages.items()}
+        reference = (names_from or cls(path, entries)).entries
+        names = {key: reference[key].written if key in reference else key for key in entries}
+        return cls(path, entries, names)
 
     def judge(self, message: str, line: str, **values: str) -> None:
         """``line`` must say ``message`` in this phrasebook's words, and no other message;
@@ -118,12 +128,11 @@ class Phrasebook:
                 message,
             )
         expected = entry.pattern(values)
-        # Several names of one message share their words; other messages must not.
         others = [
             key
             for key, other in self.entries.items()
-            if (pattern := other.pattern(values)).pattern != expected.pattern
-            and pattern.fullmatch(line)
+            if self.names.get(key, key) != self.names.get(message, message)
+            and other.pattern(values).fullmatch(line)
         ]
         if expected.fullmatch(line) and others:
             raise AmbiguousPhrase(

@@ -167,7 +167,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _usable() -> tuple[dict[str, str], Phrasebook]:
     try:
-        return implementations(), Phrasebook.load(phrasebook_path())
+        default = Phrasebook.load(DEFAULT_PHRASEBOOK)
+        path = phrasebook_path()
+        book = default if path == DEFAULT_PHRASEBOOK else Phrasebook.load(path, names_from=default)
+        return implementations(), book
     except (PhrasebookError, FunctionCodeError) as unusable:
         raise pytest.UsageError(str(unusable)) from None
 

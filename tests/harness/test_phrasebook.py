@@ -137,14 +137,32 @@ def test_a_line_two_messages_entries_both_read_judges_nothing(tmp_path: Path) ->
     phrases.judge("forbidden", "error: access denied")  # says only the one
 
 
-def test_several_names_of_one_message_may_share_its_words(tmp_path: Path) -> None:
+def test_keys_given_the_same_words_name_one_message(tmp_path: Path) -> None:
     phrases = book(
         tmp_path,
         '"not traced" = "error: {task} has no trace"\n"no trace" = "error: {task} has no trace"\n'
-        '"literal" = "error: t-1 has no trace"\n',
+        '"gone" = "error: t-1 has no trace"\n',
     )
-    phrases.judge("not traced", "error: t-1 has no trace", task="t-1")
-    phrases.judge("literal", "error: t-1 has no trace", task="t-1")  # the same words, written out
+    phrases.judge("not traced", "error: t-2 has no trace", task="t-2")
+    phrases.judge("no trace", "error: t-2 has no trace", task="t-2")
+    with pytest.raises(AmbiguousPhrase):  # other words: another message
+        phrases.judge("not traced", "error: t-1 has no trace", task="t-1")
+
+
+def test_another_clis_phrasebook_names_its_messages_as_the_default_one_does(
+    tmp_path: Path,
+) -> None:
+    default = book(tmp_path, '"no access" = "bgagent: no access"\n"gone" = "bgagent: gone"\n')
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text('[messages]\n"no access" = "error: …"\n"gone" = "error: task … missing"\n')
+    theirs = Phrasebook.load(lenient, names_from=default)
+    theirs.judge("no access", "error: denied")
+    with pytest.raises(AmbiguousPhrase):  # a refusal for the wrong reason cannot pass
+        theirs.judge("no access", "error: task t-1 missing")
+    everything = tmp_path / "everything.toml"
+    everything.write_text('[messages]\n"no access" = "…"\n"gone" = "…"\n"theirs only" = "…"\n')
+    with pytest.raises(AmbiguousPhrase):  # words that judge nothing
+        Phrasebook.load(everything, names_from=default).judge("no access", "error: denied")
 
 
 def test_a_missing_entry_fails_naming_the_message_never_passes(tmp_path: Path) -> None:
