@@ -55,15 +55,15 @@ def python_handler(handler: str) -> FunctionCode:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or (spec.origin is None and not spec.submodule_search_locations):
-        raise FunctionCodeError(
-            f"{ENV_SUITE_HANDLER}={handler!r}: no module {top!r} on this Python's path"
-        )
-    if spec.submodule_search_locations:  # a package: its task root holds its folder
-        task_root = Path(next(iter(spec.submodule_search_locations))).resolve().parent
-    else:
-        assert spec.origin is not None
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if folders:  # a package (a namespace package too): its task root holds its folder
+        task_root = Path(folders[0]).resolve().parent
+    elif spec is not None and spec.origin and Path(spec.origin).is_file():
         task_root = Path(spec.origin).resolve().parent
+    else:  # none, or one built into Python
+        raise FunctionCodeError(
+            f"{ENV_SUITE_HANDLER}={handler!r}: no module file {top!r} on this Python's path"
+        )
     return FunctionCode(
         command=(sys.executable, "-m", "awslambdaric", handler),
         task_root=task_root,

@@ -3,10 +3,8 @@
 //
 // It loads FILE (CommonJS or ES module) once, as a cold start does, then for each
 // invocation hands EXPORT the event, a Lambda-like context and a callback, and posts
-// back what Lambda's Node.js runtime would: the value a returned promise settles with,
-// or the value passed to the callback, or null once the event loop has nothing left to
-// do without either (a plain returned value is not a result there); or the error thrown,
-// rejected or passed to the callback. An error nothing caught fails the invocation and
+// back what the nodejs20.x and nodejs22.x runtimes would (see invoke below): a plain
+// returned value is no result there. An error nothing caught fails the invocation and
 // ends the process, as it ends a Lambda instance. console.* goes to stdout (the
 // function's log stream) in the function's log format and level.
 
@@ -57,7 +55,7 @@ function jsonRecord(timestamp, level, args) {
   // fields); several are formatted into a string, with the first Error's fields beside.
   const record = { timestamp, level, requestId };
   if (args.length === 1) {
-    record.message = args[0] instanceof Error ? errorBody(args[0]) : args[0];
+    record.message = args[0] instanceof Error ? errorFields(args[0]) : args[0];
     try {
       return JSON.stringify(record);
     } catch {
@@ -67,7 +65,7 @@ function jsonRecord(timestamp, level, args) {
   }
   record.message = format(...args);
   const error = args.find((arg) => arg instanceof Error);
-  return JSON.stringify(error ? { ...record, ...errorBody(error) } : record);
+  return JSON.stringify(error ? { ...record, ...errorFields(error) } : record);
 }
 
 function logger(level) {
@@ -85,13 +83,24 @@ console.debug = logger("DEBUG");
 console.log = console.info = logger("INFO");
 console.warn = logger("WARN");
 console.error = logger("ERROR");
+console.fatal = logger("FATAL");
 
+// An error as the runtime logs it: its class, message and stack.
+function errorFields(error) {
+  return {
+    errorType: error.constructor?.name ?? "Error",
+    errorMessage: error.message,
+    stackTrace: typeof error.stack === "string" ? error.stack.split("\n") : [],
+  };
+}
+
+// An error, or anything thrown, as the runtime posts it to the Runtime API.
 function errorBody(error) {
   const isError = error instanceof Error;
   return {
     errorType: isError ? error.name : typeof error,
     errorMessage: isError ? error.message : String(error),
-    stackTrace: isError && error.stack ? error.stack.split("\n") : [],
+    trace: isError && typeof error.stack === "string" ? error.stack.split("\n") : [],
   };
 }
 
@@ -106,9 +115,16 @@ async function load() {
   return handler;
 }
 
+// The answer of one invocation, as the Node.js runtime interface client (3.x, the
+// nodejs20.x and nodejs22.x runtimes) gives it: a returned promise's value at once; the
+// callback's once the event loop is empty (unless the handler sets
+// context.callbackWaitsForEmptyEventLoop to false); null if the loop empties with
+// neither; an error if it empties while a returned promise is still pending.
 function invoke(handler, event, context) {
   return new Promise((resolve, reject) => {
     let settled = false;
+    let promised = false;
+    let calledBack;
     const once = (settle) => (value) => {
       if (settled) return;
       settled = true;
@@ -117,17 +133,39 @@ function invoke(handler, event, context) {
     };
     const succeed = once(resolve);
     const fail = once(reject);
-    const drained = () => succeed(null); // nothing left to run, and no answer
+    const drained = () => {
+      if (calledBack) succeed(calledBack.result);
+      else if (promised) fail(exitedEarly());
+      else succeed(null);
+    };
     process.on("beforeExit", drained);
     running = fail;
-    const callback = (error, result) => (error ? fail(error) : succeed(result));
+    const callback = (error, result) => {
+      if (error) fail(error);
+      else if (context.callbackWaitsForEmptyEventLoop) calledBack = { result };
+      else succeed(result);
+    };
+    Object.assign(context, {
+      succeed: (result) => callback(null, result),
+      fail: (error) => callback(error ?? "handled"),
+      done: callback,
+    });
     try {
       const returned = handler(event, context, callback);
-      if (returned && typeof returned.then === "function") returned.then(succeed, fail);
+      if (returned && typeof returned.then === "function") {
+        promised = true;
+        returned.then(succeed, fail);
+      }
     } catch (error) {
       fail(error);
     }
   });
+}
+
+function exitedEarly() {
+  const error = new Error("Runtime exited without providing a reason");
+  error.name = "Runtime.NodeJsExit";
+  return error;
 }
 
 // Everything written so far, on its way to the log stream before the result is posted.
@@ -183,7 +221,7 @@ for (;;) {
     await flushed();
     await call("POST", `${API}/invocation/${requestId}/response`, result ?? null);
   } catch (error) {
-    console.error("Invoke Error", errorBody(error));
+    console.error(error instanceof Error ? error : new Error(String(error)));
     await flushed();
     await call("POST", `${API}/invocation/${requestId}/error`, errorBody(error));
   }

@@ -16,10 +16,13 @@ was running: the next invocation gets a new instance, a cold start of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import select
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -53,9 +56,13 @@ class _Invocation:
     timer: threading.Timer | None = None
 
 
+INIT_SECONDS = 10  # Lambda's limit on loading the handler (its init phase)
+
+
 class _Instance:
-    """One instance of the function: its runtime's process, and the Runtime API that
-    process polls, with the invocations queued for it."""
+    """One instance of the function: its runtime's process (and whatever that starts,
+    in a process group of its own), and the Runtime API that process polls, with the
+    invocations queued for it."""
 
     process: subprocess.Popen[bytes]  # started once its Runtime API listens
 
@@ -65,8 +72,16 @@ class _Instance:
         self.pending: queue.Queue[Any] = queue.Queue()
         self.running: dict[str, _Invocation] = {}
         self.init_error = ""
-        # Set once the runtime has loaded the handler and asked for work, or has ended.
-        self.settled = threading.Event()
+        self.loaded = threading.Event()  # the runtime loaded the handler and asked for work
+        self.ended = threading.Event()  # its process ended, and was seen to
+        self.settled = threading.Event()  # loaded, or ended
+        self.init_timer: threading.Timer | None = None
+
+    def kill(self) -> None:
+        """End the instance: its runtime and every process it started (they hold its
+        log's pipe open)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 class LocalLambda:
@@ -79,9 +94,12 @@ class LocalLambda:
         *,
         name: str,
         code: FunctionCode | None = None,
+        init_seconds: float = INIT_SECONDS,
     ) -> None:
-        """``code``: what the function runs; by default the definition's own handler."""
+        """``code``: what the function runs; by default the definition's own handler.
+        ``init_seconds``: how long an instance may take to load it."""
         self.function = function
+        self.init_seconds = init_seconds
         self.name = name
         self.code = code or python_handler(function.handler)
         self._environment = dict(environment)
@@ -99,28 +117,31 @@ class LocalLambda:
         with self._lock:
             self._instance = self._launch()
 
-    def wait_started(self, timeout: float = 10.0) -> None:
-        """Wait until the current instance has loaded the handler (Lambda's init phase,
-        which lasts at most 10 seconds); raises InvocationFailed if it could not."""
+    @property
+    def runtime_pid(self) -> int | None:
+        """The process id of the current instance's runtime, if one was started."""
         instance = self._instance
-        assert instance is not None, "start() first"
-        if not instance.settled.wait(timeout):
-            raise InvocationFailed(f"the function did not start within {timeout:g} s")
-        code = instance.process.poll()
-        if code is not None:
-            raise InvocationFailed(instance.init_error or _exited(code))
+        return instance.process.pid if instance is not None else None
+
+    def wait_started(self) -> None:
+        """Wait until the current instance has loaded the handler; raises InvocationFailed
+        if it could not (an error, an exit, or more than Lambda's 10 s init phase)."""
+        instance = self._instance
+        if instance is None:
+            raise InvocationFailed("the function is not running")
+        instance.settled.wait(self.init_seconds + 5)  # its init timer ends it before
+        if not instance.loaded.is_set():
+            raise InvocationFailed(instance.init_error or _failed_to_start(instance.process))
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
             instance, self._instance = self._instance, None
         if instance is not None:
-            if instance.process.poll() is None:
-                instance.process.terminate()
-                try:
-                    instance.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    instance.process.kill()
+            instance.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                instance.process.wait(timeout=5)
+            instance.kill()
             for thread in instance.threads:  # its end, and the last of its log
                 thread.join()
 
@@ -151,36 +172,60 @@ class LocalLambda:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own, ended as a whole
         )
         assert instance.process.stdout is not None
         os.set_blocking(instance.process.stdout.fileno(), False)
+        instance.init_timer = threading.Timer(self.init_seconds, self._init_timed_out, (instance,))
+        instance.init_timer.daemon = True
+        instance.init_timer.start()
         for work in (self._pump_log, self._watch):
             thread = threading.Thread(target=work, args=(instance,), daemon=True)
             thread.start()
             instance.threads.append(thread)
         return instance
 
+    def _init_timed_out(self, instance: _Instance) -> None:
+        if not instance.loaded.is_set():
+            instance.init_error = f"the function did not start within {self.init_seconds:g} s"
+            instance.kill()
+
     def _watch(self, instance: _Instance) -> None:
-        """An instance whose process ends fails what it was running; what was queued for
-        it goes to a new instance, unless the handler failed to load (then it fails too,
-        and the next invocation tries a new instance)."""
-        code = instance.process.wait()
-        failure = instance.init_error or _exited(code)
+        """An instance whose process ends fails what it was running. What was queued for
+        it goes to a new instance, unless it never loaded the handler: then that fails
+        too, and the next invocation tries a new instance."""
+        instance.process.wait()
+        instance.ended.set()
+        instance.kill()  # what it started goes with it, as a Lambda sandbox's processes
+        if instance.init_timer is not None:
+            instance.init_timer.cancel()
+        failure = instance.init_error or (
+            _exited(instance.process)
+            if instance.loaded.is_set()
+            else _failed_to_start(instance.process)
+        )
         instance.settled.set()
         with self._lock:
             for invocation in list(instance.running.values()):
                 self._finish(instance, invocation, error=failure)
             queued = _take_all(instance.pending)
-            current = self._instance is instance and not self._stopped
-            if current and queued and not instance.init_error:
-                self._instance = self._launch()
-                for invocation in queued:
-                    self._instance.pending.put(invocation)
-                queued = []
+            if self._instance is instance and not self._stopped and instance.loaded.is_set():
+                queued = self._hand_over(queued)
         for invocation in queued:
             self._finish(instance, invocation, error=failure)
         instance.pending.put(_STOP)  # for a poll the ended process left waiting
         serving.stop(instance.server)
+
+    def _hand_over(self, invocations: list[_Invocation]) -> list[_Invocation]:
+        """Queue ``invocations`` on a live instance, starting one if the current one has
+        ended; under the lock. Returns those it could not queue (the function stopped)."""
+        if self._stopped or self._instance is None:
+            return invocations
+        if self._instance.ended.is_set():
+            self._instance = self._launch()  # the last one ended: a cold start
+        for invocation in invocations:
+            self._instance.pending.put(invocation)
+        return []
 
     # --- invoking ---------------------------------------------------------------------
 
@@ -189,13 +234,12 @@ class LocalLambda:
         timed out, or its instance could not start or died running it."""
         invocation = _Invocation(str(uuid.uuid4()), event)
         with self._lock:
-            if self._stopped or self._instance is None:
+            if self._hand_over([invocation]):
                 raise InvocationFailed("the function is not running")
-            if self._instance.process.poll() is not None:
-                self._instance = self._launch()  # the last one ended: a cold start
-            self._instance.pending.put(invocation)
-        # An instance's end also sets `done` (see _watch); the timeout is the function's.
-        invocation.done.wait()
+        # Set by its answer, its timeout, or its instance's end; the backstop only turns
+        # a defect of this harness into a failure instead of a hang.
+        if not invocation.done.wait(self.init_seconds + self.function.timeout_seconds + 30):
+            raise InvocationFailed("the local Lambda lost the invocation")
         self._drain_log()
         if invocation.error:
             raise InvocationFailed(invocation.error)
@@ -205,7 +249,9 @@ class LocalLambda:
         """Everything the function wrote so far, as the log stream would hold it."""
         self._drain_log()
         with self._log_lock:
-            return self._log.decode("utf-8", "replace").splitlines()
+            text = self._log.decode("utf-8", "replace")
+        # Lines end with "\n" only: a runtime writes "\r" inside one log event.
+        return text.removesuffix("\n").split("\n") if text else []
 
     def log_records(self) -> list[dict[str, Any]]:
         """The structured records among the log lines (JSON log format)."""
@@ -224,8 +270,10 @@ class LocalLambda:
         full pipe; every read happens under the log's lock, so lines keep their order."""
         stdout = instance.process.stdout
         assert stdout is not None
+        ready = select.poll()  # not select(): a descriptor may be above 1023
+        ready.register(stdout.fileno(), select.POLLIN | select.POLLHUP)
         while True:
-            select.select([stdout], [], [])
+            ready.poll()
             with self._log_lock:
                 if not self._read(stdout):
                     stdout.close()
@@ -268,17 +316,34 @@ class LocalLambda:
                 invocation,
                 error=f"Task timed out after {self.function.timeout_seconds} seconds",
             )
-            instance.process.kill()  # Lambda ends a timed-out instance
+            instance.kill()  # Lambda ends a timed-out instance
 
     # --- the Lambda Runtime API, as a runtime calls it --------------------------------
 
-    def next_invocation(self, instance: _Instance) -> _Invocation | None:
-        """The next invocation for this instance, waiting for one; None once it ends."""
+    def next_invocation(
+        self, instance: _Instance, asked_by: Callable[[], bool]
+    ) -> _Invocation | None:
+        """The next invocation for this instance, waiting for one while ``asked_by()``
+        (the runtime that asked is still there); None once it, or the instance, ends."""
+        instance.loaded.set()
         instance.settled.set()
-        invocation = instance.pending.get()
-        if invocation is _STOP:
+        while True:
+            try:
+                invocation = instance.pending.get(timeout=0.05)
+            except queue.Empty:
+                if asked_by():
+                    continue
+                return None
+            if invocation is _STOP:
+                return None
+            assert isinstance(invocation, _Invocation)
+            if asked_by():
+                break
+            # The runtime that asked has ended: the invocation never ran.
+            with self._lock:
+                if self._hand_over([invocation]):
+                    self._finish(instance, invocation, error="the function is not running")
             return None
-        assert isinstance(invocation, _Invocation)
         instance.running[invocation.request_id] = invocation
         timeout = self.function.timeout_seconds
         invocation.timer = threading.Timer(timeout, self._timed_out, args=(instance, invocation))
@@ -298,7 +363,7 @@ class _RuntimeApi:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         if method == "GET" and path == f"{_API}/invocation/next":
-            return self._next(start_response)
+            return self._next(start_response, environ.get("werkzeug.socket"))
         parts = path.removeprefix(f"{_API}/").split("/")
         if method == "POST" and parts == ["init", "error"]:
             self.instance.init_error = f"the function failed to start: {_error_text(body)}"
@@ -316,8 +381,8 @@ class _RuntimeApi:
                 return _answer(start_response, 202)
         return _answer(start_response, 404)
 
-    def _next(self, start_response: StartResponse) -> Iterable[bytes]:
-        invocation = self.function.next_invocation(self.instance)
+    def _next(self, start_response: StartResponse, connection: Any) -> Iterable[bytes]:
+        invocation = self.function.next_invocation(self.instance, lambda: _open(connection))
         if invocation is None:
             return _answer(start_response, 500)
         deadline_ms = int((time.time() + self.function.function.timeout_seconds) * 1000)
@@ -337,6 +402,19 @@ class _RuntimeApi:
         return [json.dumps(invocation.event).encode()]
 
 
+def _open(connection: socket.socket | None) -> bool:
+    """Whether the peer of ``connection`` is still there: a process that ended has closed
+    its end (the kernel does it as the process exits), so a read would find no bytes."""
+    if connection is None:
+        return True
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def _take_all(pending: queue.Queue[Any]) -> list[_Invocation]:
     taken: list[_Invocation] = []
     while True:
@@ -348,8 +426,12 @@ def _take_all(pending: queue.Queue[Any]) -> list[_Invocation]:
             taken.append(waiting)
 
 
-def _exited(code: int) -> str:
-    return f"the function's runtime exited with status {code}"
+def _exited(process: subprocess.Popen[bytes]) -> str:
+    return f"the function's runtime exited with status {process.returncode}"
+
+
+def _failed_to_start(process: subprocess.Popen[bytes]) -> str:
+    return f"the function failed to start: its runtime exited with status {process.returncode}"
 
 
 def _error_text(body: bytes) -> str:

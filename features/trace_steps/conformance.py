@@ -84,6 +84,7 @@ class Judgement:
         for name, value in report.user_properties:
             if name == _PROPERTY and isinstance(value, dict):
                 self.differences.setdefault(report.nodeid, Difference(**value))
+                self.ran.add(report.nodeid)  # a failure is a run, whenever it came
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.ran:

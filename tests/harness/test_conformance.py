@@ -229,7 +229,7 @@ def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
     broken.write_text("[messages\n")
     for env, says in (
         ({ENV_PHRASEBOOK: str(broken)}, f"phrasebook {broken}:"),
-        ({"TRACE_SUITE_HANDLER": "no_such_module_here.handle"}, "no module"),
+        ({"TRACE_SUITE_HANDLER": "no_such_module_here.handle"}, "no module file"),
         (
             {
                 "TRACE_SUITE_HANDLER": GET_TRACE_URL.handler,

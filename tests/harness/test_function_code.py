@@ -45,6 +45,16 @@ def test_a_python_module_of_their_own_runs_from_its_own_folder(
     assert "their_handler" not in sys.modules  # found, not imported
 
 
+def test_a_namespace_package_of_their_own_runs_from_the_folder_holding_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "their_api" / "handlers").mkdir(parents=True)  # no __init__.py
+    (tmp_path / "their_api" / "handlers" / "trace.py").write_text("def handle(e, c): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_api.handlers.trace.handle"})
+    assert code.task_root == tmp_path.resolve()
+
+
 def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
     for name in ("handler.js", "handler.mjs", "handler.cjs", "handler.JS"):
         file = tmp_path / name
@@ -63,7 +73,8 @@ def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
         ("lambda_handler", "a Python handler is named module.function"),
         (".lambda_handler", "a Python handler is named module.function"),
         ("trace_infra.", "a Python handler is named module.function"),
-        ("no_such_module_here.handle", "no module 'no_such_module_here' on this Python's path"),
+        ("no_such_module_here.handle", "no module file 'no_such_module_here' on this Python's"),
+        ("sys.exit", "no module file 'sys' on this Python's path"),
         ("{absent}/handler.js:handle", "no file"),
         ("{absent}/handler.mjs:", "name the export after ':'"),
         ("{absent}/handler.js", "name the export too, as in"),

@@ -3,7 +3,9 @@ scenarios send (in-process, or from parallel workers)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +24,7 @@ FORBIDDEN = Difference(
     detail="the wording of ... differs",
 )
 MISSING = Difference("F", "S", "row | one", "Then it says", "no phrasebook entry", "…", "Gone")
+BROKEN = Difference("F", "T", "", "after its steps", "behaviour", "exit status 70, not 1")
 
 
 def report(
@@ -33,7 +36,8 @@ def report(
         when=when,
         skipped=outcome == "skipped",
         keywords=SCENARIO,
-        user_properties=[("other", 1), *properties],
+        # Properties of other plugins, before and after this one's in name order.
+        user_properties=[("another", {"x": 1}), ("zzz", {"x": 1}), *properties],
     )
 
 
@@ -51,9 +55,15 @@ def test_scenarios_are_counted_once_set_up_and_failures_from_any_phase() -> None
     run(judgement, "d", *ok[:2], ("teardown", "failed", FORBIDDEN))
     run(judgement, "e", ("setup", "skipped", None), ("teardown", "passed", None))
     run(judgement, "f", ("setup", "passed", None), ("call", "skipped", None), *ok[2:])  # xfail
+    run(judgement, "g", ("setup", "skipped", None), ("teardown", "failed", BROKEN))
     judged = judgement.as_json()
-    assert judged["scenarios"] == {"ran": 4, "passed": 1}
-    assert [d["step"] for d in judged["failed"]] == [FORBIDDEN.step, MISSING.step, FORBIDDEN.step]
+    assert judged["scenarios"] == {"ran": 5, "passed": 1}
+    assert [d["step"] for d in judged["failed"]] == [
+        FORBIDDEN.step,
+        MISSING.step,
+        FORBIDDEN.step,
+        BROKEN.step,
+    ]
     assert judged["missing_from_phrasebook"] == ["Gone"]
     assert judged["implementations"] == {"CLI": "theirs"}
 
@@ -111,6 +121,41 @@ def test_a_run_without_scenarios_says_nothing() -> None:
     terminal = Terminal()
     Judgement({"CLI": "theirs"}).pytest_terminal_summary(terminal)  # type: ignore[arg-type]
     assert terminal.lines == []
+
+
+def test_the_implementations_are_named_from_the_environment() -> None:
+    mine = conformance.implementations({})
+    assert mine["CLI"] == "this project's bgagent, in-process (bgagent.main.run)"
+    assert mine["handler"].startswith("this project's handler, trace_infra.handlers.")
+    assert mine["phrasebook"].endswith("features/phrasebook.toml (this project's wording)")
+    theirs = conformance.implementations(
+        {
+            "TRACE_SUITE_CLI": "node 'their cli/bgagent.js'",
+            "TRACE_SUITE_PHRASEBOOK": "/zzz/theirs.toml",
+            "TRACE_SUITE_HANDLER": "trace_infra.handlers.get_trace_url.lambda_handler",
+        }
+    )
+    assert theirs == {
+        "CLI": "node 'their cli/bgagent.js', as a process of its own",
+        "handler": "trace_infra.handlers.get_trace_url.lambda_handler "
+        "(Python, under the runtime interface client)",
+        "phrasebook": "/zzz/theirs.toml",
+    }
+    deployed = conformance.implementations({"TRACE_SUITE_API_URL": "https://api.invalid/prod"})
+    assert deployed["handler"] == "the deployed API's, at https://api.invalid/prod"
+
+
+def test_the_json_report_goes_where_asked_even_into_new_folders(tmp_path: Path) -> None:
+    judgement = Judgement({"CLI": "theirs"})
+    run(judgement, "b", ("setup", "passed", None), ("call", "failed", FORBIDDEN))
+    written = tmp_path / "new" / "folder" / "conformance.json"
+    config = SimpleNamespace(getoption=lambda name, default=None: str(written))
+    judgement.pytest_sessionfinish(SimpleNamespace(config=config))  # type: ignore[arg-type]
+    assert json.loads(written.read_text()) == judgement.as_json()
+    worker = SimpleNamespace(config=SimpleNamespace(getoption=config.getoption, workerinput={}))
+    written.unlink()
+    judgement.pytest_sessionfinish(worker)  # type: ignore[arg-type]
+    assert not written.exists()  # a parallel worker's own judgement is partial
 
 
 def test_a_detail_is_its_first_line_and_at_most_400_characters() -> None:

@@ -4,6 +4,9 @@ that ends its process or times out, and one that writes more than a pipe holds."
 from __future__ import annotations
 
 import dataclasses
+import gc
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +33,8 @@ def running(
     local = LocalLambda(function, {}, name="GetTraceUrl", code=python_handler(handler))
     local.start()
     try:
+        if not handler.endswith(".nope"):
+            local.wait_started()  # a handler that loads has started once this returns
         yield local
     finally:
         local.stop()
@@ -113,3 +118,43 @@ def test_a_stopped_function_is_not_invoked(tmp_path: Path, monkeypatch: pytest.M
         assert local.invoke({}) == 1
     with pytest.raises(InvocationFailed, match="the function is not running"):
         local.invoke({})
+
+
+def test_what_an_invocation_logged_is_in_the_log_when_its_answer_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = "def handle(event, context):\n    print(f'last of {event}', flush=True)\n"
+    with running(tmp_path, monkeypatch, source) as local:
+        for number in range(300):
+            local.invoke(number)
+            assert local.log_lines()[-1] == f"last of {number}"
+
+
+def test_a_stopped_function_leaves_no_process_thread_or_descriptor_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gc.collect()  # what earlier tests left for the collector closes now, not midway
+    threads, descriptors = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
+    source = (
+        "import subprocess\n"
+        "def handle(event, context):\n"
+        "    return subprocess.Popen(['sleep', '600']).pid\n"  # holds the log's pipe open
+    )
+    with running(tmp_path, monkeypatch, source) as local:
+        runtime, spawned = local.runtime_pid, local.invoke({})
+    for pid in (runtime, spawned):
+        assert pid is not None
+        assert _ended(pid)
+    for thread in set(threading.enumerate()) - threads:  # ending: timers cancelled, servers
+        thread.join(5)
+    assert set(threading.enumerate()) == threads
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie no one has reaped yet (this machine's first process may not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True

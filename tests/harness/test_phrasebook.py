@@ -135,6 +135,9 @@ def test_a_line_two_messages_entries_both_read_judges_nothing(tmp_path: Path) ->
         '"gone": its entries must tell the messages apart'
     )
     phrases.judge("forbidden", "error: access denied")  # says only the one
+    three = book(tmp_path, '"a" = "…"\n"b" = "e: …"\n"c" = "e: x"\n')
+    with pytest.raises(AmbiguousPhrase, match='both as "a" and as "b"'):  # the first other
+        three.judge("a", "e: x")
 
 
 def test_keys_given_the_same_words_name_one_message(tmp_path: Path) -> None:
