@@ -176,11 +176,18 @@ def _usable() -> tuple[dict[str, str], Phrasebook]:
         raise pytest.UsageError(str(unusable)) from None
 
 
+def phrasebook_of(config: pytest.Config) -> Phrasebook:
+    """The run's phrasebook: loaded as it began, or now for a run whose mark expression
+    did not say it held scenarios."""
+    if _PHRASEBOOK not in config.stash:
+        config.stash[_PHRASEBOOK] = _usable()[1]
+    return config.stash[_PHRASEBOOK]
+
+
 @pytest.fixture(scope="session")
 def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
     """How the CLI under judgement words the messages the scenarios check."""
-    book = pytestconfig.stash.get(_PHRASEBOOK, None)
-    return book if book is not None else _usable()[1]
+    return phrasebook_of(pytestconfig)
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
 from trace_steps import conformance
 from trace_steps.conformance import Difference, Judgement, first_line
 
@@ -156,6 +157,25 @@ def test_the_json_report_goes_where_asked_even_into_new_folders(tmp_path: Path) 
     written.unlink()
     judgement.pytest_sessionfinish(worker)  # type: ignore[arg-type]
     assert not written.exists()  # a parallel worker's own judgement is partial
+
+
+def test_the_phrasebook_is_the_one_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SimpleNamespace(stash=pytest.Stash())
+    assert conformance.phrasebook_of(config).path == DEFAULT_PHRASEBOOK  # type: ignore[arg-type]
+    theirs = tmp_path / "zzz-theirs.toml"  # a path after the default one, in order
+    theirs.write_text('[messages]\n"where the trace was written" = "Saved {file}"\n')
+    monkeypatch.setenv(ENV_PHRASEBOOK, str(theirs))
+    config = SimpleNamespace(stash=pytest.Stash())
+    book = conformance.phrasebook_of(config)  # type: ignore[arg-type]
+    assert book.path == theirs
+    assert conformance.phrasebook_of(config) is book  # loaded once
+    # Keys name the messages the default phrasebook says they name.
+    assert book.names["where the trace was written"] == "Wrote {file}"
+    monkeypatch.setenv(ENV_PHRASEBOOK, str(tmp_path / "absent.toml"))
+    with pytest.raises(pytest.UsageError, match=r"absent\.toml"):
+        conformance.phrasebook_of(SimpleNamespace(stash=pytest.Stash()))  # type: ignore[arg-type]
 
 
 def test_a_detail_is_its_first_line_and_at_most_400_characters() -> None:
