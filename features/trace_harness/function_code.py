@@ -53,7 +53,7 @@ def python_handler(handler: str) -> FunctionCode:
     top = module.split(".")[0]
     try:
         spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
+    except ValueError:  # an empty name, as in "..module.function"
         spec = None
     folders = list(spec.submodule_search_locations or []) if spec else []
     if folders:  # a package (a namespace package too): its task root holds its folder

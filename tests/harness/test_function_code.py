@@ -12,6 +12,7 @@ from trace_harness.function_code import (
     BRIDGE,
     ENV_SUITE_HANDLER,
     FunctionCodeError,
+    _node_version,
     function_code,
 )
 from trace_harness.suite import open_suite_stack
@@ -55,6 +56,24 @@ def test_a_namespace_package_of_their_own_runs_from_the_folder_holding_it(
     assert code.task_root == tmp_path.resolve()
 
 
+def test_a_namespace_package_in_two_folders_runs_from_the_first_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("first", "second"):
+        (tmp_path / folder / "their_api").mkdir(parents=True)
+    (tmp_path / "second" / "their_api" / "trace.py").write_text("def handle(e, c): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "second"))
+    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_api.trace.handle"})
+    assert code.task_root == (tmp_path / "first").resolve()
+
+
+def test_a_node_that_cannot_run_has_no_version(tmp_path: Path) -> None:
+    not_a_program = tmp_path / "node"
+    not_a_program.write_text("")  # not executable
+    assert _node_version(str(not_a_program)) == "?"
+
+
 def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
     for name in ("handler.js", "handler.mjs", "handler.cjs", "handler.JS"):
         file = tmp_path / name
@@ -75,6 +94,7 @@ def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
         ("trace_infra.", "a Python handler is named module.function"),
         ("no_such_module_here.handle", "no module file 'no_such_module_here' on this Python's"),
         ("sys.exit", "no module file 'sys' on this Python's path"),
+        ("..their.handle", "no module file '' on this Python's path"),
         ("{absent}/handler.js:handle", "no file"),
         ("{absent}/handler.mjs:", "name the export after ':'"),
         ("{absent}/handler.js", "name the export too, as in"),

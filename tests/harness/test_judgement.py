@@ -142,6 +142,8 @@ def test_the_implementations_are_named_from_the_environment() -> None:
         "(Python, under the runtime interface client)",
         "phrasebook": "/zzz/theirs.toml",
     }
+    named = conformance.implementations({"TRACE_SUITE_PHRASEBOOK": str(DEFAULT_PHRASEBOOK)})
+    assert named["phrasebook"] == f"{DEFAULT_PHRASEBOOK} (this project's wording)"
     deployed = conformance.implementations({"TRACE_SUITE_API_URL": "https://api.invalid/prod"})
     assert deployed["handler"] == "the deployed API's, at https://api.invalid/prod"
 
@@ -164,7 +166,11 @@ def test_the_phrasebook_is_the_one_the_environment_names(
 ) -> None:
     config = SimpleNamespace(stash=pytest.Stash())
     assert conformance.phrasebook_of(config).path == DEFAULT_PHRASEBOOK  # type: ignore[arg-type]
-    theirs = tmp_path / "zzz-theirs.toml"  # a path after the default one, in order
+    # A default that sorts before theirs: a path is told by equality, not by order.
+    default = tmp_path / "a-default.toml"
+    default.write_bytes(DEFAULT_PHRASEBOOK.read_bytes())
+    monkeypatch.setattr(conformance, "DEFAULT_PHRASEBOOK", default)
+    theirs = tmp_path / "zzz-theirs.toml"
     theirs.write_text('[messages]\n"where the trace was written" = "Saved {file}"\n')
     monkeypatch.setenv(ENV_PHRASEBOOK, str(theirs))
     config = SimpleNamespace(stash=pytest.Stash())
