@@ -11,17 +11,15 @@ from __future__ import annotations
 import io
 import os
 import shlex
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from bgagent.main import run
 from trace_steps.scene import CliRun, Person
+from trace_testing.suite_runs import installed_bgagent
 
 ENV_SUITE_CLI = "TRACE_SUITE_CLI"
 _RUN_SECONDS = 60
@@ -66,9 +64,7 @@ def run_bgagent_process(person: Person, *args: str) -> CliRun:
     """The command users run: the CLI under judgement, or this project's installed one."""
     command = suite_cli()
     if command is None:
-        installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
-        assert installed, "the bgagent command is not installed next to this Python"
-        command = [installed]
+        command = [installed_bgagent()]
     return run_command(command, person, args)
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
 from trace_infra.definitions import GET_TRACE_URL
 from trace_steps.conformance import names_from_its_test
-from trace_testing.suite_runs import ROOT, run_acceptance_suite
+from trace_testing.suite_runs import (
+    ROOT,
+    STACK_NOT_CREATED_HERE,
+    another_cli,
+    judged,
+    run_acceptance_suite,
+)
 
 CHANGED = "The download was interrupted"
 
@@ -35,7 +39,7 @@ def test_a_phrasebook_that_words_one_message_otherwise_fails_exactly_its_scenari
         env={ENV_PHRASEBOOK: str(theirs), "TRACE_SUITE_HANDLER": GET_TRACE_URL.handler},
     )
 
-    judged = json.loads(report.read_text())
+    verdict = json.loads(report.read_text())
     # Every step that checks the message, as the feature files hold it: a quoted step,
     # or a row of an outline's examples.
     checking = sum(
@@ -44,27 +48,27 @@ def test_a_phrasebook_that_words_one_message_otherwise_fails_exactly_its_scenari
     )
     assert checking >= 3
     assert done.returncode == 1, done.stdout[-3000:]
-    assert len(judged["failed"]) == checking
-    assert judged["scenarios"]["ran"] - judged["scenarios"]["passed"] == checking
-    for failed in judged["failed"]:
+    assert len(verdict["failed"]) == checking
+    assert verdict["scenarios"]["ran"] - verdict["scenarios"]["passed"] == checking
+    for failed in verdict["failed"]:
         assert failed["step"].endswith(f'is told "{CHANGED}"')
         assert failed["kind"] == "wording"
         assert failed["detail"].startswith(
             f'the wording of "{CHANGED}" differs: the phrasebook theirs.toml gives '
             "'Error: connection lost', the CLI said 'bgagent: The download was interrupted ("
         )
-    assert sorted(failed["example"] for failed in judged["failed"]) == sorted(
+    assert sorted(failed["example"] for failed in verdict["failed"]) == sorted(
         [f"{fault} | {CHANGED}" for fault in ("a connection reset mid-body",) * 2]
         + [f"{fault} | {CHANGED}" for fault in ("a body shorter than its stated length",) * 2]
         + [""]  # the scenario that is no outline
     )
-    assert judged["missing_from_phrasebook"] == []
-    assert judged["implementations"]["phrasebook"] == str(theirs)
-    assert judged["implementations"]["handler"].startswith(f"{GET_TRACE_URL.handler} (Python")
+    assert verdict["missing_from_phrasebook"] == []
+    assert verdict["implementations"]["phrasebook"] == str(theirs)
+    assert verdict["implementations"]["handler"].startswith(f"{GET_TRACE_URL.handler} (Python")
     # The terminal says the same.
-    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    summary = judged(done)
     assert f"phrasebook: {theirs}\n" in summary
-    assert f"{judged['scenarios']['ran']} scenarios ran:" in summary
+    assert f"{verdict['scenarios']['ran']} scenarios ran:" in summary
     assert summary.count(f'wording: the wording of "{CHANGED}" differs') == checking
 
 
@@ -83,7 +87,7 @@ def test_a_missing_entry_fails_its_scenario_and_is_listed_also_from_parallel_wor
     )
     assert done.returncode == 1, done.stdout[-3000:]
     assert "1 failed, 2 passed" in done.stdout
-    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    summary = judged(done)
     assert "3 scenarios ran: 2 passed, 1 failed" in summary
     assert "Another user is refused and receives nothing" in summary
     assert "no phrasebook entry: the phrasebook" in summary
@@ -96,25 +100,24 @@ def test_a_missing_entry_fails_its_scenario_and_is_listed_also_from_parallel_wor
 def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -> None:
     """A CLI of another team's that shows the user's ID token: every step passes, and the
     check every scenario ends with fails."""
-    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
-    assert installed
-    leaky = tmp_path / "leaky_bgagent.py"
-    leaky.write_text(
+    leaky = another_cli(
+        tmp_path,
+        "leaky_bgagent",
         "import json, os, sys\n"
         "if sys.argv[1:3] == ['trace', 'download']:\n"
         "    folder = os.environ['BGAGENT_CONFIG_DIR']\n"
         "    with open(os.path.join(folder, 'credentials.json')) as saved:\n"
         "        print(json.load(saved)['id_token'], flush=True)\n"
-        f"os.execv({installed!r}, [{installed!r}, *sys.argv[1:]])\n"
+        "os.execv(BGAGENT, [BGAGENT, *sys.argv[1:]])\n",
     )
     done = run_acceptance_suite(
         "features/test_trace_download.py",
         "-k",
         "keeps_the_stored_artifact_byte_for_byte",
-        env={"TRACE_SUITE_CLI": f"{sys.executable} {leaky}"},
+        env={"TRACE_SUITE_CLI": leaky},
     )
     assert done.returncode == 1, done.stdout[-3000:]
-    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    summary = judged(done)
     assert "1 scenarios ran: 0 passed, 1 failed" in summary
     assert (
         "✗ Downloading the trace of a task: Saving the trace to a file keeps the stored "
@@ -126,24 +129,23 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
 def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviour(
     tmp_path: Path,
 ) -> None:
-    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
-    assert installed
-    chatty = tmp_path / "chatty_bgagent.py"  # a stack trace after each failure
-    chatty.write_text(
+    chatty = another_cli(  # a stack trace after each failure
+        tmp_path,
+        "chatty_bgagent",
         "import subprocess, sys\n"
-        f"done = subprocess.run([{installed!r}, *sys.argv[1:]])\n"
+        "done = subprocess.run([BGAGENT, *sys.argv[1:]])\n"
         "if done.returncode == 1:\n"
         "    print('Traceback (most recent call last):', file=sys.stderr)\n"
-        "sys.exit(done.returncode)\n"
+        "sys.exit(done.returncode)\n",
     )
     done = run_acceptance_suite(
         "features/test_trace_download.py",
         "-k",
         "another_user_is_refused or without_trace_gets",
-        env={"TRACE_SUITE_CLI": f"{sys.executable} {chatty}"},
+        env={"TRACE_SUITE_CLI": chatty},
     )
     assert done.returncode == 1, done.stdout[-3000:]
-    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    summary = judged(done)
     assert "2 scenarios ran: 0 passed, 2 failed" in summary
     assert summary.count("    behaviour: a stack trace on stderr: ") == 2
 
@@ -200,7 +202,7 @@ def test_a_handler_that_refuses_for_the_wrong_reason_differs_in_behaviour(
         env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
     )
     assert done.returncode == 1, done.stdout[-3000:]
-    summary = done.stdout.split("what the acceptance suite judged", 1)[1]
+    summary = judged(done)
     assert (
         '    behaviour: the CLI said "not found. (TASK_NOT_FOUND)" where '
         '"You do not have access to this task. (FORBIDDEN)" was expected: '
@@ -231,15 +233,7 @@ def test_an_unusable_phrasebook_or_handler_stops_the_run_before_it_starts(
         ({ENV_PHRASEBOOK: str(broken)}, f"phrasebook {broken}:"),
         ({"TRACE_SUITE_HANDLER": "no_such_module_here.handle"}, "no module file"),
         (
-            {
-                "TRACE_SUITE_HANDLER": GET_TRACE_URL.handler,
-                "TRACE_SUITE_API_URL": "https://api.invalid/prod",
-                "TRACE_SUITE_USER_POOL_ID": "us-east-1_x",
-                "TRACE_SUITE_CLIENT_ID": "client",
-                "TRACE_ARTIFACTS_BUCKET_NAME": "bucket",
-                "TASK_TABLE_NAME": "table",
-                "AWS_REGION": "us-east-1",
-            },
+            {"TRACE_SUITE_HANDLER": GET_TRACE_URL.handler, **STACK_NOT_CREATED_HERE},
             "needs the suite's own stack",
         ),
     ):

@@ -17,6 +17,7 @@ from trace_harness.function_code import (
 )
 from trace_harness.suite import open_suite_stack
 from trace_infra.definitions import GET_TRACE_URL
+from trace_testing.suite_runs import STACK_NOT_CREATED_HERE
 
 MINE = GET_TRACE_URL.handler
 
@@ -123,14 +124,6 @@ def test_a_node_handler_without_node_is_refused(
 
 
 def test_a_stack_the_suite_did_not_create_keeps_its_own_handler() -> None:
-    environ = {
-        "TRACE_SUITE_API_URL": "https://api.invalid/prod",
-        "TRACE_SUITE_USER_POOL_ID": "us-east-1_x",
-        "TRACE_SUITE_CLIENT_ID": "client",
-        "TRACE_ARTIFACTS_BUCKET_NAME": "bucket",
-        "TASK_TABLE_NAME": "table",
-        "AWS_REGION": "us-east-1",
-        ENV_SUITE_HANDLER: MINE,
-    }
+    environ = {**STACK_NOT_CREATED_HERE, ENV_SUITE_HANDLER: MINE}
     with pytest.raises(FunctionCodeError, match="needs the suite's own stack"):
         open_suite_stack(environ)

@@ -3,30 +3,27 @@ process of its own, for every sign-in, download and interruption."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
-from trace_testing.suite_runs import run_acceptance_suite
+from trace_testing.suite_runs import another_cli, run_acceptance_suite
 
 
 def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -> None:
-    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
-    assert installed, "the bgagent command is not installed next to this Python"
     calls = tmp_path / "calls.txt"
-    logged = tmp_path / "logged_bgagent.py"  # this project's bgagent, each call noted
-    logged.write_text(
+    logged = another_cli(  # this project's bgagent, each call noted
+        tmp_path,
+        "logged_bgagent",
         "import os, sys\n"
         f"with open({str(calls)!r}, 'a') as log:\n"
         "    log.write(' '.join(sys.argv[1:3]) + '\\n')\n"
-        f"os.execv({installed!r}, [{installed!r}, *sys.argv[1:]])\n"
+        "os.execv(BGAGENT, [BGAGENT, *sys.argv[1:]])\n",
     )
     done = run_acceptance_suite(
         "features/test_trace_download.py",
         "features/test_trace_faults.py",
         "-k",
         "keeps_the_stored_artifact_byte_for_byte or ctrlc",
-        env={"TRACE_SUITE_CLI": f"{sys.executable} {logged}"},
+        env={"TRACE_SUITE_CLI": logged},
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 passed" in done.stdout
