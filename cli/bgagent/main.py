@@ -13,10 +13,7 @@ import signal
 import stat
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
-
-if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 from bgagent.auth import login
 from bgagent.config import Config, check_config, config_dir, load_config, save_config
@@ -28,32 +25,29 @@ EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: a defect of bgagent
 
 
 class _Parser(argparse.ArgumentParser):
-    """Writes usage and errors to the stream ``run`` was given; takes no abbreviations
-    (``--password`` must never be read as ``--password-stdin``)."""
+    """Writes help to the stdout and usage errors to the stderr ``run`` was given
+    (argparse itself writes to ``sys``'s); takes no abbreviations (``--password`` must
+    never be read as ``--password-stdin``)."""
 
-    stderr: TextIO = sys.stderr
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, out: _Output, err: TextIO, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
+        self.out, self.err = out, err
 
-    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
-        if not message:
-            return
-        stdout: TextIO | None = sys.stdout
-        try:
-            if file is stdout and stdout is None:  # started with descriptor 1 closed
-                raise OSError(errno.EBADF, "standard output is closed")
-            if file is stdout and stdout is not None:
-                stdout.write(message)
-                stdout.flush()
-            else:
-                self.stderr.write(message)
-        except OSError as err:  # --help into a full disk or a closed descriptor
-            raise CliError(f"Cannot write to standard output: {err.strerror}.") from None
+    def print_help(self, file: object = None) -> None:
+        self.out.write(self.format_help().encode())
+        self.out.flush()
+
+    def print_usage(self, file: object = None) -> None:
+        self.err.write(self.format_usage())
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self.err.write(message)
+        raise SystemExit(status)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(self.stderr)
+        self.print_usage()
         self.exit(2, f"bgagent: error: {message}\n")
 
 
@@ -61,8 +55,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=28)
 
 
-def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
-    _Parser.stderr = stderr
+def build_parser(out: _Output, err: TextIO) -> argparse.ArgumentParser:
+    streams: dict[str, Any] = {"out": out, "err": err}
     parser = _Parser(
         prog="bgagent",
         description="Command line of the background coding agent.",
@@ -74,6 +68,7 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
             "             bgagent trace download TASK_ID -o trace.jsonl.gz"
         ),
         formatter_class=_formatter,
+        **streams,
     )
     commands = parser.add_subparsers(
         dest="command", required=True, title="commands", parser_class=_Parser
@@ -81,6 +76,7 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
 
     configure = commands.add_parser(
         "configure",
+        **streams,
         help="save the API endpoint and Cognito settings",
         description="Save the API endpoint and the Cognito user pool settings to config.json.",
         formatter_class=_formatter,
@@ -92,6 +88,7 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
 
     login = commands.add_parser(
         "login",
+        **streams,
         help="sign in and cache your tokens",
         description=(
             "Sign in with your platform username and password (Cognito).\n"
@@ -107,12 +104,15 @@ def build_parser(stderr: TextIO) -> argparse.ArgumentParser:
         help="read the password from standard input instead of prompting",
     )
 
-    trace = commands.add_parser("trace", help="work with task traces", formatter_class=_formatter)
+    trace = commands.add_parser(
+        "trace", help="work with task traces", formatter_class=_formatter, **streams
+    )
     trace_commands = trace.add_subparsers(
         dest="trace_command", required=True, title="commands", parser_class=_Parser
     )
     download = trace_commands.add_parser(
         "download",
+        **streams,
         help="download a task's trace",
         description=(
             "Download the trajectory of a task run with --trace.\n\n"
@@ -143,11 +143,12 @@ def run(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run one command; returns the exit status. Every failure prints one line."""
-    out = _Output(stdout if stdout is not None else _process_stdout())
+    raw_out = stdout if stdout is not None else _process_stdout()
+    out = _Output(raw_out)
     err = stderr if stderr is not None else (sys.stderr or _Discard())  # closed: say nothing
     env = environ if environ is not None else os.environ
     try:
-        args = build_parser(err).parse_args(argv)
+        args = build_parser(out, err).parse_args(argv)
         if args.command == "configure":
             config = Config(
                 args.api_url.rstrip("/"), args.region, args.user_pool_id, args.client_id
@@ -170,8 +171,8 @@ def run(
             args.output,
             force=args.force,
             stdout=out,
-            stdout_is_terminal=stdout is None and _stdout_is_terminal(),
-            stdout_is_file=stdout is None and _stdout_is_regular_file(),
+            stdout_is_terminal=_is_terminal(raw_out),
+            stdout_is_file=_is_regular_file(raw_out),
             stderr=err,
             stderr_is_terminal=_is_terminal(err),
             environ=env,
@@ -330,22 +331,18 @@ class _Discard(io.StringIO):
         return len(text)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def _is_terminal(stream: TextIO | BinaryIO) -> bool:
     try:
         return stream.isatty()
     except (OSError, ValueError, AttributeError):  # closed, detached, or no such method
         return False
 
 
-def _stdout_is_terminal() -> bool:
-    return sys.stdout is not None and _is_terminal(sys.stdout)
-
-
-def _stdout_is_regular_file() -> bool:
-    """Whether stdout is redirected to a file (`> trace.jsonl`): not a terminal, not a
-    pipe whose reader (`| less`, `| cat`) may show it on the terminal."""
+def _is_regular_file(stream: BinaryIO) -> bool:
+    """Whether the stream is a file (`> trace.jsonl`): not a terminal, not a pipe whose
+    reader (`| less`, `| cat`) may show it on the terminal, not a stream in memory."""
     try:
-        return sys.stdout is not None and stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -3,15 +3,19 @@ stderr. The statuses follow the shell's conventions, so they are pinned as numbe
 
 from __future__ import annotations
 
+import io
+import os
+import pty
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bgagent import trace_command
 from bgagent.errors import CliError
-from bgagent.main import Terminated
+from bgagent.main import Terminated, run
 from bgagent.trace_command import download_timeout
 
 UNEXPECTED = (
@@ -77,3 +81,33 @@ def test_a_download_gives_up_after_two_minutes_of_network_time_by_default() -> N
     assert download_timeout({"BGAGENT_DOWNLOAD_TIMEOUT": ""}) == 120.0
     assert download_timeout({"BGAGENT_DOWNLOAD_TIMEOUT": "7.5"}) == 7.5
     assert download_timeout({"BGAGENT_DOWNLOAD_TIMEOUT": str(7 * 24 * 3600)}) == 604800.0
+
+
+def test_help_goes_to_the_stdout_it_is_given() -> None:
+    stdout, stderr = io.BytesIO(), io.StringIO()
+    assert run(["--help"], stdout=stdout, stderr=stderr, environ={}) == 0
+    assert stdout.getvalue().startswith(b"usage: bgagent")
+    assert stderr.getvalue() == ""
+
+
+def test_a_usage_error_goes_to_the_stderr_it_is_given() -> None:
+    stdout, stderr = io.BytesIO(), io.StringIO()
+    assert run(["trace", "nothing"], stdout=stdout, stderr=stderr, environ={}) == 2
+    assert stdout.getvalue() == b""
+    assert stderr.getvalue().splitlines()[-1].startswith("bgagent: error: argument trace_command")
+
+
+def test_a_terminal_given_as_stdout_is_one(config_dir: Path) -> None:
+    """What run() is told is stdout is judged as the process's own stdout would be."""
+    controller, terminal = pty.openpty()
+    stderr = io.StringIO()
+    with os.fdopen(terminal, "wb") as stdout:
+        code = run(
+            ["trace", "download", "t-1", "-o", "-"],
+            stdout=stdout,
+            stderr=stderr,
+            environ={"BGAGENT_CONFIG_DIR": str(config_dir)},
+        )
+    os.close(controller)
+    assert code == 1
+    assert "Refusing to write the gzip artifact to a terminal" in stderr.getvalue()
