@@ -6,7 +6,6 @@ The one exception is the acceptance suite pointed at a deployed stack on purpose
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import tempfile
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from trace_testing.processes import is_running
+# The acceptance suite's steps and kit hold its assertions: rewrite them for clear failures.
+pytest.register_assert_rewrite("features", "testkit")
 
-# The acceptance suite's step modules hold its assertions: rewrite them for clear failures.
-pytest.register_assert_rewrite("trace_steps", "trace_harness")
+from testkit.stack.footprint import is_running  # noqa: E402  (rewritten, as above)
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -52,19 +51,6 @@ def pytest_configure(config: pytest.Config) -> None:
     root = tempfile.mkdtemp(prefix=f"pytest-bgagent-{os.getpid()}-")
     os.environ["PYTEST_DEBUG_TEMPROOT"] = root
     config.stash[_ROOT_KEY] = root
-
-
-# The youngest generation is collected after 100,000 allocations instead of 700: a
-# session's garbage collections otherwise cost a sixth of the acceptance suite's wall
-# time. The older generations keep their usual rhythm, relative to it.
-gc.set_threshold(100_000, 10, 10)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """What is loaded by now (pytest, boto3, the code under test) lives until the end:
-    once collection's garbage is gone, the collector no longer walks it."""
-    gc.collect()
-    gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,11 +1,11 @@
 """One process that is only the agent, run by benchmarks/run.py with the environment
 of a running local stack; prints one JSON line.
 
-    agent_probe.py speed CAP RUNS EVENTS_FILE
+    python -m benchmarks.agent_probe speed CAP RUNS EVENTS_FILE
         fill the accumulator to the cap, then time dump + upload against `gzip -6`
         on the same JSONL, interleaved, and measure the peak of Python allocations
         during dump + upload.
-    agent_probe.py memory CAP EVENT_BYTES
+    python -m benchmarks.agent_probe memory CAP EVENT_BYTES
         fill the accumulator past the cap with events of EVENT_BYTES of JSON each,
         dump and upload: the process's peak resident memory above what it held
         before the first event, against the cap.
@@ -24,8 +24,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from words import WORDS
-
+from benchmarks.words import WORDS
 from trace_agent.trajectory import TrajectoryAccumulator
 from trace_agent.upload import upload_trace_to_s3
 

@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from words import WORDS
 
+from benchmarks.words import WORDS
 from bgagent.api import ApiClient
 from bgagent.config import Config, load_config, load_credentials, save_config
 from bgagent.main import run as bgagent_run
+from testkit.aws.endpoint import REGION
+from testkit.stack.local import LocalStack
+from testkit.stack.users import User
 from trace_agent.trajectory import MAX_TRACE_BYTES
-from trace_harness.identities import User
-from trace_harness.local_aws import REGION
-from trace_harness.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -292,7 +292,8 @@ def bench_download(runs: int, cap: int) -> list[Row]:
 
 def _probe(running: LocalStack, *args: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "agent_probe.py"), *args],
+        [sys.executable, "-m", "benchmarks.agent_probe", *args],
+        cwd=ROOT,
         env={**os.environ, **running.agent_environment()},
         capture_output=True,
         text=True,
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 _DOC = """# Benchmarks
 
 Run on demand, not by the tests: `mise run bench`, or
-`PYTHONPATH=features:tests/support .venv/bin/python benchmarks/run.py --write docs/benchmarks.md`
+`.venv/bin/python -m benchmarks.run --write docs/benchmarks.md`
 (`--quick`: two rounds and a 5 MiB cap). Figures are medians of interleaved runs,
 measured side by side in one run on a shared, noisy machine; nothing here
 reaches beyond 127.0.0.1.

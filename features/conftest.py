@@ -1,33 +1,208 @@
-"""The acceptance suite's fixtures and steps, registered from their packages, and the
-check every scenario ends with.
+"""The acceptance suite's fixtures and hooks, in one place. The steps live in
+``features/steps``, by concept; the kit they drive (the local stack, the CLI runners,
+the judgement) in ``testkit``.
 
-``trace_steps.environment`` starts the local AWS (moto, the S3 gate, the API
-gateway) and the users; the other modules hold the steps, by concept. The
-autouse check lives here, not in a plugin module: a plugin's fixtures apply to
-every test of the session, and this one is for the scenarios only.
+The session's stack is chosen once, by the environment (``testkit.stack.suite``): the
+suite's own local stack, or a stack it did not create. Fixtures and the skip rules ask
+it; a scenario that needs what its target lacks is skipped before it runs. Scenarios
+are kept apart by their own task ids; each gets an honest gate and clock, and what a
+scenario changes beyond its own records it puts back itself. The autouse check lives
+here, not in a plugin module: a plugin's fixtures apply to every test of the session,
+and this one is for the scenarios only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import itertools
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from trace_harness.suite import SuiteStack
-from trace_harness.targets import NotOnThisTarget
-from trace_steps.cli import RUNS
-from trace_steps.scene import Scene
+from testkit.apigw.gateway import LocalApiGateway
+from testkit.aws.endpoint import MotoServer
+from testkit.aws.s3_gate import S3Gate
+from testkit.conformance import judgement
+from testkit.conformance.cli import RUNS
+from testkit.conformance.judgement import selects_scenarios
+from testkit.conformance.phrasebook import Phrasebook
+from testkit.lambda_.function_code import FunctionCodeError
+from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
+from testkit.scene import Scene
+from testkit.stack.deployed import IncompleteTarget
+from testkit.stack.resources import TraceStack
+from testkit.stack.suite import SuiteStack, launch_moto, open_suite_stack, target_of
+from testkit.stack.targets import NotOnThisTarget
+from testkit.stack.users import UserDirectory
 
 pytest_plugins = [
-    "trace_steps.environment",
-    "trace_steps.conformance",
-    "trace_steps.scene",
-    "trace_steps.accounts",
-    "trace_steps.tasks",
-    "trace_steps.downloads",
-    "trace_steps.permissions",
+    "testkit.conformance.judgement",
+    "features.steps.accounts",
+    "features.steps.tasks",
+    "features.steps.downloads",
+    "features.steps.permissions",
 ]
+
+_LAUNCHED = pytest.StashKey[MotoServer | None]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("trace suite").addoption(
+        "--conformance-report",
+        metavar="PATH",
+        help="write what the acceptance suite judged, and how each failed scenario "
+        "differed, as JSON (for python -m tools.living_docs --conformance)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """For a run that may hold scenarios (its mark expression names `integration` other
+    than as `not integration`): the judgement begins, the collector is tuned, and moto's
+    server starts now, while pytest collects, unless this is the controller of parallel
+    workers (each starts its own). A wrong guess costs only time: a server nobody used
+    is stopped at the end, and a session that finds none starts its own."""
+    if not selects_scenarios(config):
+        return
+    judgement.begin(config)
+    # The youngest generation is collected after 100,000 allocations instead of 700
+    # (docs/benchmarks.md: collections cost a sixth of the suite's wall time); the
+    # older generations keep their usual rhythm, relative to it.
+    gc.set_threshold(100_000, 10, 10)
+    controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
+        config, "workerinput"
+    )
+    if not config.option.collectonly and not controller:
+        with contextlib.suppress(OSError):  # then the session starts its own
+            config.stash[_LAUNCHED] = launch_moto()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is loaded by now (pytest, boto3, the code under test) lives until the end:
+    once collection's garbage is gone, the collector no longer walks it."""
+    if selects_scenarios(session.config):
+        gc.collect()
+        gc.freeze()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    unused = config.stash.get(_LAUNCHED, None)
+    if unused is not None:
+        unused.stop()
+
+
+@pytest.fixture(scope="session")
+def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
+    """The stack of this session, running until the session ends."""
+    moto = pytestconfig.stash.get(_LAUNCHED, None)
+    pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
+    try:
+        opened = open_suite_stack(moto=moto)
+    except (IncompleteTarget, FunctionCodeError) as unusable:
+        if moto is not None:
+            moto.stop()
+        raise pytest.UsageError(str(unusable)) from None
+    with ExitStack() as stopping:
+        try:
+            running = stopping.enter_context(opened)
+        except InvocationFailed as failed:  # the handler under judgement cannot run
+            pytest.exit(f"the trace API's handler cannot run: {failed}", returncode=4)
+        shell = stopping.enter_context(pytest.MonkeyPatch.context())
+        # The users' shell: for a local stack, bgagent login reaches its user pool.
+        for name, value in running.cli_environment().items():
+            shell.setenv(name, value)
+        yield running
+
+
+def _local(suite_stack: SuiteStack, part: str) -> Any:
+    """A part of the suite's own local stack; a scenario on a target without it fails,
+    saying which tag it lacks."""
+    try:
+        return getattr(suite_stack, part)
+    except NotOnThisTarget as missing:
+        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
+
+
+@pytest.fixture
+def gate(suite_stack: SuiteStack) -> S3Gate:
+    """The S3 gate, for the steps that move its clock, read its records or break the wire."""
+    return cast(S3Gate, _local(suite_stack, "gate"))
+
+
+@pytest.fixture
+def api_gateway(suite_stack: SuiteStack) -> LocalApiGateway:
+    """The local API Gateway, for the steps that move its authorizer's clock."""
+    return cast(LocalApiGateway, _local(suite_stack, "gateway"))
+
+
+@pytest.fixture
+def function(suite_stack: SuiteStack) -> LocalLambda:
+    """The trace URL function in its local Lambda, for the steps that read its logs."""
+    return cast(LocalLambda, _local(suite_stack, "function"))
+
+
+@pytest.fixture(scope="session")
+def directory(suite_stack: SuiteStack) -> UserDirectory:
+    """The platform's users: each signed up once per session."""
+    return suite_stack.users
+
+
+@pytest.fixture(scope="session")
+def api_url(suite_stack: SuiteStack) -> str:
+    return suite_stack.api_url
+
+
+@pytest.fixture(scope="session")
+def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
+    """How the CLI under judgement words the messages the scenarios check."""
+    return judgement.phrasebook_of(pytestconfig)
+
+
+@pytest.fixture
+def stack(suite_stack: SuiteStack) -> TraceStack:
+    """The stack as a scenario finds it: an honest gate and clock, its own task ids."""
+    suite_stack.start_scenario()
+    return suite_stack.stack
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scenarios that need what the chosen target lacks are skipped, and say why."""
+    try:
+        target = target_of()
+    except IncompleteTarget as incomplete:
+        raise pytest.UsageError(str(incomplete)) from None
+    for item in items:
+        reason = target.skip_reason(mark.name for mark in item.iter_markers())
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def scenario_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A new folder for a scenario, numbered in the order they ran and named after it,
+    under one of the session's temporary folders: cheaper than pytest's tmp_path, which
+    scans and re-links its base folder for every test."""
+    root, numbers = tmp_path_factory.mktemp("scenarios"), itertools.count(1)
+
+    def new(name: str) -> Path:
+        readable = re.sub(r"[^\w-]+", "_", name)[:40]
+        folder = root / f"{next(numbers):04d}-{readable}"
+        folder.mkdir()
+        return folder
+
+    return new
+
+
+@pytest.fixture
+def scene(request: pytest.FixtureRequest, scenario_dir: Callable[[str], Path]) -> Scene:
+    workdir = scenario_dir(request.node.name) / "work"
+    workdir.mkdir()
+    return Scene(workdir=workdir)
 
 
 @pytest.fixture(autouse=True)

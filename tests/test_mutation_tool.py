@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import mutate
-from mutate import Coverage, Equivalent, Mutant, Outcome
+from tools import mutate
+from tools.mutate import Coverage, Equivalent, Mutant, Outcome
 
 
 def mutant(file: str = "cli/x.py", line: int = 3, column: int = 4) -> Mutant:
@@ -35,7 +35,7 @@ def test_a_line_no_test_runs_is_unreached_and_a_file_of_its_own_process_runs_all
 def test_the_layers_are_pinned_by_their_tests_and_the_harness_by_its_own() -> None:
     for production in ("cli/bgagent/download.py", "agent/trace_agent/upload.py"):
         assert mutate.suites_for(production) == ["acceptance", "unit"]
-    for harness in ("features/trace_harness/phrasebook.py", "tests/support/trace_testing/x.py"):
+    for harness in ("features/steps/tasks.py", "testkit/conformance/phrasebook.py"):
         assert mutate.suites_for(harness) == ["acceptance", "harness"]
     assert mutate.SUITES["harness"][1] == ["tests/harness"]
 

@@ -12,7 +12,7 @@ worker, and only the copies are ever edited.
 
 Each mutant is tried against the acceptance suite alone, then, if it survived, against
 the layers' own tests (for the acceptance harness's own code, under ``features/`` or
-``tests/support/``: the harness's tests); "killed by all tests" means either killed it. A mutant is
+``testkit/``: the harness's tests); "killed by all tests" means either killed it. A mutant is
 killed when its tests fail (pytest's exit status 1) or run past their time limit; any
 other ending (pytest's own errors, a signal) is recorded as an error, never a kill.
 
@@ -85,7 +85,7 @@ OWN_PROCESS = {
     "harness": set(),
 }
 # The code, found first in each copy (the editable install would find this tree's).
-SOURCE_PATHS = ["agent", "cdk", "cli", "features", "tests/support"]
+SOURCE_PATHS = ["agent", "cdk", "cli", "."]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 # Each suite: its options, and the tests it runs when not narrowed to some of them.
 SUITES = {
@@ -97,7 +97,7 @@ SUITES = {
     # the handler it runs, the report of what was judged) when that is what is mutated.
     "harness": ([], ["tests/harness"]),
 }
-HARNESS_CODE = ("features/", "tests/support/")
+HARNESS_CODE = ("features/", "testkit/")
 
 
 def suites_for(file: str) -> list[str]:

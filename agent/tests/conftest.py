@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from trace_testing.resources import create_task_table, create_trace_bucket
+from testkit.aws.resources import create_task_table, create_trace_bucket
 
 BUCKET = "trace-bucket"
 TABLE = "tasks"

@@ -15,9 +15,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from testkit.aws.resources import create_task_table, create_trace_bucket
 from trace_agent.upload import TRACE_KEY_PREFIX as AGENT_KEY_PREFIX
 from trace_infra.definitions import caller_key_prefix
-from trace_testing.resources import create_task_table, create_trace_bucket
 
 
 @pytest.fixture(scope="module")

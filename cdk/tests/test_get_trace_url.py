@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from testkit.aws.resources import create_task_table, create_trace_bucket
 from trace_infra.handlers import get_trace_url
 from trace_infra.handlers.get_trace_url import (
     HandlerDeps,
@@ -23,7 +24,6 @@ from trace_infra.handlers.get_trace_url import (
     key_belongs_to,
     lambda_handler,
 )
-from trace_testing.resources import create_task_table, create_trace_bucket
 
 BUCKET, TABLE = "trace-bucket", "tasks"
 OWNER, OTHER = "sub-alice", "sub-bob"

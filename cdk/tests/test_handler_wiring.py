@@ -11,8 +11,8 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from testkit.aws.resources import create_task_table, create_trace_bucket
 from trace_infra.handlers import get_trace_url
-from trace_testing.resources import create_task_table, create_trace_bucket
 
 # The IAM action that allows each API operation the handler makes.
 IAM_ACTION_OF = {

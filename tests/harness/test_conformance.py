@@ -8,16 +8,16 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
-from trace_infra.definitions import GET_TRACE_URL
-from trace_steps.conformance import names_from_its_test
-from trace_testing.suite_runs import (
+from testkit.conformance.judgement import names_from_its_test
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
+from tests.harness.suite_runs import (
     ROOT,
     STACK_NOT_CREATED_HERE,
     another_cli,
     judged,
     run_acceptance_suite,
 )
+from trace_infra.definitions import GET_TRACE_URL
 
 CHANGED = "The download was interrupted"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from trace_harness.footprint import MAX_SESSION_AGE_SECONDS, SessionTag, left_over
+from testkit.stack.footprint import MAX_SESSION_AGE_SECONDS, SessionTag, left_over
 
 
 def test_a_tag_reads_back_as_written() -> None:

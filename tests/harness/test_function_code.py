@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 import trace_infra
-from trace_harness.function_code import (
+from testkit.lambda_.function_code import (
     BRIDGE,
     ENV_SUITE_HANDLER,
     FunctionCodeError,
     _node_version,
     function_code,
 )
-from trace_harness.suite import open_suite_stack
+from testkit.stack.suite import open_suite_stack
+from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
 from trace_infra.definitions import GET_TRACE_URL
-from trace_testing.suite_runs import STACK_NOT_CREATED_HERE
 
 MINE = GET_TRACE_URL.handler
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from trace_harness.local_lambda import LocalLambda
-from trace_harness.local_stack import FUNCTION_NAME, LocalStack, function_environment
+from testkit.lambda_.local_lambda import LocalLambda
+from testkit.stack.local import FUNCTION_NAME, LocalStack, function_environment
 from trace_infra.definitions import GET_TRACE_URL, trace_object_key
 
 ID_TOKEN = "eyJraWQiOiJzZWNyZXQtaWQtdG9rZW4ifQ.payload.signature"  # must never be logged

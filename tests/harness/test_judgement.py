@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from trace_harness.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
-from trace_steps import conformance
-from trace_steps.conformance import Difference, Judgement, first_line
+from testkit.conformance import judgement as conformance
+from testkit.conformance.judgement import Difference, Judgement, first_line
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
 
 SCENARIO = {"integration": 1}
 FORBIDDEN = Difference(

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trace_harness.living_docs import main, render
+from tools.living_docs import main, render
 
 FEATURE = """@integration
 Feature: Things

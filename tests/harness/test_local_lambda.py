@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from trace_harness.function_code import python_handler
-from trace_harness.local_lambda import InvocationFailed, LocalLambda
+from testkit.lambda_.function_code import python_handler
+from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
 from trace_infra.definitions import GET_TRACE_URL, FunctionDefinition
 
 

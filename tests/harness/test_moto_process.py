@@ -13,9 +13,9 @@ import textwrap
 import pytest
 import requests
 
-from trace_harness.local_aws import MotoServer
-from trace_harness.moto_process import _service_of
-from trace_testing.processes import is_running
+from testkit.aws.endpoint import MotoServer
+from testkit.aws.moto_server import _service_of
+from testkit.stack.footprint import is_running
 
 
 def test_once_ready_it_answers_and_once_stopped_it_is_gone() -> None:
@@ -44,7 +44,7 @@ def test_it_ends_when_the_process_that_started_it_is_killed() -> None:
             textwrap.dedent(
                 """
                 import sys, time
-                from trace_harness.local_aws import MotoServer
+                from testkit.aws.endpoint import MotoServer
                 moto = MotoServer.launch().ready()
                 print(moto._process.pid, flush=True)
                 time.sleep(60)

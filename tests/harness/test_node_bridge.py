@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from trace_harness.function_code import node_handler
-from trace_harness.local_lambda import InvocationFailed, LocalLambda
+from testkit.lambda_.function_code import node_handler
+from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
 from trace_infra.definitions import GET_TRACE_URL, FunctionDefinition
 
 EVENT = {

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trace_harness.living_docs import parse_feature
-from trace_harness.phrasebook import (
+from features.steps import downloads, permissions
+from testkit.conformance.phrasebook import (
     DEFAULT_PHRASEBOOK,
     ENV_PHRASEBOOK,
     AmbiguousPhrase,
@@ -19,7 +19,7 @@ from trace_harness.phrasebook import (
     WordingDiffers,
     phrasebook_path,
 )
-from trace_steps import downloads, permissions
+from tools.living_docs import parse_feature
 
 FEATURES = Path(__file__).resolve().parents[2] / "features"
 

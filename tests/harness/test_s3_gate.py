@@ -19,11 +19,11 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from trace_harness.dynamodb_gate import DynamoDbGate
-from trace_harness.iam import Identities, Identity, StackArns, Statement
-from trace_harness.local_aws import REGION, MotoServer
-from trace_harness.s3_gate import S3Gate, SigV4QueryVerifier
-from trace_testing.resources import create_task_table
+from testkit.aws.dynamodb_gate import DynamoDbGate
+from testkit.aws.endpoint import REGION, MotoServer
+from testkit.aws.iam import Identities, Identity, StackArns, Statement
+from testkit.aws.resources import create_task_table
+from testkit.aws.s3_gate import S3Gate, SigV4QueryVerifier
 
 BUCKET, TABLE = "gate-bucket", "gate-table"
 NOWHERE = "http://127.0.0.1:9"  # never contacted: presigning is local

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-SANDBOX = [sys.executable, "-m", "trace_harness.sandbox"]
+SANDBOX = [sys.executable, "-m", "tools.sandbox"]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trace_testing.suite_runs import another_cli, run_acceptance_suite
+from tests.harness.suite_runs import another_cli, run_acceptance_suite
 
 
 def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -> None:

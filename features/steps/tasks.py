@@ -1,0 +1,245 @@
+"""Tasks run by the agent: submitted, run to a terminal state, traced or not; and what
+later happens to their record and their stored trace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from testkit.agent_runs import agent_run
+from testkit.aws.s3_gate import S3Gate
+from testkit.scene import Person, Scene, Task
+from testkit.stack.resources import TraceStack
+from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
+from trace_agent.task_config import InvalidTaskConfig, TaskConfig
+from trace_infra.definitions import trace_object_key
+
+
+def new_task_id() -> str:
+    return f"task-{uuid.uuid4().hex[:16]}"
+
+
+def run_agent(
+    stack: TraceStack,
+    owner: Person,
+    *,
+    traced: bool,
+    events: Any,
+    recorded: list[dict] | None,
+    task_id: str | None = None,
+    trace_max_bytes: int | None = None,
+) -> Task:
+    """Submit a task for ``owner`` and let the real pipeline bring it to its end.
+
+    ``events`` is the run's events, or a function of the task id that yields them.
+    """
+    task_id = task_id or new_task_id()
+    stack.submit_task(task_id, owner.user.sub, trace=traced)
+    capped = {} if trace_max_bytes is None else {"trace_max_bytes": trace_max_bytes}
+    outcome = run_task(
+        TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced, **capped),
+        events(task_id) if callable(events) else events,
+        records=stack.agent.records(),
+        traces=stack.agent.traces(),
+    )
+    return Task(task_id, owner, traced, recorded if recorded is not None else events, outcome)
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace {switch}, which {ending} after {turns:d} turns of agent work"
+    )
+)
+def finished_task(
+    owner: str, switch: str, turns: int, scene: Scene, stack: TraceStack, ending: str = "finished"
+) -> None:
+    assert switch in ("on", "off"), f"trace is 'on' or 'off', not {switch!r}"
+    assert ending in ("finished", "failed"), f"a run 'finished' or 'failed', not {ending!r}"
+    events = agent_run(turns, failed=ending == "failed")
+    scene.add_task(
+        run_agent(
+            stack,
+            scene.person(owner),
+            traced=switch == "on",
+            events=events,
+            recorded=events,
+            trace_max_bytes=scene.trace_max_bytes,
+        )
+    )
+
+
+@given(parsers.parse("the agent keeps at most {kib:d} KiB of each task's trace"))
+def trace_cap(kib: int, scene: Scene) -> None:
+    scene.trace_max_bytes = kib * 1024
+
+
+@then("the task reported, once, that its trace was truncated")
+def reported_truncated(scene: Scene) -> None:
+    outcome = scene.current_task().outcome
+    assert outcome is not None
+    assert outcome.milestones == [TRACE_TRUNCATED]
+
+
+@given(
+    parsers.parse("{owner} ran a task with trace on, which was cancelled while the agent worked")
+)
+def cancelled_while_running(owner: str, scene: Scene, stack: TraceStack) -> None:
+    events = agent_run(3)[:3]  # the run got this far
+
+    def run_until_cancelled(task_id: str) -> Iterator[dict[str, Any]]:
+        yield from events
+        stack.cancel_task(task_id)  # the owner cancels through the API...
+        raise TaskCancelled  # ...and the agent notices
+
+    scene.add_task(
+        run_agent(
+            stack, scene.person(owner), traced=True, events=run_until_cancelled, recorded=events
+        )
+    )
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, which was cancelled just as the agent recorded its end"
+    )
+)
+def cancelled_at_the_end(owner: str, scene: Scene, stack: TraceStack) -> None:
+    events = agent_run(2)
+
+    def run_then_lose_the_race(task_id: str) -> Iterator[dict[str, Any]]:
+        yield from events
+        stack.cancel_task(task_id)  # lands between the run's end and the terminal write
+
+    scene.add_task(
+        run_agent(
+            stack, scene.person(owner), traced=True, events=run_then_lose_the_race, recorded=events
+        )
+    )
+
+
+class AgentCrash(RuntimeError):
+    """What the agent's run raised."""
+
+
+@given(parsers.parse("{owner} ran a task with trace on, whose agent crashed after {turns:d} turns"))
+def crashed_task(owner: str, turns: int, scene: Scene, stack: TraceStack) -> None:
+    events = agent_run(turns)[: 2 * turns]  # the turns, and no result
+
+    def run_then_crash(_: str) -> Iterator[dict[str, Any]]:
+        yield from events
+        raise AgentCrash("model API went away")
+
+    task_id = new_task_id()
+    with pytest.raises(AgentCrash, match="model API went away"):  # the crash is not masked
+        run_agent(
+            stack,
+            scene.person(owner),
+            traced=True,
+            events=run_then_crash,
+            recorded=events,
+            task_id=task_id,
+        )
+    scene.add_task(Task(task_id, scene.person(owner), True, events))
+
+
+@given("the trace storage refuses the agent's uploads")
+def storage_refuses_uploads(gate: S3Gate) -> None:
+    gate.deny_uploads = True
+
+
+# --- the outline's situations: what became of the task Alice asks about ------------------
+
+
+@given("the task does not exist")
+def task_does_not_exist(scene: Scene) -> None:
+    scene.task = Task(new_task_id(), scene.current_task().owner, traced=True)
+
+
+@given("the task id is blank")
+def task_id_blank(scene: Scene) -> None:
+    scene.task = Task("   ", scene.current_task().owner, traced=True)
+
+
+@given(parsers.parse("the task belongs to {owner}"))
+def task_belongs_to(owner: str, scene: Scene, stack: TraceStack) -> None:
+    finished_task(owner, "on", 2, scene, stack)
+
+
+@given("the task ran without trace")
+def task_ran_without_trace(scene: Scene, stack: TraceStack) -> None:
+    finished_task(scene.current_task().owner.name, "off", 2, scene, stack)
+
+
+@given("the task's record holds a malformed trace location")
+def record_malformed(scene: Scene, stack: TraceStack) -> None:
+    task = scene.current_task()
+    stack.relink_trace(task.task_id, f"https://{stack.bucket}/traces/{task.owner.user.sub}/x")
+
+
+@given("the task's record points at a bucket the platform does not own")
+def record_foreign_bucket(scene: Scene, stack: TraceStack) -> None:
+    task = scene.current_task()
+    key = trace_object_key(task.owner.user.sub, task.task_id)
+    stack.relink_trace(task.task_id, f"s3://someone-elses-bucket/{key}")
+
+
+@given(parsers.parse("the task's record points at a trace under {other}'s prefix"))
+def record_other_prefix(other: str, scene: Scene, stack: TraceStack) -> None:
+    task = scene.current_task()
+    key = trace_object_key(scene.person(other).user.sub, task.task_id)
+    stack.relink_trace(task.task_id, f"s3://{stack.bucket}/{key}")
+
+
+@given("the task's trace has since expired from storage")
+def trace_expired(scene: Scene, stack: TraceStack) -> None:
+    stack.delete_stored_trace(scene.current_task().task_id)
+
+
+@given("the trace storage refuses to let the API check the trace")
+def storage_refuses_checks(stack: TraceStack, request: pytest.FixtureRequest) -> None:
+    request.addfinalizer(stack.deny_all_bucket_access())
+
+
+@given("an older agent stored the task's trace marked with a gzip content encoding")
+def legacy_content_encoding(scene: Scene, stack: TraceStack) -> None:
+    stack.restore_with_content_encoding(scene.current_task().task_id, "gzip")
+
+
+# --- a traced task without an owner --------------------------------------------------------
+
+
+@when("a task with trace on but no owner is handed to the agent", target_fixture="refusal")
+def task_without_owner(scene: Scene, stack: TraceStack) -> InvalidTaskConfig | None:
+    scene.stored_before = stack.stored_keys()
+    try:
+        TaskConfig(task_id=new_task_id(), user_id="", trace=True)
+    except InvalidTaskConfig as refused:
+        return refused
+    return None
+
+
+@then("the agent refuses the task before doing any work")
+def agent_refused(refusal: InvalidTaskConfig | None) -> None:
+    assert refusal is not None
+    assert "no user_id" in str(refusal)
+
+
+@then("nothing is stored in the trace storage")
+def nothing_stored(scene: Scene, stack: TraceStack) -> None:
+    assert stack.stored_keys() == scene.stored_before
+    assert not [key for key in scene.stored_before if key.startswith("traces//")]
+
+
+@then(parsers.parse("the task stays {status}"))
+@then(parsers.parse("the task still ended as {status}"))
+def task_status(status: str, scene: Scene, stack: TraceStack) -> None:
+    assert stack.task_record(scene.current_task().task_id)["status"] == status.upper()
+
+
+@given(parsers.parse('the task id is "{task_id}"'))
+def task_id_given(task_id: str, scene: Scene) -> None:
+    scene.task = Task(task_id, scene.current_task().owner, traced=True)

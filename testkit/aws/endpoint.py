@@ -1,0 +1,121 @@
+"""moto's server on 127.0.0.1, and the stack's resources built in it from ``trace_infra``.
+
+The bucket and the table are created from the same definitions the
+infrastructure uses, so a change there reaches these fixtures too.
+"""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+REGION = "us-east-1"
+TEST_ACCESS_KEY_ID = "testing"
+TEST_SECRET_ACCESS_KEY = "testing"
+
+
+ENV_SUITE_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def shared_session() -> Any:
+    """One boto3 session for every client the harness makes (each with its own
+    credentials): a session loads each service's model once, a new one again (about
+    0.1 s a client). Typed Any: services are chosen at run time."""
+    return boto3.session.Session()
+
+
+@dataclass
+class AwsEndpoint:
+    """Where the suite's AWS lives, and boto3 clients for the harness to reach it.
+
+    A local emulator gets the suite's fake credentials; a deployed stack (no
+    endpoint of its own) gets whatever credentials the environment holds.
+    """
+
+    endpoint: str | None
+    region: str = REGION
+    fake_credentials: bool = True
+    _clients: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            settings: dict[str, Any] = {"region_name": self.region}
+            if self.endpoint:
+                settings["endpoint_url"] = self.endpoint
+            if self.fake_credentials:
+                settings["aws_access_key_id"] = TEST_ACCESS_KEY_ID
+                settings["aws_secret_access_key"] = TEST_SECRET_ACCESS_KEY
+            self._clients[service] = shared_session().client(service, **settings)
+        return self._clients[service]
+
+    def stop(self) -> None:
+        """An endpoint the suite did not start is left running."""
+
+
+@dataclass
+class MotoServer(AwsEndpoint):
+    """moto in server mode, in a process of its own (``testkit.aws.moto_server``):
+    every call of the code under test crosses real HTTP, and moto's work runs beside
+    the tests' instead of under their GIL.
+
+    ``launch()`` starts the process and returns at once; the endpoint is known once
+    the process says it serves (``ready()``), so its start-up can overlap other work.
+    """
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls) -> MotoServer:
+        return cls.launch().ready()
+
+    @classmethod
+    def launch(cls) -> MotoServer:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "testkit.aws.moto_server"],
+            cwd=PROJECT_ROOT,  # where `-m` finds the kit, as for every script of it
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        return cls(None, _process=process)
+
+    def client(self, service: str) -> Any:
+        return super(MotoServer, self.ready()).client(service)
+
+    def ready(self, timeout: float = 60) -> MotoServer:
+        """Wait until the server answers on its port (its one line on stdout)."""
+        if self.endpoint is None:
+            process = self._process
+            assert process is not None
+            assert process.stdout is not None
+            readable, _, _ = select.select([process.stdout], [], [], timeout)
+            line = process.stdout.readline() if readable else b""
+            if not line.strip().isdigit():
+                self.stop()
+                raise RuntimeError(f"moto's server did not start (exit status {process.poll()})")
+            self.endpoint = f"http://127.0.0.1:{int(line)}"
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        assert process.stdout is not None
+        if self.endpoint is None:
+            process.kill()  # never served: no need to wait for its start-up to end
+        process.stdin.close()  # the server's signal to stop
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()

@@ -1,0 +1,377 @@
+"""The S3 endpoint as the code under test sees it: a gate in front of moto, as strict as S3
+where moto is blind.
+
+Every request must be signed with SigV4 by a known identity (header-signed calls
+are checked with botocore's own signer; presigned links by recomputing their query
+signature), within the clock skew S3 allows, and presigned links within their
+lifetime (at most 7 days) on a clock the test controls. SigV2 is refused. The
+signer's policy (``testkit.aws.iam``, from the infrastructure's grants) must
+allow the action on the resource; a GET or HEAD of a missing key answers 404 only
+to an identity allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
+passes is forwarded to moto byte for byte (keys are literal). The gate can also
+misbehave on purpose on presigned downloads (reset, short body, corrupt bytes,
+error status, stall) so the suite can show that the CLI loses nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+from werkzeug.serving import BaseWSGIServer
+
+from testkit.aws import local_server
+from testkit.aws.iam import Identities, Identity
+from testkit.aws.sigv4 import ALLOWED_SKEW, is_sigv2, verify_request
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_EXPIRES_SECONDS = 7 * 24 * 3600
+_LISTING_PARAMETERS = {
+    "list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after",
+    "encoding-type", "fetch-owner", "marker",
+}  # fmt: skip
+
+
+class Fault(enum.Enum):
+    """Ways a presigned download can go wrong on the wire."""
+
+    RESET_MID_BODY = "reset mid-body"
+    SHORT_BODY = "body shorter than its Content-Length"
+    CORRUPT_BODY = "bytes that are not gzip"
+    FLIPPED_BYTE = "one byte changed"
+    FORBIDDEN = "403"
+    SERVER_ERROR = "500"
+    STALL = "stall mid-body"
+    TRICKLE = "a byte at a time, too slowly to finish"
+
+
+class EtagStyle(enum.Enum):
+    MD5 = "the MD5 of the object"
+    KMS = "an opaque value, as under SSE-KMS"
+    MULTIPART = "<hex>-<parts>, as after a multipart upload"
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    """What the gate saw of one presigned request, for the suite to check."""
+
+    algorithm: str
+    signed_at: datetime
+    expires_seconds: int
+    verdict: str  # "ok" or the S3 error code it answered
+    identity: Identity | None = None
+    signature: str = ""  # a secret: whoever holds the link may fetch the trace
+
+
+class SigV4QueryVerifier:
+    """Checks a query-string-signed S3 request as S3 would, for the identities it knows."""
+
+    def __init__(self, identities: Identities, region: str) -> None:
+        self._identities = identities
+        self._region = region
+
+    def verify(
+        self, method: str, raw_path: str, raw_query: str, headers: dict[str, str], now: datetime
+    ) -> PresignedRequest:
+        params = parse_qsl(raw_query, keep_blank_values=True)
+        query = dict(params)
+        algorithm = query.get("X-Amz-Algorithm", "")
+        try:
+            signed_at = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            expires = int(query["X-Amz-Expires"])
+            credential = query["X-Amz-Credential"]
+            signed_headers = query["X-Amz-SignedHeaders"]
+            signature = query["X-Amz-Signature"]
+        except (KeyError, ValueError):
+            return PresignedRequest(algorithm, now, 0, "AuthorizationQueryParametersError")
+
+        key_id, date, region, service, terminal = (credential.split("/") + [""] * 5)[:5]
+        identity = self._identities.by_access_key(key_id)
+
+        def seen(verdict: str) -> PresignedRequest:
+            return PresignedRequest(algorithm, signed_at, expires, verdict, identity, signature)
+
+        if algorithm != ALGORITHM or not 1 <= expires <= MAX_EXPIRES_SECONDS:
+            return seen("AuthorizationQueryParametersError")
+        if (region, service, terminal) != (self._region, "s3", "aws4_request"):
+            return seen("AuthorizationQueryParametersError")
+        if identity is None:
+            return seen("InvalidAccessKeyId")
+
+        canonical_query = "&".join(
+            f"{_uri_encode(k)}={_uri_encode(v)}"
+            for k, v in sorted(params)
+            if k != "X-Amz-Signature"
+        )
+        names = signed_headers.split(";")
+        canonical_headers = "".join(
+            f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in names
+        )
+        canonical_request = "\n".join(
+            [
+                method,
+                raw_path,
+                canonical_query,
+                canonical_headers,
+                signed_headers,
+                "UNSIGNED-PAYLOAD",
+            ]
+        )
+        scope = f"{date}/{region}/{service}/aws4_request"
+        string_to_sign = "\n".join(
+            [
+                ALGORITHM,
+                query["X-Amz-Date"],
+                scope,
+                hashlib.sha256(canonical_request.encode()).hexdigest(),
+            ]
+        )
+        key = f"AWS4{identity.secret_access_key}".encode()
+        for part in (date, region, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return seen("SignatureDoesNotMatch")
+        if signed_at > now + ALLOWED_SKEW:
+            return seen("RequestNotYetValid")
+        if now > signed_at + timedelta(seconds=expires):
+            return seen("AccessDenied")  # S3: "Request has expired"
+        return seen("ok")
+
+
+def _uri_encode(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+class S3Gate:
+    """A WSGI app on 127.0.0.1 standing where S3's endpoint is."""
+
+    def __init__(self, upstream: str, *, identities: Identities, region: str) -> None:
+        self._upstream = upstream.rstrip("/")
+        self._identities = identities
+        self._region = region
+        self._verifier = SigV4QueryVerifier(identities, region)
+        self._server: BaseWSGIServer | None = None
+        self.url = ""
+        self._released = threading.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to an honest clock and a well-behaved wire."""
+        self.clock_offset = timedelta(0)
+        self.fault: Fault | None = None
+        self.deny_uploads = False
+        # A stalled answer waits until the scenario ends (the next reset), so a download
+        # that should give up or be interrupted can never complete instead.
+        self._released.set()
+        self._released = threading.Event()
+        self.stalling = threading.Event()  # set once a stalled download is under way
+        self.body_begun = threading.Event()  # set once a faulty answer's body has begun
+        self.trickle_seconds = 5.0
+        # What the ETag of a downloaded object looks like: an MD5 (single-part upload
+        # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
+        self.etag_style = EtagStyle.MD5
+        self.presigned: list[PresignedRequest] = []
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset
+
+    def start(self) -> str:
+        self._server = local_server.serve(self)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        return self.url
+
+    def stop(self) -> None:
+        self._released.set()
+        local_server.stop(self._server)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = local_server.read_request(environ)
+        split, method, body = request.target, request.method, request.body
+        headers, lower, raw_uri = request.headers, request.lower, request.target.geturl()
+        presigned = "X-Amz-Signature=" in split.query or "X-Amz-Algorithm=" in split.query
+        if is_sigv2(lower.get("authorization", ""), split.query):
+            return _s3_error(start_response, "InvalidRequest", status="400 Bad Request")
+        if presigned:
+            seen = self._verifier.verify(method, split.path, split.query, lower, self.now())
+            self.presigned.append(seen)
+            if seen.verdict != "ok":
+                return _s3_error(start_response, seen.verdict)
+            identity = seen.identity
+        else:
+            # The test clock ages links; a header-signed call is checked at the real time.
+            verdict = verify_request(request, self._identities, region=self._region, service="s3")
+            if verdict.error:
+                return _s3_error(start_response, verdict.error)
+            identity = verdict.identity
+        assert identity is not None
+        bucket, key = _bucket_and_key(split.path)
+        action = _action(method, key, split.query)
+        if not identity.allows(action, _arn(bucket, key)):
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
+        if self.deny_uploads and method == "PUT":
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
+        if presigned and self.fault is not None and method == "GET":
+            return self._misbehave(environ, start_response, raw_uri, headers)
+        upstream = local_server.Upstream(self._upstream, method, raw_uri, headers, body)
+        if (
+            upstream.status == 404
+            and action == "s3:GetObject"
+            and not identity.allows("s3:ListBucket", _arn(bucket, ""))
+        ):
+            # S3 tells a caller that may not list the bucket nothing of which keys exist.
+            upstream.close()
+            if method == "HEAD":
+                start_response("403 Forbidden", [("Content-Length", "0")])
+                return []
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
+        start_response(f"{upstream.status} {upstream.reason}", self._etag_as_styled(upstream))
+        if method == "HEAD":
+            upstream.close()
+            return []
+        return upstream.stream()
+
+    def _etag_as_styled(self, upstream: local_server.Upstream) -> list[tuple[str, str]]:
+        if self.etag_style is EtagStyle.MD5:
+            return upstream.headers
+        opaque = hashlib.sha256(upstream.header("ETag").encode()).hexdigest()[:32]
+        etag = f'"{opaque}"' if self.etag_style is EtagStyle.KMS else f'"{opaque}-2"'
+        return [(n, etag if n.lower() == "etag" else v) for n, v in upstream.headers]
+
+    def _misbehave(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        raw_uri: str,
+        headers: dict[str, str],
+    ) -> Iterable[bytes]:
+        fault, stalling, released, begun = (
+            self.fault,
+            self.stalling,
+            self._released,
+            self.body_begun,
+        )
+        if fault is Fault.FORBIDDEN:
+            return _s3_error(start_response, "AccessDenied")
+        if fault is Fault.SERVER_ERROR:
+            return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
+        original = local_server.Upstream(self._upstream, "GET", raw_uri, headers, b"")
+        stored = original.read()  # the bytes as stored, never unpacked
+        half = len(stored) // 2
+        if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
+            stored = stored[:half] + bytes(byte ^ 0x5A for byte in stored[half:])
+        if fault is Fault.FLIPPED_BYTE:
+            stored = stored[:half] + bytes([stored[half] ^ 0x01]) + stored[half + 1 :]
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/gzip"),
+                ("Content-Length", str(len(stored))),
+                ("ETag", original.header("ETag")),
+                *[(n, v) for n, v in original.headers if n.lower().startswith("x-amz-checksum-")],
+            ],
+        )
+
+        def body() -> Iterator[bytes]:
+            yield stored[:half]
+            begun.set()  # the first half is on the wire
+            if fault is Fault.RESET_MID_BODY:
+                _reset(environ)
+                return
+            if fault is Fault.SHORT_BODY:
+                return  # the connection closes with Content-Length unmet
+            if fault is Fault.STALL:
+                stalling.set()
+                released.wait()
+                return
+            if fault is Fault.TRICKLE:  # never silent long enough for a read timeout
+                deadline = time.monotonic() + self.trickle_seconds
+                for index in range(half, len(stored)):
+                    if time.monotonic() > deadline:
+                        return
+                    yield stored[index : index + 1]
+                    time.sleep(0.02)
+                return
+            yield stored[half:]
+
+        return body()
+
+
+def _bucket_and_key(raw_path: str) -> tuple[str, str]:
+    """Path-style addressing: ``/<bucket>/<key>``, the key percent-decoded, never normalised."""
+    bucket, _, key = raw_path.lstrip("/").partition("/")
+    return unquote(bucket), unquote(key)
+
+
+def _arn(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
+
+
+def _action(method: str, key: str, raw_query: str) -> str:
+    """The IAM action S3 authorizes the request as (for the operations the layers use)."""
+    if key:
+        return {
+            "GET": "s3:GetObject",
+            "HEAD": "s3:GetObject",  # there is no separate HEAD action
+            "PUT": "s3:PutObject",
+            "DELETE": "s3:DeleteObject",
+        }.get(method, f"s3:{method.title()}Object")
+    parameters = {name for name, _ in parse_qsl(raw_query, keep_blank_values=True)}
+    if method in ("GET", "HEAD") and parameters <= _LISTING_PARAMETERS:
+        return "s3:ListBucket"
+    return "s3:BucketConfiguration"  # no layer is granted anything of the kind
+
+
+def _reset(environ: dict[str, Any]) -> None:
+    """Abort the connection with a TCP RST, as a dropped connection looks to a client."""
+    sock: socket.socket | None = environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+_S3_MESSAGES = {
+    "AccessDenied": "Request has expired",
+    "InvalidAccessKeyId": "The AWS Access Key Id you provided does not exist in our records.",
+    "InvalidRequest": "The authorization mechanism you have provided is not supported. "
+    "Please use AWS4-HMAC-SHA256.",
+    "RequestNotYetValid": "Request is not yet valid",
+    "RequestTimeTooSkewed": "The difference between the request time and the current time "
+    "is too large.",
+    "XAmzContentSHA256Mismatch": "The provided 'x-amz-content-sha256' header does not match "
+    "what was computed.",
+    "SignatureDoesNotMatch": "The request signature we calculated does not match.",
+    "AuthorizationQueryParametersError": "Query-string authentication needs valid X-Amz values.",
+    "InternalError": "We encountered an internal error. Please try again.",
+}
+
+
+def _s3_error(
+    start_response: StartResponse,
+    code: str,
+    *,
+    status: str = "403 Forbidden",
+    message: str | None = None,
+) -> list[bytes]:
+    text = message or _S3_MESSAGES.get(code, code)
+    code = "AccessDenied" if code == "RequestNotYetValid" else code  # as S3 names it
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{text}</Message></Error>"
+    ).encode()
+    start_response(
+        status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+    )
+    return [body]

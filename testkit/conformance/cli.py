@@ -1,0 +1,140 @@
+"""Running a ``bgagent`` as a given person: this project's CLI in-process (the module), or
+as an installed command in a process of its own, the way users run it.
+
+``TRACE_SUITE_CLI`` names another ``bgagent``-compatible command line (for example
+``node path/to/bgagent.js``): every run of the CLI in the scenarios is then that
+command, as a subprocess, with the person's settings in ``BGAGENT_CONFIG_DIR``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from bgagent.main import run
+from testkit.scene import CliRun, Person
+from tests.harness.suite_runs import installed_bgagent
+
+ENV_SUITE_CLI = "TRACE_SUITE_CLI"
+_RUN_SECONDS = 60
+
+
+def suite_cli(environ: Mapping[str, str] = os.environ) -> list[str] | None:
+    """The command line of the CLI under judgement; None for this project's, in-process."""
+    line = environ.get(ENV_SUITE_CLI, "").strip()
+    return shlex.split(line) if line else None
+
+
+def run_bgagent(
+    person: Person,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str = "",
+    interrupt_when: threading.Event | None = None,
+) -> CliRun:
+    """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set."""
+    command = suite_cli()
+    if command is not None:
+        return run_command(
+            command, person, args, env=env, stdin=stdin, interrupt_when=interrupt_when
+        )
+    stdout, stderr = io.BytesIO(), io.StringIO()
+    environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    main = threading.main_thread().ident or 0
+
+    def press() -> None:
+        # In-process the CLI runs on the main thread: the signal is aimed there (sent to
+        # the process, it could reach one of the local servers' threads).
+        signal.pthread_kill(main, signal.SIGINT)
+
+    with _sigint_handled(interrupt_when), _pressed_when(interrupt_when, press):
+        exit_code = run(
+            list(args), stdout=stdout, stderr=stderr, stdin=io.StringIO(stdin), environ=environ
+        )
+    return _ran(CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue()))
+
+
+def run_bgagent_process(person: Person, *args: str) -> CliRun:
+    """The command users run: the CLI under judgement, or this project's installed one."""
+    command = suite_cli()
+    if command is None:
+        command = [installed_bgagent()]
+    return run_command(command, person, args)
+
+
+def run_command(
+    command: Sequence[str],
+    person: Person,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: str = "",
+    interrupt_when: threading.Event | None = None,
+) -> CliRun:
+    environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    with _sigint_handled(interrupt_when):  # a child inherits SIGINT ignored, not handled
+        process = subprocess.Popen(
+            [*command, *args],
+            env=environ,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    with process, _pressed_when(interrupt_when, lambda: process.send_signal(signal.SIGINT)):
+        try:
+            stdout, stderr = process.communicate(stdin.encode(), timeout=_RUN_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+    return _ran(
+        CliRun([*command, *args], process.returncode, stdout, stderr.decode("utf-8", "replace"))
+    )
+
+
+@contextmanager
+def _sigint_handled(interrupt_when: threading.Event | None) -> Iterator[None]:
+    """For a run to be interrupted: Ctrl-C as at a terminal, even for a suite a shell
+    started in the background (its `&` leaves SIGINT ignored, and Python keeps it so)."""
+    if interrupt_when is None:
+        yield
+        return
+    handled = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handled)
+
+
+@contextmanager
+def _pressed_when(event: threading.Event | None, press: Callable[[], None]) -> Iterator[None]:
+    """``press`` Ctrl-C from a thread of its own once ``event`` is set, if the run has
+    not ended by then."""
+    if event is None:
+        yield
+        return
+    over = threading.Event()
+
+    def once_set() -> None:
+        if event.wait(_RUN_SECONDS) and not over.is_set():
+            press()
+
+    threading.Thread(target=once_set, daemon=True).start()
+    try:
+        yield
+    finally:
+        over.set()
+
+
+# Every run of the CLI in this session, for the check that no secret was ever shown.
+RUNS: list[CliRun] = []
+
+
+def _ran(cli_run: CliRun) -> CliRun:
+    RUNS.append(cli_run)
+    return cli_run

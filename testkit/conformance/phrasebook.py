@@ -1,0 +1,170 @@
+"""The words a CLI uses for each message the scenarios check.
+
+What a CLI does is judged exactly (exit status, stdout bytes, files, one line on
+stderr with no stack trace); the words of its messages are judged against a
+phrasebook: a TOML file whose ``[messages]`` table maps each message, named as the
+scenarios name it, to how the CLI under judgement says it. This project's own
+wording is ``features/phrasebook.toml``, the default; ``TRACE_SUITE_PHRASEBOOK``
+names another.
+
+An entry is either text, where ``…`` stands for any text, or ``{ regex = "…" }``;
+either must match the whole line, and the line must match no other message's entry
+(several keys may name one message: the default phrasebook gives them the same
+words). A line that says another message the book knows is a difference of
+behaviour, not of words. ``{file}`` and
+``{task}`` stand for the file written and the task's id, where the message has them.
+A message missing from the book fails its scenario, saying so: it never passes
+unjudged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
+DEFAULT_PHRASEBOOK = Path(__file__).resolve().parents[2] / "features" / "phrasebook.toml"
+ANY_TEXT = "…"
+PLACEHOLDERS = ("file", "task")
+_TOKEN = re.compile(r"(…|\{(?:" + "|".join(PLACEHOLDERS) + r")\})")
+
+
+class PhrasebookError(Exception):
+    """The phrasebook cannot be read, or one of its entries is not a pattern."""
+
+
+class Misjudged(AssertionError):
+    """A message the CLI did not say as the scenario expects; ``kind`` says how."""
+
+    kind = "behaviour"
+
+
+class SaidAnotherMessage(Misjudged):
+    """The CLI said another message the phrasebook knows: what it did differs."""
+
+
+class WordingDiffers(Misjudged):
+    """The CLI's line says no message of its phrasebook: most likely the expected one in
+    other words (or something the scenarios never check)."""
+
+    kind = "wording"
+
+
+class AmbiguousPhrase(Misjudged):
+    """The line says the expected message and another one, in the phrasebook's words: the
+    phrasebook cannot tell them apart, so the line judges nothing."""
+
+    kind = "ambiguous phrasebook"
+
+
+class MissingPhrase(Misjudged):
+    """The phrasebook does not say how the CLI words a message a scenario checks."""
+
+    kind = "no phrasebook entry"
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(text)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Entry:
+    written: str  # as the phrasebook writes it
+    is_regex: bool
+
+    def pattern(self, values: Mapping[str, str]) -> re.Pattern[str]:
+        if self.is_regex:
+            source = self.written
+            for name, value in values.items():  # a group: a quantifier after it repeats all
+                source = source.replace("{" + name + "}", f"(?:{re.escape(value)})")
+            return re.compile(source)
+        parts = []
+        for token in _TOKEN.split(self.written):
+            if token == ANY_TEXT:
+                parts.append(".*")
+            elif token.startswith("{") and token[1:-1] in values:
+                parts.append(re.escape(values[token[1:-1]]))
+            else:
+                parts.append(re.escape(token))
+        return re.compile("".join(parts))
+
+
+@dataclass
+class Phrasebook:
+    path: Path
+    entries: dict[str, Entry]
+    # Which message each key names: several keys may name one message (the scenarios
+    # quote it in part, or by different words). The default phrasebook tells: keys it
+    # gives the same words name one message.
+    names: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, *, names_from: Phrasebook | None = None) -> Phrasebook:
+        """``names_from``: the phrasebook that says which keys name one message (the
+        default phrasebook, for another CLI's); by default this one."""
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise PhrasebookError(f"phrasebook {path}: {err}") from None
+        messages = document.get("messages")
+        if not isinstance(messages, dict):
+            raise PhrasebookError(f"phrasebook {path}: no [messages] table")
+        entries = {key: _entry(path, key, value) for key, value in messages.items()}
+        reference = (names_from or cls(path, entries)).entries
+        names = {key: reference[key].written if key in reference else key for key in entries}
+        return cls(path, entries, names)
+
+    def judge(self, message: str, line: str, **values: str) -> None:
+        """``line`` must say ``message`` in this phrasebook's words, and no other message;
+        raises a Misjudged (an AssertionError) saying how it does not."""
+        entry = self.entries.get(message)
+        if entry is None:
+            raise MissingPhrase(
+                f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})',
+                message,
+            )
+        expected = entry.pattern(values)
+        others = [
+            key
+            for key, other in self.entries.items()
+            if self.names.get(key, key) != self.names.get(message, message)
+            and other.pattern(values).fullmatch(line)
+        ]
+        if expected.fullmatch(line) and others:
+            raise AmbiguousPhrase(
+                f'the phrasebook {self.path.name} reads {line!r} both as "{message}" and as '
+                f'"{others[0]}": its entries must tell the messages apart'
+            )
+        if expected.fullmatch(line):
+            return
+        if others:
+            raise SaidAnotherMessage(
+                f'the CLI said "{others[0]}" where "{message}" was expected: {line!r}'
+            )
+        raise WordingDiffers(
+            f'the wording of "{message}" differs: the phrasebook {self.path.name} '
+            f"gives {entry.written!r}, the CLI said {line!r}, which says no message it knows"
+        )
+
+
+def _entry(path: Path, key: str, value: object) -> Entry:
+    if isinstance(value, str):
+        return Entry(value, is_regex=False)
+    if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
+        try:
+            re.compile(_TOKEN.sub("x", value["regex"]))
+        except re.error as err:
+            raise PhrasebookError(f'phrasebook {path}: "{key}": {err}') from None
+        return Entry(value["regex"], is_regex=True)
+    raise PhrasebookError(
+        f'phrasebook {path}: "{key}" must be text or {{ regex = "…" }}, not {value!r}'
+    )
+
+
+def phrasebook_path(environ: Mapping[str, str] = os.environ) -> Path:
+    named = environ.get(ENV_PHRASEBOOK, "").strip()
+    return Path(named).expanduser().resolve() if named else DEFAULT_PHRASEBOOK

@@ -1,0 +1,284 @@
+"""The one builder of the local stack, for the acceptance suite, the sandbox and the
+benchmarks: moto's server (or another emulator), the S3 and DynamoDB gates in front
+of it, the handler in a local Lambda of its own, and the API Gateway in front of
+that, on 127.0.0.1; the stack's bucket, table and user pool built from
+``trace_infra``. The agent runtime and the handler each sign their calls as an
+identity of their own, whose policy comes from the infrastructure's grants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from testkit.apigw.gateway import CognitoAuthorizer, LocalApiGateway
+from testkit.aws.dynamodb_gate import DynamoDbGate
+from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
+from testkit.aws.iam import Identities, Identity, StackArns, statements_for
+from testkit.aws.resources import create_task_table, create_trace_bucket
+from testkit.aws.s3_gate import S3Gate
+from testkit.lambda_.function_code import FunctionCode
+from testkit.lambda_.local_lambda import LocalLambda
+from testkit.stack.footprint import PREFIX, SessionTag, left_over
+from testkit.stack.resources import AgentRuntime, StackNames, TraceStack
+from testkit.stack.targets import Target, target_for
+from testkit.stack.users import User, UserDirectory, create_user, create_user_pool
+from trace_agent.pipeline import run_task
+from trace_agent.task_config import TaskConfig
+from trace_infra.definitions import (
+    AGENT_RUNTIME_GRANTS,
+    ENV_TASK_TABLE,
+    ENV_TRACE_BUCKET,
+    GET_TRACE_URL,
+    GET_TRACE_URL_GRANTS,
+)
+
+FUNCTION_NAME = "GetTraceUrl"
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    target: Target
+    tag: SessionTag
+    aws: AwsEndpoint
+    gate: S3Gate
+    dynamodb_gate: DynamoDbGate
+    identities: Identities
+    agent_identity: Identity
+    function_identity: Identity
+    function: LocalLambda
+    gateway: LocalApiGateway
+    stack: TraceStack
+    users: UserDirectory
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    def revoke(self, role: str, action: str) -> Callable[[], None]:
+        """Take ``action`` from a role ("agent runtime" or "trace API"); returns the undo."""
+        identity = {"agent runtime": self.agent_identity, "trace API": self.function_identity}
+        return self.identities.revoke(identity[role], action)
+
+    def agent_environment(self) -> dict[str, str]:
+        """What an agent runtime process would get: its role's credentials, the names and
+        the gated endpoints."""
+        return function_environment(self.endpoints(), self.names(), self.agent_identity)
+
+    def endpoints(self) -> GatedEndpoints:
+        assert self.aws.endpoint is not None
+        return GatedEndpoints(self.aws.endpoint, self.gate.url, self.dynamodb_gate.url)
+
+    def names(self) -> StackNames:
+        return StackNames(self.stack.bucket, self.stack.table, self.stack.pool.id)
+
+    def cli_environment(self) -> dict[str, str]:
+        """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
+        assert self.aws.endpoint is not None
+        return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
+
+    def start_scenario(self) -> None:
+        """An honest gate and clocks: what one scenario changed is not the next one's."""
+        self.gate.reset()
+        if self.gateway.authorizer is not None:
+            self.gateway.authorizer.clock_offset = timedelta(0)
+
+    def function_log(self) -> list[str]:
+        """The function's log stream so far."""
+        return self.function.log_lines()
+
+    def add_user(self, name: str, password: str) -> User:
+        return create_user(self.aws.client("cognito-idp"), self.stack.pool, name, password)
+
+    def finished_task(
+        self, owner: User, events: Iterable[Mapping[str, Any]], *, task_id: str, trace: bool = True
+    ) -> str:
+        """A task submitted for ``owner`` and run to its end by the real pipeline."""
+        self.stack.submit_task(task_id, owner.sub, trace=trace)
+        run_task(
+            TaskConfig(task_id, owner.sub, trace=trace),
+            events,
+            records=self.stack.agent.records(),
+            traces=self.stack.agent.traces(),
+        )
+        return task_id
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls,
+        *,
+        emulator: str | None = None,
+        moto: MotoServer | None = None,
+        code: FunctionCode | None = None,
+    ) -> Iterator[LocalStack]:
+        """Everything started, and stopped (with what it created) on the way out.
+
+        ``emulator``: an AWS emulator that is already running, instead of moto's server;
+        ``moto``: moto's server already launched (``MotoServer.launch``), stopped here;
+        ``code``: the handler the function runs, this project's by default.
+        """
+        tag = SessionTag.new()
+        names = StackNames.for_session(tag)
+        with ExitStack() as stopping:
+            if emulator and moto:
+                moto.stop()  # launched for nothing
+            aws = AwsEndpoint(emulator) if emulator else (moto or MotoServer.launch())
+            stopping.callback(aws.stop)
+            _load_service_models()  # while moto's server starts
+            if isinstance(aws, MotoServer):
+                aws.ready()
+            assert aws.endpoint is not None
+            if emulator:
+                _remove_leftover_stacks(aws, tag)
+            identities = Identities()
+            arns = StackArns(names.bucket, names.table, REGION)
+            function_identity = identities.create(
+                f"{FUNCTION_NAME} role", statements_for(GET_TRACE_URL_GRANTS, arns)
+            )
+            agent_identity = identities.create(
+                "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
+            )
+            gate = S3Gate(aws.endpoint, identities=identities, region=REGION)
+            gate.start()
+            stopping.callback(gate.stop)
+            dynamodb_gate = DynamoDbGate(aws.endpoint, identities=identities, region=REGION)
+            dynamodb_gate.start()
+            stopping.callback(dynamodb_gate.stop)
+            endpoints = GatedEndpoints(aws.endpoint, gate.url, dynamodb_gate.url)
+            # The function's cold start overlaps with building the resources.
+            function = LocalLambda(
+                GET_TRACE_URL,
+                function_environment(endpoints, names, function_identity),
+                name=FUNCTION_NAME,
+                code=code,
+            )
+            function.start()
+            stopping.callback(function.stop)
+
+            cognito = aws.client("cognito-idp")
+            create_trace_bucket(aws.client("s3"), names.bucket)
+            create_task_table(aws.client("dynamodb"), names.table)
+            pool = create_user_pool(cognito, name=names.pool, region=REGION, endpoint=aws.endpoint)
+            if emulator:
+                stopping.callback(_remove_stack, aws, names, pool.id)
+
+            gateway = LocalApiGateway(function.invoke)
+            gateway.authorizer = CognitoAuthorizer(pool)
+            gateway.start()
+            stopping.callback(gateway.stop)
+            # A handler that cannot load stops the stack now, saying why, rather than
+            # failing every scenario with a 502.
+            function.wait_started()
+
+            agent = AgentRuntime(
+                s3=_client("s3", gate.url, agent_identity),
+                dynamodb=_client("dynamodb", dynamodb_gate.url, agent_identity),
+                bucket=names.bucket,
+                table=names.table,
+            )
+            stack = TraceStack(aws, agent, pool, gateway.url, names.bucket, names.table)
+            yield cls(
+                target=target_for(api_url=None, emulator=emulator),
+                tag=tag,
+                aws=aws,
+                gate=gate,
+                dynamodb_gate=dynamodb_gate,
+                identities=identities,
+                agent_identity=agent_identity,
+                function_identity=function_identity,
+                function=function,
+                gateway=gateway,
+                stack=stack,
+                users=UserDirectory(cognito, pool, tag=str(tag)),
+            )
+
+
+@dataclass(frozen=True)
+class GatedEndpoints:
+    """Where the layers reach AWS: S3 and DynamoDB through their gates."""
+
+    aws: str
+    s3: str
+    dynamodb: str
+
+
+def function_environment(
+    endpoints: GatedEndpoints, names: StackNames, identity: Identity
+) -> dict[str, str]:
+    """What the function's process gets: the variables the infrastructure sets, and what
+    the Lambda runtime provides (region, its role's credentials), pointed at the local
+    endpoints. The agent runtime's environment has the same shape.
+
+    boto3 honours the AWS_ENDPOINT_URL variables itself: the handler needs no test
+    hook. No config files: nothing of this machine's AWS set-up is reachable.
+    """
+    infrastructure = {ENV_TRACE_BUCKET: names.bucket, ENV_TASK_TABLE: names.table}
+    assert tuple(infrastructure) == GET_TRACE_URL.environment_names
+    return {
+        **infrastructure,
+        "AWS_ACCESS_KEY_ID": identity.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": identity.secret_access_key,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoints.aws,
+        "AWS_ENDPOINT_URL_S3": endpoints.s3,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoints.dynamodb,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+
+def _load_service_models() -> None:
+    """The stack's service models loaded into the shared session (about 0.1 s): a client
+    made, pointed nowhere, loads them; no call is made."""
+    for service in ("s3", "dynamodb", "cognito-idp"):
+        shared_session().client(
+            service,
+            endpoint_url="http://127.0.0.1:9",
+            region_name=REGION,
+            aws_access_key_id="unused",
+            aws_secret_access_key="unused",
+        )
+
+
+def _client(service: str, endpoint: str, identity: Identity) -> Any:
+    return shared_session().client(
+        service,
+        endpoint_url=endpoint,
+        aws_access_key_id=identity.access_key_id,
+        aws_secret_access_key=identity.secret_access_key,
+        region_name=REGION,
+    )
+
+
+def _remove_stack(aws: AwsEndpoint, names: StackNames, pool_id: str) -> None:
+    """Delete a session's bucket (emptied first), table and pool on an emulator that
+    outlives the session."""
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=names.bucket):
+        for stored in page.get("Contents", []):
+            s3.delete_object(Bucket=names.bucket, Key=stored["Key"])
+    s3.delete_bucket(Bucket=names.bucket)
+    aws.client("dynamodb").delete_table(TableName=names.table)
+    aws.client("cognito-idp").delete_user_pool(UserPoolId=pool_id)
+
+
+def _remove_leftover_stacks(aws: AwsEndpoint, current: SessionTag) -> None:
+    """What killed sessions left on a shared emulator: their buckets, tables and pools."""
+    s3, dynamodb, cognito = aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp")
+    pools = cognito.list_user_pools(MaxResults=60).get("UserPools", [])
+    for pool in pools:
+        if pool["Name"].startswith(PREFIX) and left_over(pool["Name"], current):
+            cognito.delete_user_pool(UserPoolId=pool["Id"])
+    for bucket in s3.list_buckets().get("Buckets", []):
+        if left_over(bucket["Name"], current):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+                for stored in page.get("Contents", []):
+                    s3.delete_object(Bucket=bucket["Name"], Key=stored["Key"])
+            s3.delete_bucket(Bucket=bucket["Name"])
+    for table in dynamodb.list_tables().get("TableNames", []):
+        if left_over(table, current):
+            dynamodb.delete_table(TableName=table)

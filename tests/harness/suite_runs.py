@@ -1,0 +1,74 @@
+"""The acceptance suite run as a session of its own, the way a user starts it: for the
+harness's tests of what a whole run does (another CLI, handler or phrasebook)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_acceptance_suite(
+    *args: str, env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``pytest -m integration`` with ``args`` from the project's root, in ``env`` on top
+    of this one's environment. A session of its own: sharing this one's temporary root,
+    its clean-up (the project keeps no temporary folders) would remove this test's."""
+    inherited = {
+        name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "integration",
+            *args,
+        ],
+        cwd=ROOT,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def judged(done: subprocess.CompletedProcess[str]) -> str:
+    """What a run's terminal said under "what the acceptance suite judged"."""
+    return done.stdout.split("what the acceptance suite judged", 1)[1]
+
+
+def installed_bgagent() -> str:
+    """This project's bgagent command, as installed next to this Python."""
+    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
+    assert installed, "the bgagent command is not installed next to this Python"
+    return installed
+
+
+def another_cli(folder: Path, name: str, body: str) -> str:
+    """The command line of a CLI written for a test: a Python script ``body`` that may
+    end by running this project's bgagent (``BGAGENT``) with its own arguments."""
+    script = folder / f"{name}.py"
+    script.write_text(f"BGAGENT = {installed_bgagent()!r}\n{body}", encoding="utf-8")
+    return f"{sys.executable} {script}"
+
+
+# The settings of a stack the suite did not create (none answers at this address).
+STACK_NOT_CREATED_HERE = {
+    "TRACE_SUITE_API_URL": "https://api.invalid/prod",
+    "TRACE_SUITE_USER_POOL_ID": "us-east-1_x",
+    "TRACE_SUITE_CLIENT_ID": "client",
+    "TRACE_ARTIFACTS_BUCKET_NAME": "bucket",
+    "TASK_TABLE_NAME": "table",
+    "AWS_REGION": "us-east-1",
+}

@@ -1,1 +1,0 @@
-"""Test support shared by the unit tests of every layer and the acceptance harness."""
