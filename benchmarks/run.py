@@ -192,7 +192,7 @@ def _signed_in(running: LocalStack, workdir: Path) -> tuple[Path, User]:
     """Alice, signed in through bgagent with a configuration of her own."""
     user = running.add_user("alice", "Alice-Bench-Pass-1")
     config_dir = workdir / "alice"
-    pool = running.stack.pool
+    pool = running.resources.pool
     save_config(config_dir, Config(running.api_url, REGION, pool.id, pool.client_id))
     os.environ.update(running.cli_environment())  # boto3 reads its endpoint from here
     code = bgagent_run(
@@ -216,10 +216,11 @@ def bench_download(runs: int, cap: int) -> list[Row]:
         workdir = Path(tmp)
         config_dir, user = _signed_in(running, workdir)
         # The pipeline keeps 50 MiB at most: --quick asks for less than that.
-        large = running.finished_task(user, agent_events(cap + MiB), task_id="bench-large")
-        small = running.finished_task(user, agent_events(cap // 10), task_id="bench-small")
-        small_jsonl = len(gzip.decompress(running.stack.stored_artifact(small)))
-        stored = running.stack.stored_artifact(large)
+        large, small = "bench-large", "bench-small"
+        running.resources.run_task(large, user.sub, agent_events(cap + MiB), trace=True)
+        running.resources.run_task(small, user.sub, agent_events(cap // 10), trace=True)
+        small_jsonl = len(gzip.decompress(running.resources.stored_artifact(small)))
+        stored = running.resources.stored_artifact(large)
         jsonl_bytes = len(gzip.decompress(stored))
 
         def curl_stdout() -> None:

@@ -2,7 +2,7 @@
 ``features/steps``, by concept; the kit they drive (the local stack, the CLI runners,
 the judgement) in ``testkit``.
 
-The session's stack is chosen once, by the environment (``testkit.stack.suite``): the
+The session's stack is chosen once, by the environment (``testkit.settings``): the
 suite's own local stack, or a stack it did not create. Fixtures and the skip rules ask
 it; a scenario that needs what its target lacks is skipped before it runs. Scenarios
 are kept apart by their own task ids; each gets an honest gate and clock, and what a
@@ -32,13 +32,11 @@ from testkit.conformance import judgement
 from testkit.conformance.cli import RUNS
 from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
-from testkit.lambda_.function_code import FunctionCodeError
 from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
 from testkit.scene import Scene
-from testkit.stack.deployed import IncompleteTarget
-from testkit.stack.resources import TraceStack
-from testkit.stack.suite import SuiteStack, launch_moto, open_suite_stack, target_of
-from testkit.stack.targets import NotOnThisTarget
+from testkit.settings import NotOnThisTarget, Settings, SettingsError
+from testkit.stack import Stack, launch_moto, open_stack
+from testkit.stack.resources import Resources
 from testkit.stack.users import UserDirectory
 
 pytest_plugins = [
@@ -79,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not config.option.collectonly and not controller:
         with contextlib.suppress(OSError):  # then the session starts its own
-            config.stash[_LAUNCHED] = launch_moto()
+            config.stash[_LAUNCHED] = launch_moto(Settings.read())
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -97,13 +95,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
+def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The stack of this session, running until the session ends."""
     moto = pytestconfig.stash.get(_LAUNCHED, None)
     pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
     try:
-        opened = open_suite_stack(moto=moto)
-    except (IncompleteTarget, FunctionCodeError) as unusable:
+        opened = open_stack(Settings.read(), moto=moto)
+    except SettingsError as unusable:
         if moto is not None:
             moto.stop()
         raise pytest.UsageError(str(unusable)) from None
@@ -119,42 +117,42 @@ def suite_stack(pytestconfig: pytest.Config) -> Iterator[SuiteStack]:
         yield running
 
 
-def _local(suite_stack: SuiteStack, part: str) -> Any:
+def _local(stack: Stack, part: str) -> Any:
     """A part of the suite's own local stack; a scenario on a target without it fails,
     saying which tag it lacks."""
     try:
-        return getattr(suite_stack, part)
+        return getattr(stack, part)
     except NotOnThisTarget as missing:
         pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
 
 
 @pytest.fixture
-def gate(suite_stack: SuiteStack) -> S3Gate:
+def gate(stack: Stack) -> S3Gate:
     """The S3 gate, for the steps that move its clock, read its records or break the wire."""
-    return cast(S3Gate, _local(suite_stack, "gate"))
+    return cast(S3Gate, _local(stack, "gate"))
 
 
 @pytest.fixture
-def api_gateway(suite_stack: SuiteStack) -> LocalApiGateway:
+def api_gateway(stack: Stack) -> LocalApiGateway:
     """The local API Gateway, for the steps that move its authorizer's clock."""
-    return cast(LocalApiGateway, _local(suite_stack, "gateway"))
+    return cast(LocalApiGateway, _local(stack, "gateway"))
 
 
 @pytest.fixture
-def function(suite_stack: SuiteStack) -> LocalLambda:
+def function(stack: Stack) -> LocalLambda:
     """The trace URL function in its local Lambda, for the steps that read its logs."""
-    return cast(LocalLambda, _local(suite_stack, "function"))
+    return cast(LocalLambda, _local(stack, "function"))
 
 
 @pytest.fixture(scope="session")
-def directory(suite_stack: SuiteStack) -> UserDirectory:
+def directory(stack: Stack) -> UserDirectory:
     """The platform's users: each signed up once per session."""
-    return suite_stack.users
+    return stack.users
 
 
 @pytest.fixture(scope="session")
-def api_url(suite_stack: SuiteStack) -> str:
-    return suite_stack.api_url
+def api_url(stack: Stack) -> str:
+    return stack.api_url
 
 
 @pytest.fixture(scope="session")
@@ -164,18 +162,19 @@ def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
 
 
 @pytest.fixture
-def stack(suite_stack: SuiteStack) -> TraceStack:
-    """The stack as a scenario finds it: an honest gate and clock, its own task ids."""
-    suite_stack.start_scenario()
-    return suite_stack.stack
+def resources(stack: Stack) -> Resources:
+    """The stack's resources as a scenario finds them: an honest gate and clock, its own
+    task ids."""
+    stack.start_scenario()
+    return stack.resources
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Scenarios that need what the chosen target lacks are skipped, and say why."""
     try:
-        target = target_of()
-    except IncompleteTarget as incomplete:
-        raise pytest.UsageError(str(incomplete)) from None
+        target = Settings.read().target
+    except SettingsError as unusable:
+        raise pytest.UsageError(str(unusable)) from None
     for item in items:
         reason = target.skip_reason(mark.name for mark in item.iter_markers())
         if reason:
@@ -207,35 +206,35 @@ def scene(request: pytest.FixtureRequest, scenario_dir: Callable[[str], Path]) -
 
 @pytest.fixture(autouse=True)
 def _secrets_stay_secret(
-    scene: Scene, caplog: pytest.LogCaptureFixture, suite_stack: SuiteStack
+    scene: Scene, caplog: pytest.LogCaptureFixture, stack: Stack
 ) -> Iterator[None]:
     """In every scenario: no ID token, refresh token or link signature in any layer's
     logs (their tracebacks and the function's log stream included) or in anything any
     CLI run printed, on stderr or stdout."""
     for layer in ("trace_agent", "bgagent"):
         caplog.set_level(logging.DEBUG, logger=layer)
-    logs_before, runs_before = len(suite_stack.function_log()), len(RUNS)
+    logs_before, runs_before = len(stack.function_log()), len(RUNS)
     yield
     # In teardown, caplog.text would only hold the teardown's records.
     records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
     formatter = logging.Formatter()
     shown = [r.getMessage() for r in records]
     shown += [formatter.formatException(r.exc_info) for r in records if r.exc_info]
-    shown += suite_stack.function_log()[logs_before:]
+    shown += stack.function_log()[logs_before:]
     for cli_run in RUNS[runs_before:]:
         shown += [cli_run.stderr, cli_run.stdout.decode("utf-8", "replace")]
     text = "\n".join(shown)
     assert "X-Amz-Signature" not in text
     secrets = {f"{p.name}'s ID token": p.id_token for p in scene.people.values()}
     secrets |= {f"{p.name}'s refresh token": p.refresh_token for p in scene.people.values()}
-    secrets |= _link_signatures(suite_stack)
+    secrets |= _link_signatures(stack)
     for what, secret in secrets.items():
         assert not secret or secret not in text, f"{what} was shown"
 
 
-def _link_signatures(suite_stack: SuiteStack) -> dict[str, str]:
+def _link_signatures(stack: Stack) -> dict[str, str]:
     try:
-        seen = suite_stack.gate.presigned
+        seen = stack.gate.presigned
     except NotOnThisTarget:
         return {}
     return {f"a link's signature ({s.signature[:8]}…)": s.signature for s in seen}

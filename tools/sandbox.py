@@ -22,7 +22,7 @@ from pathlib import Path
 from bgagent.config import Config, save_config
 from testkit.agent_runs import agent_run
 from testkit.aws.endpoint import REGION
-from testkit.stack.deployed import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
+from testkit.settings import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
 from testkit.stack.local import LocalStack
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
@@ -47,11 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with LocalStack.running() as running:
         users = {name: running.add_user(name, password) for name, password in USERS.items()}
-        traced = running.finished_task(users["alice"], agent_run(5), task_id=_task_id(), trace=True)
-        untraced = running.finished_task(
-            users["alice"], agent_run(5), task_id=_task_id(), trace=False
-        )
-        pool = running.stack.pool
+        traced, untraced = _task_id(), _task_id()
+        for task_id, trace in ((traced, True), (untraced, False)):
+            running.resources.run_task(task_id, users["alice"].sub, agent_run(5), trace=trace)
+        pool = running.resources.pool
         for name in users:
             save_config(workdir / name, Config(running.api_url, REGION, pool.id, pool.client_id))
         assert running.aws.endpoint is not None
@@ -99,7 +98,7 @@ def _task_id() -> str:
 def _suite_instructions(running: LocalStack) -> str:
     """The environment that points the acceptance suite at this sandbox, as at a
     deployed stack: the suite then drives an API it did not start."""
-    stack = running.stack
+    stack = running.resources
     exports = {
         ENV_API_URL: running.api_url,
         ENV_USER_POOL_ID: stack.pool.id,
@@ -111,8 +110,8 @@ def _suite_instructions(running: LocalStack) -> str:
         "AWS_ENDPOINT_URL": str(running.aws.endpoint),
         "AWS_ENDPOINT_URL_S3": running.gate.url,
         "AWS_ENDPOINT_URL_DYNAMODB": running.dynamodb_gate.url,
-        "AWS_ACCESS_KEY_ID": running.agent_identity.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": running.agent_identity.secret_access_key,
+        "AWS_ACCESS_KEY_ID": running.agent_role.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": running.agent_role.secret_access_key,
     }
     lines = "\n".join(f"  export {name}={value}" for name, value in exports.items())
     return (

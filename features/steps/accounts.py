@@ -13,7 +13,7 @@ from bgagent.config import Credentials, load_credentials, save_credentials
 from testkit.apigw.gateway import LocalApiGateway
 from testkit.conformance.cli import run_bgagent
 from testkit.scene import Person, Scene
-from testkit.stack.resources import TraceStack
+from testkit.stack.resources import Resources
 from testkit.stack.users import (
     User,
     UserDirectory,
@@ -50,7 +50,7 @@ def signed_in(
 
 @given(parsers.parse("{first} and {second} have accounts on the platform"))
 def users_with_accounts(
-    first: str, second: str, scene: Scene, stack: TraceStack, signed_in: SignIns
+    first: str, second: str, scene: Scene, resources: Resources, signed_in: SignIns
 ) -> None:
     for name in (first, second):
         scene.people[name] = signed_in(name, scene.workdir)
@@ -82,11 +82,14 @@ def signed_in_cli(name: str, user: User, api_url: str, pool: UserPool, config_di
 
 
 @pytest.fixture
-def other_user_pool(stack: TraceStack) -> Iterator[UserPool]:
+def other_user_pool(resources: Resources) -> Iterator[UserPool]:
     """A user pool of someone else's, removed after the scenario."""
-    cognito = stack.aws.client("cognito-idp")
+    cognito = resources.aws.client("cognito-idp")
     other = create_user_pool(
-        cognito, name="someone-elses-users", region=stack.pool.region, endpoint=stack.pool.endpoint
+        cognito,
+        name="someone-elses-users",
+        region=resources.pool.region,
+        endpoint=resources.pool.endpoint,
     )
     yield other
     cognito.delete_user_pool(UserPoolId=other.id)
@@ -94,13 +97,13 @@ def other_user_pool(stack: TraceStack) -> Iterator[UserPool]:
 
 @given(parsers.parse("{name} signed in to another user pool"))
 def signed_in_elsewhere(
-    name: str, scene: Scene, stack: TraceStack, other_user_pool: UserPool
+    name: str, scene: Scene, resources: Resources, other_user_pool: UserPool
 ) -> None:
-    cognito = stack.aws.client("cognito-idp")
+    cognito = resources.aws.client("cognito-idp")
     user = create_user(cognito, other_user_pool, name.lower(), random_password())
     # Configured for this platform's API, signed in with the other pool's client.
     config_dir = scene.workdir.parent / f"bgagent-{name.lower()}-elsewhere"
-    scene.people[name] = signed_in_cli(name, user, stack.api_url, other_user_pool, config_dir)
+    scene.people[name] = signed_in_cli(name, user, resources.api_url, other_user_pool, config_dir)
 
 
 @given(parsers.parse("{name}'s sign-in expired an hour ago"))

@@ -13,12 +13,12 @@ from pytest_bdd import given, parsers, then, when
 
 from bgagent.api import ApiClient
 from bgagent.config import config_dir, load_config, load_credentials
-from testkit.aws.s3_gate import ALGORITHM as SIGV4
+from testkit.aws.auth import ALGORITHM as SIGV4
 from testkit.aws.s3_gate import EtagStyle, Fault, S3Gate
 from testkit.conformance.cli import run_bgagent, run_bgagent_process
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.scene import CliRun, Scene
-from testkit.stack.resources import TraceStack
+from testkit.stack.resources import Resources
 from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
 from trace_infra.definitions import trace_object_key
 
@@ -232,9 +232,9 @@ def events_in_order(scene: Scene) -> None:
 
 
 @then("the file holds exactly the artifact stored for the task")
-def file_holds_stored_artifact(scene: Scene, stack: TraceStack) -> None:
+def file_holds_stored_artifact(scene: Scene, resources: Resources) -> None:
     assert scene.output is not None
-    stored = stack.stored_artifact(scene.current_task().task_id)
+    stored = resources.stored_artifact(scene.current_task().task_id)
     assert scene.output.read_bytes() == stored
 
 
@@ -245,11 +245,11 @@ def told_where_written(scene: Scene, phrasebook: Phrasebook) -> None:
 
 
 @then("the client receives exactly the gzip artifact stored for the task")
-def client_receives_stored_artifact(scene: Scene, stack: TraceStack) -> None:
+def client_receives_stored_artifact(scene: Scene, resources: Resources) -> None:
     response = scene.http_response
     assert response is not None
     assert response.status_code == 200
-    assert response.content == stack.stored_artifact(scene.current_task().task_id)
+    assert response.content == resources.stored_artifact(scene.current_task().task_id)
 
 
 @then(
@@ -340,10 +340,10 @@ def refused_as_forged(scene: Scene) -> None:
 
 
 @then(parsers.parse("none of {other}'s trace was received"))
-def nothing_of_theirs(other: str, scene: Scene, stack: TraceStack) -> None:
+def nothing_of_theirs(other: str, scene: Scene, resources: Resources) -> None:
     response = scene.http_response
     assert response is not None
-    theirs = stack.stored_artifact(scene.tasks[other].task_id)
+    theirs = resources.stored_artifact(scene.tasks[other].task_id)
     assert theirs not in response.content
 
 

@@ -12,9 +12,9 @@ from pytest_bdd import given, parsers, then, when
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.scene import Scene
-from testkit.stack.resources import TraceStack
-from testkit.stack.suite import SuiteStack
-from testkit.stack.targets import NotOnThisTarget
+from testkit.settings import NotOnThisTarget
+from testkit.stack import Stack
+from testkit.stack.resources import Resources
 from trace_infra.definitions import trace_object_key
 
 # The reason the function's error record gives, by the name the phrasebook gives it.
@@ -22,35 +22,36 @@ STORAGE_REFUSED_CHECK = "the trace storage refused to let it check the trace"
 
 
 @given(parsers.parse("the trace API's role has lost its read access to the trace storage"))
-def api_loses_read_access(suite_stack: SuiteStack, request: pytest.FixtureRequest) -> None:
+def api_loses_read_access(stack: Stack, request: pytest.FixtureRequest) -> None:
     try:
-        request.addfinalizer(suite_stack.revoke("trace API", "s3:GetObject"))
+        request.addfinalizer(stack.revoke("trace API", "s3:GetObject"))
     except NotOnThisTarget as missing:
         pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
 
 
 @given(parsers.parse("the agent runtime's role has lost its write access to the trace storage"))
 def agent_loses_write_access(
-    suite_stack: SuiteStack, scene: Scene, stack: TraceStack, request: pytest.FixtureRequest
+    stack: Stack, scene: Scene, resources: Resources, request: pytest.FixtureRequest
 ) -> None:
     try:
-        request.addfinalizer(suite_stack.revoke("agent runtime", "s3:PutObject"))
+        request.addfinalizer(stack.revoke("agent runtime", "s3:PutObject"))
     except NotOnThisTarget as missing:
         pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
-    scene.stored_before = stack.stored_keys()
+    scene.stored_before = resources.stored_keys()
 
 
 @then("the agent logged an error: its role is likely missing s3:PutObject on the trace storage")
 def agent_logged_missing_put(
-    scene: Scene, stack: TraceStack, caplog: pytest.LogCaptureFixture
+    scene: Scene, resources: Resources, caplog: pytest.LogCaptureFixture
 ) -> None:
     task_id = scene.current_task().task_id
     key = trace_object_key(scene.current_task().owner.user.sub, task_id)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
-        f"trace upload denied for task {task_id} (s3://{stack.bucket}/{key}): An error occurred "
-        "(AccessDenied) when calling the PutObject operation: Access Denied. The agent runtime "
-        "role is likely missing s3:PutObject on the trace bucket; check its IAM policy."
+        f"trace upload denied for task {task_id} (s3://{resources.bucket}/{key}): An error "
+        "occurred (AccessDenied) when calling the PutObject operation: Access Denied. The "
+        "agent runtime role is likely missing s3:PutObject on the trace bucket; check its "
+        "IAM policy."
     ]
 
 
@@ -67,11 +68,11 @@ def api_logged_refused_check(scene: Scene, function: LocalLambda, phrasebook: Ph
 
 
 @when("the agent runtime tries to store a file outside the trace prefix", target_fixture="refusal")
-def agent_stores_outside_prefix(scene: Scene, stack: TraceStack) -> ClientError | None:
-    scene.stored_before = stack.stored_keys()
+def agent_stores_outside_prefix(scene: Scene, resources: Resources) -> ClientError | None:
+    scene.stored_before = resources.stored_keys()
     try:
-        stack.agent.s3.put_object(
-            Bucket=stack.bucket, Key=f"elsewhere/{uuid.uuid4().hex}.jsonl.gz", Body=b"\x1f\x8b"
+        resources.agent.s3.put_object(
+            Bucket=resources.bucket, Key=f"elsewhere/{uuid.uuid4().hex}.jsonl.gz", Body=b"\x1f\x8b"
         )
     except ClientError as refused:
         return refused

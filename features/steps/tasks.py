@@ -13,8 +13,8 @@ from pytest_bdd import given, parsers, then, when
 from testkit.agent_runs import agent_run
 from testkit.aws.s3_gate import S3Gate
 from testkit.scene import Person, Scene, Task
-from testkit.stack.resources import TraceStack
-from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
+from testkit.stack.resources import Resources
+from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_infra.definitions import trace_object_key
 
@@ -24,7 +24,7 @@ def new_task_id() -> str:
 
 
 def run_agent(
-    stack: TraceStack,
+    resources: Resources,
     owner: Person,
     *,
     traced: bool,
@@ -33,18 +33,15 @@ def run_agent(
     task_id: str | None = None,
     trace_max_bytes: int | None = None,
 ) -> Task:
-    """Submit a task for ``owner`` and let the real pipeline bring it to its end.
-
-    ``events`` is the run's events, or a function of the task id that yields them.
-    """
+    """A task of ``owner``'s run to its end; ``events`` is the run's events, or a
+    function of the task id that yields them."""
     task_id = task_id or new_task_id()
-    stack.submit_task(task_id, owner.user.sub, trace=traced)
-    capped = {} if trace_max_bytes is None else {"trace_max_bytes": trace_max_bytes}
-    outcome = run_task(
-        TaskConfig(task_id=task_id, user_id=owner.user.sub, trace=traced, **capped),
+    outcome = resources.run_task(
+        task_id,
+        owner.user.sub,
         events(task_id) if callable(events) else events,
-        records=stack.agent.records(),
-        traces=stack.agent.traces(),
+        trace=traced,
+        trace_max_bytes=trace_max_bytes,
     )
     return Task(task_id, owner, traced, recorded if recorded is not None else events, outcome)
 
@@ -55,14 +52,19 @@ def run_agent(
     )
 )
 def finished_task(
-    owner: str, switch: str, turns: int, scene: Scene, stack: TraceStack, ending: str = "finished"
+    owner: str,
+    switch: str,
+    turns: int,
+    scene: Scene,
+    resources: Resources,
+    ending: str = "finished",
 ) -> None:
     assert switch in ("on", "off"), f"trace is 'on' or 'off', not {switch!r}"
     assert ending in ("finished", "failed"), f"a run 'finished' or 'failed', not {ending!r}"
     events = agent_run(turns, failed=ending == "failed")
     scene.add_task(
         run_agent(
-            stack,
+            resources,
             scene.person(owner),
             traced=switch == "on",
             events=events,
@@ -87,17 +89,17 @@ def reported_truncated(scene: Scene) -> None:
 @given(
     parsers.parse("{owner} ran a task with trace on, which was cancelled while the agent worked")
 )
-def cancelled_while_running(owner: str, scene: Scene, stack: TraceStack) -> None:
+def cancelled_while_running(owner: str, scene: Scene, resources: Resources) -> None:
     events = agent_run(3)[:3]  # the run got this far
 
     def run_until_cancelled(task_id: str) -> Iterator[dict[str, Any]]:
         yield from events
-        stack.cancel_task(task_id)  # the owner cancels through the API...
+        resources.cancel_task(task_id)  # the owner cancels through the API...
         raise TaskCancelled  # ...and the agent notices
 
     scene.add_task(
         run_agent(
-            stack, scene.person(owner), traced=True, events=run_until_cancelled, recorded=events
+            resources, scene.person(owner), traced=True, events=run_until_cancelled, recorded=events
         )
     )
 
@@ -107,16 +109,20 @@ def cancelled_while_running(owner: str, scene: Scene, stack: TraceStack) -> None
         "{owner} ran a task with trace on, which was cancelled just as the agent recorded its end"
     )
 )
-def cancelled_at_the_end(owner: str, scene: Scene, stack: TraceStack) -> None:
+def cancelled_at_the_end(owner: str, scene: Scene, resources: Resources) -> None:
     events = agent_run(2)
 
     def run_then_lose_the_race(task_id: str) -> Iterator[dict[str, Any]]:
         yield from events
-        stack.cancel_task(task_id)  # lands between the run's end and the terminal write
+        resources.cancel_task(task_id)  # lands between the run's end and the terminal write
 
     scene.add_task(
         run_agent(
-            stack, scene.person(owner), traced=True, events=run_then_lose_the_race, recorded=events
+            resources,
+            scene.person(owner),
+            traced=True,
+            events=run_then_lose_the_race,
+            recorded=events,
         )
     )
 
@@ -126,7 +132,7 @@ class AgentCrash(RuntimeError):
 
 
 @given(parsers.parse("{owner} ran a task with trace on, whose agent crashed after {turns:d} turns"))
-def crashed_task(owner: str, turns: int, scene: Scene, stack: TraceStack) -> None:
+def crashed_task(owner: str, turns: int, scene: Scene, resources: Resources) -> None:
     events = agent_run(turns)[: 2 * turns]  # the turns, and no result
 
     def run_then_crash(_: str) -> Iterator[dict[str, Any]]:
@@ -136,7 +142,7 @@ def crashed_task(owner: str, turns: int, scene: Scene, stack: TraceStack) -> Non
     task_id = new_task_id()
     with pytest.raises(AgentCrash, match="model API went away"):  # the crash is not masked
         run_agent(
-            stack,
+            resources,
             scene.person(owner),
             traced=True,
             events=run_then_crash,
@@ -165,56 +171,58 @@ def task_id_blank(scene: Scene) -> None:
 
 
 @given(parsers.parse("the task belongs to {owner}"))
-def task_belongs_to(owner: str, scene: Scene, stack: TraceStack) -> None:
-    finished_task(owner, "on", 2, scene, stack)
+def task_belongs_to(owner: str, scene: Scene, resources: Resources) -> None:
+    finished_task(owner, "on", 2, scene, resources)
 
 
 @given("the task ran without trace")
-def task_ran_without_trace(scene: Scene, stack: TraceStack) -> None:
-    finished_task(scene.current_task().owner.name, "off", 2, scene, stack)
+def task_ran_without_trace(scene: Scene, resources: Resources) -> None:
+    finished_task(scene.current_task().owner.name, "off", 2, scene, resources)
 
 
 @given("the task's record holds a malformed trace location")
-def record_malformed(scene: Scene, stack: TraceStack) -> None:
+def record_malformed(scene: Scene, resources: Resources) -> None:
     task = scene.current_task()
-    stack.relink_trace(task.task_id, f"https://{stack.bucket}/traces/{task.owner.user.sub}/x")
+    resources.relink_trace(
+        task.task_id, f"https://{resources.bucket}/traces/{task.owner.user.sub}/x"
+    )
 
 
 @given("the task's record points at a bucket the platform does not own")
-def record_foreign_bucket(scene: Scene, stack: TraceStack) -> None:
+def record_foreign_bucket(scene: Scene, resources: Resources) -> None:
     task = scene.current_task()
     key = trace_object_key(task.owner.user.sub, task.task_id)
-    stack.relink_trace(task.task_id, f"s3://someone-elses-bucket/{key}")
+    resources.relink_trace(task.task_id, f"s3://someone-elses-bucket/{key}")
 
 
 @given(parsers.parse("the task's record points at a trace under {other}'s prefix"))
-def record_other_prefix(other: str, scene: Scene, stack: TraceStack) -> None:
+def record_other_prefix(other: str, scene: Scene, resources: Resources) -> None:
     task = scene.current_task()
     key = trace_object_key(scene.person(other).user.sub, task.task_id)
-    stack.relink_trace(task.task_id, f"s3://{stack.bucket}/{key}")
+    resources.relink_trace(task.task_id, f"s3://{resources.bucket}/{key}")
 
 
 @given("the task's trace has since expired from storage")
-def trace_expired(scene: Scene, stack: TraceStack) -> None:
-    stack.delete_stored_trace(scene.current_task().task_id)
+def trace_expired(scene: Scene, resources: Resources) -> None:
+    resources.delete_stored_trace(scene.current_task().task_id)
 
 
 @given("the trace storage refuses to let the API check the trace")
-def storage_refuses_checks(stack: TraceStack, request: pytest.FixtureRequest) -> None:
-    request.addfinalizer(stack.deny_all_bucket_access())
+def storage_refuses_checks(resources: Resources, request: pytest.FixtureRequest) -> None:
+    request.addfinalizer(resources.deny_all_bucket_access())
 
 
 @given("an older agent stored the task's trace marked with a gzip content encoding")
-def legacy_content_encoding(scene: Scene, stack: TraceStack) -> None:
-    stack.restore_with_content_encoding(scene.current_task().task_id, "gzip")
+def legacy_content_encoding(scene: Scene, resources: Resources) -> None:
+    resources.restore_with_content_encoding(scene.current_task().task_id, "gzip")
 
 
 # --- a traced task without an owner --------------------------------------------------------
 
 
 @when("a task with trace on but no owner is handed to the agent", target_fixture="refusal")
-def task_without_owner(scene: Scene, stack: TraceStack) -> InvalidTaskConfig | None:
-    scene.stored_before = stack.stored_keys()
+def task_without_owner(scene: Scene, resources: Resources) -> InvalidTaskConfig | None:
+    scene.stored_before = resources.stored_keys()
     try:
         TaskConfig(task_id=new_task_id(), user_id="", trace=True)
     except InvalidTaskConfig as refused:
@@ -229,15 +237,15 @@ def agent_refused(refusal: InvalidTaskConfig | None) -> None:
 
 
 @then("nothing is stored in the trace storage")
-def nothing_stored(scene: Scene, stack: TraceStack) -> None:
-    assert stack.stored_keys() == scene.stored_before
+def nothing_stored(scene: Scene, resources: Resources) -> None:
+    assert resources.stored_keys() == scene.stored_before
     assert not [key for key in scene.stored_before if key.startswith("traces//")]
 
 
 @then(parsers.parse("the task stays {status}"))
 @then(parsers.parse("the task still ended as {status}"))
-def task_status(status: str, scene: Scene, stack: TraceStack) -> None:
-    assert stack.task_record(scene.current_task().task_id)["status"] == status.upper()
+def task_status(status: str, scene: Scene, resources: Resources) -> None:
+    assert resources.task_record(scene.current_task().task_id)["status"] == status.upper()
 
 
 @given(parsers.parse('the task id is "{task_id}"'))

@@ -22,7 +22,6 @@ import requests
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
-from werkzeug.serving import BaseWSGIServer
 
 from testkit.aws import local_server
 from testkit.stack.users import ID_TOKEN_ALGORITHM, UserPool
@@ -30,7 +29,6 @@ from testkit.stack.users import ID_TOKEN_ALGORITHM, UserPool
 # Invokes the function with a proxy event and returns its proxy result; raises when the
 # function fails (API Gateway then answers 502).
 Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 STAGE = "prod"
 _ROUTES = (("GET", "/tasks/{task_id}/trace", re.compile(r"^/tasks/(?P<task_id>[^/]+)/trace$")),)
@@ -90,24 +88,18 @@ def _claim_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-class LocalApiGateway:
+class LocalApiGateway(local_server.LocalServer):
     """Routes ``/<stage>/tasks/{task_id}/trace`` to the handler, behind the authorizer."""
+
+    path = f"/{STAGE}"
 
     def __init__(self, invoke: Invoke) -> None:
         self._invoke = invoke
         self.authorizer: CognitoAuthorizer | None = None
-        self._server: BaseWSGIServer | None = None
-        self.url = ""
 
-    def start(self) -> str:
-        self._server = local_server.serve(self)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
-        return self.url
-
-    def stop(self) -> None:
-        local_server.stop(self._server)
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: local_server.StartResponse
+    ) -> Iterable[bytes]:
         status, headers, body = self._answer(environ)
         start_response(f"{status} {_STATUS_TEXT.get(status, 'Status')}", headers)
         return [body]

@@ -2,7 +2,7 @@
 authorizes every call as DynamoDB does.
 
 Each call must be SigV4-signed (checked with botocore's own signer) by a known
-identity whose policy (``testkit.aws.iam``) allows the call's action
+role whose policy (``testkit.aws.iam``) allows the call's action
 (``dynamodb:<Operation>``, from ``X-Amz-Target``) on the table it names, or the
 index of that table it queries. A denied call answers HTTP 400 with an
 ``AccessDeniedException``, as DynamoDB does. What passes goes to moto unchanged.
@@ -11,51 +11,39 @@ index of that table it queries. A denied call answers HTTP 400 with an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer
-
 from testkit.aws import local_server
-from testkit.aws.iam import Identities, StackArns
-from testkit.aws.sigv4 import verify_request
+from testkit.aws.auth import ResourceArns, Roles, verify_request
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _ERROR_STATUS = {"InvalidAccessKeyId": "UnrecognizedClientException"}
 
 
-class DynamoDbGate:
-    def __init__(self, upstream: str, *, identities: Identities, region: str) -> None:
+class DynamoDbGate(local_server.LocalServer):
+    def __init__(self, upstream: str, *, roles: Roles, region: str) -> None:
         self._upstream = upstream.rstrip("/")
-        self._identities = identities
+        self._roles = roles
         self._region = region
-        self._server: BaseWSGIServer | None = None
-        self.url = ""
 
-    def start(self) -> str:
-        self._server = local_server.serve(self)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        return self.url
-
-    def stop(self) -> None:
-        local_server.stop(self._server)
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: local_server.StartResponse
+    ) -> Iterable[bytes]:
         request = local_server.read_request(environ)
         split, headers, lower, body = request.target, request.headers, request.lower, request.body
-        verdict = verify_request(request, self._identities, region=self._region, service="dynamodb")
+        verdict = verify_request(request, self._roles, region=self._region, service="dynamodb")
         if verdict.error:
             code = _ERROR_STATUS.get(verdict.error, verdict.error)
             return _error(start_response, code, f"The request was refused: {verdict.error}")
-        assert verdict.identity is not None
+        assert verdict.role is not None
         operation = lower.get("x-amz-target", "").rpartition(".")[2]
         action = f"dynamodb:{operation}"
         resource = self._resource(body)
-        if not verdict.identity.allows(action, resource):
+        if not verdict.role.allows(action, resource):
             return _error(
                 start_response,
                 "AccessDeniedException",
-                f"User: {verdict.identity.name} is not authorized to perform: {action} "
+                f"User: {verdict.role.name} is not authorized to perform: {action} "
                 f"on resource: {resource}",
             )
         upstream = local_server.Upstream(
@@ -70,12 +58,12 @@ class DynamoDbGate:
         except ValueError:
             request = {}
         table = str(request.get("TableName", "")) if isinstance(request, dict) else ""
-        arn = StackArns("", table, self._region).table_arn(table)
+        arn = ResourceArns("", table, self._region).table_arn(table)
         index = request.get("IndexName") if isinstance(request, dict) else None
         return f"{arn}/index/{index}" if index else arn
 
 
-def _error(start_response: StartResponse, code: str, message: str) -> list[bytes]:
+def _error(start_response: local_server.StartResponse, code: str, message: str) -> list[bytes]:
     body = json.dumps(
         {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
     ).encode()

@@ -21,7 +21,6 @@ TEST_ACCESS_KEY_ID = "testing"
 TEST_SECRET_ACCESS_KEY = "testing"
 
 
-ENV_SUITE_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 

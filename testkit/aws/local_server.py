@@ -1,17 +1,40 @@
-"""Serving a WSGI app on 127.0.0.1 from a thread: moto, the S3 gate, the API gateway."""
+"""Serving a WSGI app on 127.0.0.1 from a thread (moto, the gates, the API Gateway, a
+Lambda Runtime API), and reading and forwarding the requests it receives."""
 
 from __future__ import annotations
 
 import http.client
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class LocalServer:
+    """A WSGI app of the local stack, served on 127.0.0.1 once started: ``url`` says
+    where (ending with ``path``)."""
+
+    path = ""
+    url = ""
+    _server: BaseWSGIServer | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        self._server = serve(self)
+        self.url = f"http://127.0.0.1:{self._server.server_port}{self.path}"
+        return self.url
+
+    def stop(self) -> None:
+        stop(self._server)
 
 
 def serve(app: Any, *, request_handler: type[WSGIRequestHandler] | None = None) -> BaseWSGIServer:

@@ -1,13 +1,13 @@
 """The S3 endpoint as the code under test sees it: a gate in front of moto, as strict as S3
 where moto is blind.
 
-Every request must be signed with SigV4 by a known identity (header-signed calls
+Every request must be signed with SigV4 by a known role (header-signed calls
 are checked with botocore's own signer; presigned links by recomputing their query
 signature), within the clock skew S3 allows, and presigned links within their
 lifetime (at most 7 days) on a clock the test controls. SigV2 is refused. The
 signer's policy (``testkit.aws.iam``, from the infrastructure's grants) must
 allow the action on the resource; a GET or HEAD of a missing key answers 404 only
-to an identity allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
+to an role allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
 passes is forwarded to moto byte for byte (keys are literal). The gate can also
 misbehave on purpose on presigned downloads (reset, short body, corrupt bytes,
 error status, stall) so the suite can show that the CLI loses nothing.
@@ -17,27 +17,18 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
-
-from werkzeug.serving import BaseWSGIServer
+from urllib.parse import parse_qsl, unquote
 
 from testkit.aws import local_server
-from testkit.aws.iam import Identities, Identity
-from testkit.aws.sigv4 import ALLOWED_SKEW, is_sigv2, verify_request
+from testkit.aws.auth import PresignedRequest, Roles, is_sigv2, verify_presigned, verify_request
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-ALGORITHM = "AWS4-HMAC-SHA256"
-MAX_EXPIRES_SECONDS = 7 * 24 * 3600
 _LISTING_PARAMETERS = {
     "list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after",
     "encoding-type", "fetch-owner", "marker",
@@ -63,108 +54,13 @@ class EtagStyle(enum.Enum):
     MULTIPART = "<hex>-<parts>, as after a multipart upload"
 
 
-@dataclass(frozen=True)
-class PresignedRequest:
-    """What the gate saw of one presigned request, for the suite to check."""
-
-    algorithm: str
-    signed_at: datetime
-    expires_seconds: int
-    verdict: str  # "ok" or the S3 error code it answered
-    identity: Identity | None = None
-    signature: str = ""  # a secret: whoever holds the link may fetch the trace
-
-
-class SigV4QueryVerifier:
-    """Checks a query-string-signed S3 request as S3 would, for the identities it knows."""
-
-    def __init__(self, identities: Identities, region: str) -> None:
-        self._identities = identities
-        self._region = region
-
-    def verify(
-        self, method: str, raw_path: str, raw_query: str, headers: dict[str, str], now: datetime
-    ) -> PresignedRequest:
-        params = parse_qsl(raw_query, keep_blank_values=True)
-        query = dict(params)
-        algorithm = query.get("X-Amz-Algorithm", "")
-        try:
-            signed_at = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            expires = int(query["X-Amz-Expires"])
-            credential = query["X-Amz-Credential"]
-            signed_headers = query["X-Amz-SignedHeaders"]
-            signature = query["X-Amz-Signature"]
-        except (KeyError, ValueError):
-            return PresignedRequest(algorithm, now, 0, "AuthorizationQueryParametersError")
-
-        key_id, date, region, service, terminal = (credential.split("/") + [""] * 5)[:5]
-        identity = self._identities.by_access_key(key_id)
-
-        def seen(verdict: str) -> PresignedRequest:
-            return PresignedRequest(algorithm, signed_at, expires, verdict, identity, signature)
-
-        if algorithm != ALGORITHM or not 1 <= expires <= MAX_EXPIRES_SECONDS:
-            return seen("AuthorizationQueryParametersError")
-        if (region, service, terminal) != (self._region, "s3", "aws4_request"):
-            return seen("AuthorizationQueryParametersError")
-        if identity is None:
-            return seen("InvalidAccessKeyId")
-
-        canonical_query = "&".join(
-            f"{_uri_encode(k)}={_uri_encode(v)}"
-            for k, v in sorted(params)
-            if k != "X-Amz-Signature"
-        )
-        names = signed_headers.split(";")
-        canonical_headers = "".join(
-            f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in names
-        )
-        canonical_request = "\n".join(
-            [
-                method,
-                raw_path,
-                canonical_query,
-                canonical_headers,
-                signed_headers,
-                "UNSIGNED-PAYLOAD",
-            ]
-        )
-        scope = f"{date}/{region}/{service}/aws4_request"
-        string_to_sign = "\n".join(
-            [
-                ALGORITHM,
-                query["X-Amz-Date"],
-                scope,
-                hashlib.sha256(canonical_request.encode()).hexdigest(),
-            ]
-        )
-        key = f"AWS4{identity.secret_access_key}".encode()
-        for part in (date, region, service, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            return seen("SignatureDoesNotMatch")
-        if signed_at > now + ALLOWED_SKEW:
-            return seen("RequestNotYetValid")
-        if now > signed_at + timedelta(seconds=expires):
-            return seen("AccessDenied")  # S3: "Request has expired"
-        return seen("ok")
-
-
-def _uri_encode(value: str) -> str:
-    return quote(value, safe="-_.~")
-
-
-class S3Gate:
+class S3Gate(local_server.LocalServer):
     """A WSGI app on 127.0.0.1 standing where S3's endpoint is."""
 
-    def __init__(self, upstream: str, *, identities: Identities, region: str) -> None:
+    def __init__(self, upstream: str, *, roles: Roles, region: str) -> None:
         self._upstream = upstream.rstrip("/")
-        self._identities = identities
+        self._roles = roles
         self._region = region
-        self._verifier = SigV4QueryVerifier(identities, region)
-        self._server: BaseWSGIServer | None = None
-        self.url = ""
         self._released = threading.Event()
         self.reset()
 
@@ -188,16 +84,13 @@ class S3Gate:
     def now(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
 
-    def start(self) -> str:
-        self._server = local_server.serve(self)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        return self.url
-
     def stop(self) -> None:
         self._released.set()
-        local_server.stop(self._server)
+        super().stop()
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: local_server.StartResponse
+    ) -> Iterable[bytes]:
         request = local_server.read_request(environ)
         split, method, body = request.target, request.method, request.body
         headers, lower, raw_uri = request.headers, request.lower, request.target.geturl()
@@ -205,21 +98,21 @@ class S3Gate:
         if is_sigv2(lower.get("authorization", ""), split.query):
             return _s3_error(start_response, "InvalidRequest", status="400 Bad Request")
         if presigned:
-            seen = self._verifier.verify(method, split.path, split.query, lower, self.now())
+            seen = verify_presigned(request, self._roles, region=self._region, now=self.now())
             self.presigned.append(seen)
             if seen.verdict != "ok":
                 return _s3_error(start_response, seen.verdict)
-            identity = seen.identity
+            role = seen.role
         else:
             # The test clock ages links; a header-signed call is checked at the real time.
-            verdict = verify_request(request, self._identities, region=self._region, service="s3")
+            verdict = verify_request(request, self._roles, region=self._region, service="s3")
             if verdict.error:
                 return _s3_error(start_response, verdict.error)
-            identity = verdict.identity
-        assert identity is not None
+            role = verdict.role
+        assert role is not None
         bucket, key = _bucket_and_key(split.path)
         action = _action(method, key, split.query)
-        if not identity.allows(action, _arn(bucket, key)):
+        if not role.allows(action, _arn(bucket, key)):
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
         if self.deny_uploads and method == "PUT":
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
@@ -229,7 +122,7 @@ class S3Gate:
         if (
             upstream.status == 404
             and action == "s3:GetObject"
-            and not identity.allows("s3:ListBucket", _arn(bucket, ""))
+            and not role.allows("s3:ListBucket", _arn(bucket, ""))
         ):
             # S3 tells a caller that may not list the bucket nothing of which keys exist.
             upstream.close()
@@ -253,7 +146,7 @@ class S3Gate:
     def _misbehave(
         self,
         environ: dict[str, Any],
-        start_response: StartResponse,
+        start_response: local_server.StartResponse,
         raw_uri: str,
         headers: dict[str, str],
     ) -> Iterable[bytes]:
@@ -359,7 +252,7 @@ _S3_MESSAGES = {
 
 
 def _s3_error(
-    start_response: StartResponse,
+    start_response: local_server.StartResponse,
     code: str,
     *,
     status: str = "403 Forbidden",

@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from bgagent.main import run
 from testkit.scene import CliRun, Person
-from tests.harness.suite_runs import installed_bgagent
+from testkit.settings import Settings
 
-ENV_SUITE_CLI = "TRACE_SUITE_CLI"
 _RUN_SECONDS = 60
-
-
-def suite_cli(environ: Mapping[str, str] = os.environ) -> list[str] | None:
-    """The command line of the CLI under judgement; None for this project's, in-process."""
-    line = environ.get(ENV_SUITE_CLI, "").strip()
-    return shlex.split(line) if line else None
 
 
 def run_bgagent(
@@ -39,7 +34,7 @@ def run_bgagent(
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
     """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set."""
-    command = suite_cli()
+    command = Settings.read().cli
     if command is not None:
         return run_command(
             command, person, args, env=env, stdin=stdin, interrupt_when=interrupt_when
@@ -60,12 +55,16 @@ def run_bgagent(
     return _ran(CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue()))
 
 
+def installed_bgagent() -> str:
+    """This project's bgagent command, as installed next to this Python."""
+    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
+    assert installed, "the bgagent command is not installed next to this Python"
+    return installed
+
+
 def run_bgagent_process(person: Person, *args: str) -> CliRun:
     """The command users run: the CLI under judgement, or this project's installed one."""
-    command = suite_cli()
-    if command is None:
-        command = [installed_bgagent()]
-    return run_command(command, person, args)
+    return run_command(Settings.read().cli or (installed_bgagent(),), person, args)
 
 
 def run_command(

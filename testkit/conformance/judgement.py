@@ -11,28 +11,23 @@ which the living documentation renders.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testkit.conformance.cli import suite_cli
 from testkit.conformance.phrasebook import (
     DEFAULT_PHRASEBOOK,
     Misjudged,
     MissingPhrase,
     Phrasebook,
     PhrasebookError,
-    phrasebook_path,
 )
-from testkit.lambda_.function_code import ENV_SUITE_HANDLER, FunctionCodeError
-from testkit.stack.deployed import ENV_API_URL
-from testkit.stack.suite import suite_function_code
+from testkit.settings import Settings, SettingsError
+from testkit.stack import handler_code
 
 _DETAIL_CHARACTERS = 400
 
@@ -134,21 +129,20 @@ NO_ENTRY = MissingPhrase.kind
 _PHASES = {"setup": "before its steps", "call": "in its steps", "teardown": "after its steps"}
 
 
-def implementations(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def implementations(settings: Settings) -> dict[str, str]:
     """The implementations a run judges, named as a reader would name them."""
-    cli = suite_cli(environ)
-    book = phrasebook_path(environ)
-    code = suite_function_code(environ)
+    code = handler_code(settings)
     if code is None:
-        handler = f"the deployed API's, at {environ[ENV_API_URL]}"
+        assert settings.deployed is not None
+        handler = f"the deployed API's, at {settings.deployed.api_url}"
     else:
-        mine = "" if environ.get(ENV_SUITE_HANDLER, "").strip() else "this project's handler, "
-        handler = mine + code.description
+        handler = ("" if settings.handler else "this project's handler, ") + code.description
+    book = settings.phrasebook
     return {
         "CLI": (
             "this project's bgagent, in-process (bgagent.main.run)"
-            if cli is None
-            else f"{shlex.join(cli)}, as a process of its own"
+            if settings.cli is None
+            else f"{shlex.join(settings.cli)}, as a process of its own"
         ),
         "handler": handler,
         "phrasebook": str(book)
@@ -164,11 +158,12 @@ def begin(config: pytest.Config) -> None:
 
 def _usable() -> tuple[dict[str, str], Phrasebook]:
     try:
+        settings = Settings.read()
         default = Phrasebook.load(DEFAULT_PHRASEBOOK)
-        path = phrasebook_path()
+        path = settings.phrasebook
         book = default if path == DEFAULT_PHRASEBOOK else Phrasebook.load(path, names_from=default)
-        return implementations(), book
-    except (PhrasebookError, FunctionCodeError) as unusable:
+        return implementations(settings), book
+    except (PhrasebookError, SettingsError) as unusable:
         raise pytest.UsageError(str(unusable)) from None
 
 

@@ -19,14 +19,12 @@ unjudged.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
 DEFAULT_PHRASEBOOK = Path(__file__).resolve().parents[2] / "features" / "phrasebook.toml"
 ANY_TEXT = "…"
 PLACEHOLDERS = ("file", "task")
@@ -163,8 +161,3 @@ def _entry(path: Path, key: str, value: object) -> Entry:
     raise PhrasebookError(
         f'phrasebook {path}: "{key}" must be text or {{ regex = "…" }}, not {value!r}'
     )
-
-
-def phrasebook_path(environ: Mapping[str, str] = os.environ) -> Path:
-    named = environ.get(ENV_PHRASEBOOK, "").strip()
-    return Path(named).expanduser().resolve() if named else DEFAULT_PHRASEBOOK

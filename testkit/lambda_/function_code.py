@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_SUITE_HANDLER = "TRACE_SUITE_HANDLER"
+from testkit.settings import ENV_HANDLER, SettingsError
+
 BRIDGE = Path(__file__).resolve().with_name("node_bridge.mjs")
 _NODE_SUFFIXES = (".js", ".mjs", ".cjs")
 
 
-class FunctionCodeError(Exception):
+class FunctionCodeError(SettingsError):
     """TRACE_SUITE_HANDLER names nothing the local Lambda can run."""
 
 
@@ -48,7 +47,7 @@ def python_handler(handler: str) -> FunctionCode:
     module, _, function = handler.rpartition(".")
     if not module or not function:
         raise FunctionCodeError(
-            f"{ENV_SUITE_HANDLER}={handler!r}: a Python handler is named module.function"
+            f"{ENV_HANDLER}={handler!r}: a Python handler is named module.function"
         )
     top = module.split(".")[0]
     try:
@@ -62,7 +61,7 @@ def python_handler(handler: str) -> FunctionCode:
         task_root = Path(spec.origin).resolve().parent
     else:  # none, or one built into Python
         raise FunctionCodeError(
-            f"{ENV_SUITE_HANDLER}={handler!r}: no module file {top!r} on this Python's path"
+            f"{ENV_HANDLER}={handler!r}: no module file {top!r} on this Python's path"
         )
     return FunctionCode(
         command=(sys.executable, "-m", "awslambdaric", handler),
@@ -76,9 +75,9 @@ def python_handler(handler: str) -> FunctionCode:
 def node_handler(file: Path, export: str) -> FunctionCode:
     node = shutil.which("node")
     if node is None:
-        raise FunctionCodeError(f"{ENV_SUITE_HANDLER}: a Node.js handler needs node on PATH")
+        raise FunctionCodeError(f"{ENV_HANDLER}: a Node.js handler needs node on PATH")
     if not file.is_file():
-        raise FunctionCodeError(f"{ENV_SUITE_HANDLER}: no file {file}")
+        raise FunctionCodeError(f"{ENV_HANDLER}: no file {file}")
     return FunctionCode(
         command=(node, str(BRIDGE), str(file), export),
         task_root=file.parent,
@@ -87,23 +86,24 @@ def node_handler(file: Path, export: str) -> FunctionCode:
     )
 
 
-def function_code(default: str, environ: Mapping[str, str] = os.environ) -> FunctionCode:
-    """The code TRACE_SUITE_HANDLER names; this project's handler (``default``) when unset."""
-    named = environ.get(ENV_SUITE_HANDLER, "").strip()
+def function_code(default: str, named: str) -> FunctionCode:
+    """The code TRACE_SUITE_HANDLER names (``named``); this project's handler (``default``)
+    when it names none."""
+    named = named.strip()
     if not named:
         return python_handler(default)
     path, colon, export = named.rpartition(":")
     if colon and path.lower().endswith(_NODE_SUFFIXES):
         if not export:
-            raise FunctionCodeError(f"{ENV_SUITE_HANDLER}={named!r}: name the export after ':'")
+            raise FunctionCodeError(f"{ENV_HANDLER}={named!r}: name the export after ':'")
         return node_handler(Path(path).expanduser().resolve(), export)
     if named.lower().endswith(_NODE_SUFFIXES):
         raise FunctionCodeError(
-            f"{ENV_SUITE_HANDLER}={named!r}: name the export too, as in {named}:handler"
+            f"{ENV_HANDLER}={named!r}: name the export too, as in {named}:handler"
         )
     if "/" in named or ":" in named:
         raise FunctionCodeError(
-            f"{ENV_SUITE_HANDLER}={named!r}: a Node.js handler is FILE.js:export (or .mjs, "
+            f"{ENV_HANDLER}={named!r}: a Node.js handler is FILE.js:export (or .mjs, "
             ".cjs: TypeScript once compiled), a Python one package.module.function"
         )
     return python_handler(named)

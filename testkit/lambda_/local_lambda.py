@@ -37,7 +37,6 @@ from testkit.aws import local_server
 from testkit.lambda_.function_code import FunctionCode, python_handler
 from trace_infra.definitions import FunctionDefinition
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _API = "/2018-06-01/runtime"
 _STOP = object()
 
@@ -359,7 +358,9 @@ class _RuntimeApi:
         self.function = function
         self.instance = instance
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: local_server.StartResponse
+    ) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         if method == "GET" and path == f"{_API}/invocation/next":
@@ -381,7 +382,7 @@ class _RuntimeApi:
                 return _answer(start_response, 202)
         return _answer(start_response, 404)
 
-    def _next(self, start_response: StartResponse, connection: Any) -> Iterable[bytes]:
+    def _next(self, start_response: local_server.StartResponse, connection: Any) -> Iterable[bytes]:
         invocation = self.function.next_invocation(self.instance, lambda: _open(connection))
         if invocation is None:
             return _answer(start_response, 500)
@@ -446,6 +447,6 @@ def _error_text(body: bytes) -> str:
     return text
 
 
-def _answer(start_response: StartResponse, status: int) -> Iterable[bytes]:
+def _answer(start_response: local_server.StartResponse, status: int) -> Iterable[bytes]:
     start_response(f"{status} Status", [("Content-Type", "application/json")])
     return [b"{}"]

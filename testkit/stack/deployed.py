@@ -15,8 +15,7 @@ when the next one starts (``testkit.stack.footprint``).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -24,57 +23,10 @@ from typing import Any, NoReturn
 import boto3
 
 from testkit.aws.endpoint import AwsEndpoint
-from testkit.stack.footprint import SessionTag, StackFootprint
-from testkit.stack.resources import AgentRuntime, TraceStack
-from testkit.stack.targets import NotOnThisTarget, Target, target_for
+from testkit.settings import DeployedTarget, NotOnThisTarget, Target, target_for
+from testkit.stack.footprint import Footprint, SessionTag
+from testkit.stack.resources import AgentRuntime, Resources
 from testkit.stack.users import UserDirectory, UserPool
-from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
-
-ENV_API_URL = "TRACE_SUITE_API_URL"
-ENV_USER_POOL_ID = "TRACE_SUITE_USER_POOL_ID"
-ENV_CLIENT_ID = "TRACE_SUITE_CLIENT_ID"
-
-
-class IncompleteTarget(Exception):
-    """TRACE_SUITE_API_URL is set, but not everything the suite needs with it."""
-
-
-@dataclass(frozen=True)
-class DeployedTarget:
-    """Where the stack is, as the environment names it."""
-
-    api_url: str
-    user_pool_id: str
-    client_id: str
-    region: str
-    bucket: str
-    table: str
-    aws_endpoint: str | None  # AWS_ENDPOINT_URL, when the "deployed" stack is local
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DeployedTarget | None:
-        if not environ.get(ENV_API_URL):
-            return None
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION", "")
-        needed = {
-            ENV_USER_POOL_ID: environ.get(ENV_USER_POOL_ID, ""),
-            ENV_CLIENT_ID: environ.get(ENV_CLIENT_ID, ""),
-            ENV_TRACE_BUCKET: environ.get(ENV_TRACE_BUCKET, ""),
-            ENV_TASK_TABLE: environ.get(ENV_TASK_TABLE, ""),
-            "AWS_REGION": region,
-        }
-        missing = [name for name, value in needed.items() if not value]
-        if missing:
-            raise IncompleteTarget(f"{ENV_API_URL} is set; also set {', '.join(missing)}")
-        return cls(
-            api_url=environ[ENV_API_URL].rstrip("/"),
-            user_pool_id=needed[ENV_USER_POOL_ID],
-            client_id=needed[ENV_CLIENT_ID],
-            region=region,
-            bucket=needed[ENV_TRACE_BUCKET],
-            table=needed[ENV_TASK_TABLE],
-            aws_endpoint=environ.get("AWS_ENDPOINT_URL") or None,
-        )
 
 
 @dataclass(frozen=True)
@@ -83,12 +35,12 @@ class DeployedStack:
 
     target: Target
     tag: SessionTag
-    stack: TraceStack
+    resources: Resources
     users: UserDirectory
 
     @property
     def api_url(self) -> str:
-        return self.stack.api_url
+        return self.resources.api_url
 
     def cli_environment(self) -> dict[str, str]:
         return {}  # the shell's own settings reach the real user pool
@@ -122,7 +74,7 @@ class DeployedStack:
         aws = AwsEndpoint(where.aws_endpoint, where.region, fake_credentials=False)
         pool = UserPool(where.user_pool_id, where.client_id, where.region, "")
         cognito = aws.client("cognito-idp")
-        footprint = StackFootprint(
+        footprint = Footprint(
             cognito,
             aws.client("dynamodb"),
             aws.client("s3"),
@@ -141,7 +93,7 @@ class DeployedStack:
             yield cls(
                 target=target_for(api_url=where.api_url, emulator=None),
                 tag=tag,
-                stack=TraceStack(aws, agent, pool, where.api_url, where.bucket, where.table),
+                resources=Resources(aws, agent, pool, where.api_url, where.bucket, where.table),
                 users=users,
             )
         finally:

@@ -82,7 +82,7 @@ def left_over(name: str, current: SessionTag) -> bool:
 
 
 @dataclass(frozen=True)
-class StackFootprint:
+class Footprint:
     """Where a session's users leave things: the stack's pool, table and bucket."""
 
     cognito: Any

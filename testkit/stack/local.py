@@ -3,30 +3,28 @@ benchmarks: moto's server (or another emulator), the S3 and DynamoDB gates in fr
 of it, the handler in a local Lambda of its own, and the API Gateway in front of
 that, on 127.0.0.1; the stack's bucket, table and user pool built from
 ``trace_infra``. The agent runtime and the handler each sign their calls as an
-identity of their own, whose policy comes from the infrastructure's grants."""
+role of their own, whose policy comes from the infrastructure's grants."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from testkit.apigw.gateway import CognitoAuthorizer, LocalApiGateway
+from testkit.aws.auth import ResourceArns, Role, Roles, statements_for
 from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
-from testkit.aws.iam import Identities, Identity, StackArns, statements_for
 from testkit.aws.resources import create_task_table, create_trace_bucket
 from testkit.aws.s3_gate import S3Gate
 from testkit.lambda_.function_code import FunctionCode
 from testkit.lambda_.local_lambda import LocalLambda
+from testkit.settings import Target, target_for
 from testkit.stack.footprint import PREFIX, SessionTag, left_over
-from testkit.stack.resources import AgentRuntime, StackNames, TraceStack
-from testkit.stack.targets import Target, target_for
+from testkit.stack.resources import AgentRuntime, ResourceNames, Resources
 from testkit.stack.users import User, UserDirectory, create_user, create_user_pool
-from trace_agent.pipeline import run_task
-from trace_agent.task_config import TaskConfig
 from trace_infra.definitions import (
     AGENT_RUNTIME_GRANTS,
     ENV_TASK_TABLE,
@@ -45,34 +43,34 @@ class LocalStack:
     aws: AwsEndpoint
     gate: S3Gate
     dynamodb_gate: DynamoDbGate
-    identities: Identities
-    agent_identity: Identity
-    function_identity: Identity
+    roles: Roles
+    agent_role: Role
+    function_role: Role
     function: LocalLambda
     gateway: LocalApiGateway
-    stack: TraceStack
+    resources: Resources
     users: UserDirectory
 
     @property
     def api_url(self) -> str:
-        return self.stack.api_url
+        return self.resources.api_url
 
     def revoke(self, role: str, action: str) -> Callable[[], None]:
         """Take ``action`` from a role ("agent runtime" or "trace API"); returns the undo."""
-        identity = {"agent runtime": self.agent_identity, "trace API": self.function_identity}
-        return self.identities.revoke(identity[role], action)
+        named = {"agent runtime": self.agent_role, "trace API": self.function_role}
+        return self.roles.revoke(named[role], action)
 
     def agent_environment(self) -> dict[str, str]:
         """What an agent runtime process would get: its role's credentials, the names and
         the gated endpoints."""
-        return function_environment(self.endpoints(), self.names(), self.agent_identity)
+        return function_environment(self.endpoints(), self.names(), self.agent_role)
 
     def endpoints(self) -> GatedEndpoints:
         assert self.aws.endpoint is not None
         return GatedEndpoints(self.aws.endpoint, self.gate.url, self.dynamodb_gate.url)
 
-    def names(self) -> StackNames:
-        return StackNames(self.stack.bucket, self.stack.table, self.stack.pool.id)
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.resources.bucket, self.resources.table, self.resources.pool.id)
 
     def cli_environment(self) -> dict[str, str]:
         """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
@@ -90,20 +88,7 @@ class LocalStack:
         return self.function.log_lines()
 
     def add_user(self, name: str, password: str) -> User:
-        return create_user(self.aws.client("cognito-idp"), self.stack.pool, name, password)
-
-    def finished_task(
-        self, owner: User, events: Iterable[Mapping[str, Any]], *, task_id: str, trace: bool = True
-    ) -> str:
-        """A task submitted for ``owner`` and run to its end by the real pipeline."""
-        self.stack.submit_task(task_id, owner.sub, trace=trace)
-        run_task(
-            TaskConfig(task_id, owner.sub, trace=trace),
-            events,
-            records=self.stack.agent.records(),
-            traces=self.stack.agent.traces(),
-        )
-        return task_id
+        return create_user(self.aws.client("cognito-idp"), self.resources.pool, name, password)
 
     @classmethod
     @contextmanager
@@ -121,7 +106,7 @@ class LocalStack:
         ``code``: the handler the function runs, this project's by default.
         """
         tag = SessionTag.new()
-        names = StackNames.for_session(tag)
+        names = ResourceNames.for_session(tag)
         with ExitStack() as stopping:
             if emulator and moto:
                 moto.stop()  # launched for nothing
@@ -133,25 +118,25 @@ class LocalStack:
             assert aws.endpoint is not None
             if emulator:
                 _remove_leftover_stacks(aws, tag)
-            identities = Identities()
-            arns = StackArns(names.bucket, names.table, REGION)
-            function_identity = identities.create(
+            roles = Roles()
+            arns = ResourceArns(names.bucket, names.table, REGION)
+            function_role = roles.create(
                 f"{FUNCTION_NAME} role", statements_for(GET_TRACE_URL_GRANTS, arns)
             )
-            agent_identity = identities.create(
+            agent_role = roles.create(
                 "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
             )
-            gate = S3Gate(aws.endpoint, identities=identities, region=REGION)
+            gate = S3Gate(aws.endpoint, roles=roles, region=REGION)
             gate.start()
             stopping.callback(gate.stop)
-            dynamodb_gate = DynamoDbGate(aws.endpoint, identities=identities, region=REGION)
+            dynamodb_gate = DynamoDbGate(aws.endpoint, roles=roles, region=REGION)
             dynamodb_gate.start()
             stopping.callback(dynamodb_gate.stop)
             endpoints = GatedEndpoints(aws.endpoint, gate.url, dynamodb_gate.url)
             # The function's cold start overlaps with building the resources.
             function = LocalLambda(
                 GET_TRACE_URL,
-                function_environment(endpoints, names, function_identity),
+                function_environment(endpoints, names, function_role),
                 name=FUNCTION_NAME,
                 code=code,
             )
@@ -174,24 +159,24 @@ class LocalStack:
             function.wait_started()
 
             agent = AgentRuntime(
-                s3=_client("s3", gate.url, agent_identity),
-                dynamodb=_client("dynamodb", dynamodb_gate.url, agent_identity),
+                s3=_client("s3", gate.url, agent_role),
+                dynamodb=_client("dynamodb", dynamodb_gate.url, agent_role),
                 bucket=names.bucket,
                 table=names.table,
             )
-            stack = TraceStack(aws, agent, pool, gateway.url, names.bucket, names.table)
+            resources = Resources(aws, agent, pool, gateway.url, names.bucket, names.table)
             yield cls(
                 target=target_for(api_url=None, emulator=emulator),
                 tag=tag,
                 aws=aws,
                 gate=gate,
                 dynamodb_gate=dynamodb_gate,
-                identities=identities,
-                agent_identity=agent_identity,
-                function_identity=function_identity,
+                roles=roles,
+                agent_role=agent_role,
+                function_role=function_role,
                 function=function,
                 gateway=gateway,
-                stack=stack,
+                resources=resources,
                 users=UserDirectory(cognito, pool, tag=str(tag)),
             )
 
@@ -206,7 +191,7 @@ class GatedEndpoints:
 
 
 def function_environment(
-    endpoints: GatedEndpoints, names: StackNames, identity: Identity
+    endpoints: GatedEndpoints, names: ResourceNames, role: Role
 ) -> dict[str, str]:
     """What the function's process gets: the variables the infrastructure sets, and what
     the Lambda runtime provides (region, its role's credentials), pointed at the local
@@ -219,8 +204,8 @@ def function_environment(
     assert tuple(infrastructure) == GET_TRACE_URL.environment_names
     return {
         **infrastructure,
-        "AWS_ACCESS_KEY_ID": identity.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": identity.secret_access_key,
+        "AWS_ACCESS_KEY_ID": role.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": role.secret_access_key,
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL": endpoints.aws,
@@ -244,17 +229,17 @@ def _load_service_models() -> None:
         )
 
 
-def _client(service: str, endpoint: str, identity: Identity) -> Any:
+def _client(service: str, endpoint: str, role: Role) -> Any:
     return shared_session().client(
         service,
         endpoint_url=endpoint,
-        aws_access_key_id=identity.access_key_id,
-        aws_secret_access_key=identity.secret_access_key,
+        aws_access_key_id=role.access_key_id,
+        aws_secret_access_key=role.secret_access_key,
         region_name=REGION,
     )
 
 
-def _remove_stack(aws: AwsEndpoint, names: StackNames, pool_id: str) -> None:
+def _remove_stack(aws: AwsEndpoint, names: ResourceNames, pool_id: str) -> None:
     """Delete a session's bucket (emptied first), table and pool on an emulator that
     outlives the session."""
     s3 = aws.client("s3")

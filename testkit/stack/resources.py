@@ -4,7 +4,7 @@ runtime's clients, and what scenarios do to a task's record and stored trace."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +12,14 @@ from typing import Any
 from testkit.aws.endpoint import AwsEndpoint
 from testkit.stack.footprint import SessionTag
 from testkit.stack.users import UserPool
+from trace_agent.pipeline import TaskOutcome, run_task
+from trace_agent.task_config import TaskConfig
 from trace_agent.task_record import ACTIVE_STATUSES, TaskRecords
 from trace_agent.upload import TraceStorage
 
 
 @dataclass(frozen=True)
-class StackNames:
+class ResourceNames:
     """Names of the bucket, table and user pool a session creates: tagged with the
     session, so that sessions sharing an emulator never meet and a killed session's
     resources can be found and removed."""
@@ -27,7 +29,7 @@ class StackNames:
     pool: str
 
     @classmethod
-    def for_session(cls, tag: SessionTag) -> StackNames:
+    def for_session(cls, tag: SessionTag) -> ResourceNames:
         return cls(f"{tag}-traces", f"{tag}-tasks", f"{tag}-users")
 
 
@@ -49,7 +51,7 @@ class AgentRuntime:
 
 
 @dataclass(frozen=True)
-class TraceStack:
+class Resources:
     """The stack as the scenarios see it, whichever target runs it: the harness's own
     clients (``aws``), the agent runtime's, and the names of its resources."""
 
@@ -59,6 +61,26 @@ class TraceStack:
     api_url: str
     bucket: str
     table: str
+
+    def run_task(
+        self,
+        task_id: str,
+        user_id: str,
+        events: Iterable[Mapping[str, Any]],
+        *,
+        trace: bool,
+        trace_max_bytes: int | None = None,
+    ) -> TaskOutcome:
+        """A task submitted for its owner and run to its end by the real pipeline, as the
+        agent runtime runs it: with its own clients and the names its environment gives."""
+        self.submit_task(task_id, user_id, trace=trace)
+        capped = {} if trace_max_bytes is None else {"trace_max_bytes": trace_max_bytes}
+        return run_task(
+            TaskConfig(task_id=task_id, user_id=user_id, trace=trace, **capped),
+            events,
+            records=self.agent.records(),
+            traces=self.agent.traces(),
+        )
 
     def submit_task(self, task_id: str, user_id: str, *, trace: bool) -> None:
         """The task record as the API writes it when a task is submitted and starts."""

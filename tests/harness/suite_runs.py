@@ -4,11 +4,12 @@ harness's tests of what a whole run does (another CLI, handler or phrasebook).""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from testkit.conformance.cli import installed_bgagent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,13 +47,6 @@ def run_acceptance_suite(
 def judged(done: subprocess.CompletedProcess[str]) -> str:
     """What a run's terminal said under "what the acceptance suite judged"."""
     return done.stdout.split("what the acceptance suite judged", 1)[1]
-
-
-def installed_bgagent() -> str:
-    """This project's bgagent command, as installed next to this Python."""
-    installed = shutil.which("bgagent", path=str(Path(sys.executable).parent))
-    assert installed, "the bgagent command is not installed next to this Python"
-    return installed
 
 
 def another_cli(folder: Path, name: str, body: str) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from testkit.conformance.judgement import names_from_its_test
-from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
+from testkit.settings import ENV_PHRASEBOOK
 from tests.harness.suite_runs import (
     ROOT,
     STACK_NOT_CREATED_HERE,

@@ -10,21 +10,19 @@ import pytest
 import trace_infra
 from testkit.lambda_.function_code import (
     BRIDGE,
-    ENV_SUITE_HANDLER,
     FunctionCodeError,
     _node_version,
     function_code,
 )
-from testkit.stack.suite import open_suite_stack
-from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
+from testkit.settings import ENV_HANDLER
 from trace_infra.definitions import GET_TRACE_URL
 
 MINE = GET_TRACE_URL.handler
 
 
 def test_unset_it_is_this_projects_handler_from_the_folder_the_construct_packages() -> None:
-    for environ in ({}, {ENV_SUITE_HANDLER: " "}):
-        code = function_code(MINE, environ)
+    for named in ("", " "):
+        code = function_code(MINE, named)
         assert code.command == (sys.executable, "-m", "awslambdaric", MINE)
         assert code.task_root == Path(trace_infra.__file__).resolve().parent.parent
         assert code.handler == MINE
@@ -32,7 +30,7 @@ def test_unset_it_is_this_projects_handler_from_the_folder_the_construct_package
 
 
 def test_this_projects_handler_named_by_its_import_path_runs_as_when_unset() -> None:
-    assert function_code(MINE, {ENV_SUITE_HANDLER: MINE}) == function_code(MINE, {})
+    assert function_code(MINE, MINE) == function_code(MINE, "")
 
 
 def test_a_python_module_of_their_own_runs_from_its_own_folder(
@@ -40,7 +38,7 @@ def test_a_python_module_of_their_own_runs_from_its_own_folder(
 ) -> None:
     (tmp_path / "their_handler.py").write_text("def handle(event, context):\n    return {}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_handler.handle"})
+    code = function_code(MINE, "their_handler.handle")
     assert code.command[-1] == "their_handler.handle"
     assert code.task_root == tmp_path.resolve()
     assert "their_handler.handle (Python" in code.description
@@ -53,7 +51,7 @@ def test_a_namespace_package_of_their_own_runs_from_the_folder_holding_it(
     (tmp_path / "their_api" / "handlers").mkdir(parents=True)  # no __init__.py
     (tmp_path / "their_api" / "handlers" / "trace.py").write_text("def handle(e, c): ...\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_api.handlers.trace.handle"})
+    code = function_code(MINE, "their_api.handlers.trace.handle")
     assert code.task_root == tmp_path.resolve()
 
 
@@ -65,7 +63,7 @@ def test_a_namespace_package_in_two_folders_runs_from_the_first_on_the_path(
     (tmp_path / "second" / "their_api" / "trace.py").write_text("def handle(e, c): ...\n")
     monkeypatch.syspath_prepend(str(tmp_path / "second"))
     monkeypatch.syspath_prepend(str(tmp_path / "first"))
-    code = function_code(MINE, {ENV_SUITE_HANDLER: "their_api.trace.handle"})
+    code = function_code(MINE, "their_api.trace.handle")
     assert code.task_root == (tmp_path / "first").resolve()
 
 
@@ -79,7 +77,7 @@ def test_a_node_file_and_export_run_through_the_bridge(tmp_path: Path) -> None:
     for name in ("handler.js", "handler.mjs", "handler.cjs", "handler.JS"):
         file = tmp_path / name
         file.write_text("exports.handle = async () => ({});\n")
-        code = function_code(MINE, {ENV_SUITE_HANDLER: f"{file}:handle"})
+        code = function_code(MINE, f"{file}:handle")
         assert code.command[1:] == (str(BRIDGE), str(file.resolve()), "handle")
         assert Path(code.command[0]).name == "node"
         assert code.task_root == tmp_path.resolve()
@@ -108,9 +106,9 @@ def test_a_handler_that_cannot_run_is_refused_in_one_line(
     tmp_path: Path, named: str, says: str
 ) -> None:
     with pytest.raises(FunctionCodeError) as refused:
-        function_code(MINE, {ENV_SUITE_HANDLER: named.format(absent=tmp_path / "absent")})
+        function_code(MINE, named.format(absent=tmp_path / "absent"))
     assert says in str(refused.value)
-    assert ENV_SUITE_HANDLER in str(refused.value)
+    assert ENV_HANDLER in str(refused.value)
 
 
 def test_a_node_handler_without_node_is_refused(
@@ -120,10 +118,4 @@ def test_a_node_handler_without_node_is_refused(
     file.write_text("")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(FunctionCodeError, match="needs node on PATH"):
-        function_code(MINE, {ENV_SUITE_HANDLER: f"{file}:handle"})
-
-
-def test_a_stack_the_suite_did_not_create_keeps_its_own_handler() -> None:
-    environ = {**STACK_NOT_CREATED_HERE, ENV_SUITE_HANDLER: MINE}
-    with pytest.raises(FunctionCodeError, match="needs the suite's own stack"):
-        open_suite_stack(environ)
+        function_code(MINE, f"{file}:handle")

@@ -59,9 +59,9 @@ def test_a_refusal_is_an_info_record_with_task_request_and_reason(local: LocalSt
 
 def test_a_key_under_another_users_prefix_is_logged_as_an_error(local: LocalStack) -> None:
     task_id = f"task-{uuid.uuid4().hex[:12]}"
-    local.stack.submit_task(task_id, "user-a", trace=True)
-    stolen = f"s3://{local.stack.bucket}/{trace_object_key('user-b', 'their-task')}"
-    local.stack.relink_trace(task_id, stolen)
+    local.resources.submit_task(task_id, "user-a", trace=True)
+    stolen = f"s3://{local.resources.bucket}/{trace_object_key('user-b', 'their-task')}"
+    local.resources.relink_trace(task_id, stolen)
     event = proxy_event(task_id, "user-a")
 
     result = local.function.invoke(event)
@@ -80,7 +80,7 @@ def test_without_the_json_format_and_a_level_the_refusals_never_reach_the_logs(
     text_default = dataclasses.replace(GET_TRACE_URL, log_format="Text", application_log_level="")
     function = LocalLambda(
         text_default,
-        function_environment(local.endpoints(), local.names(), local.function_identity),
+        function_environment(local.endpoints(), local.names(), local.function_role),
         name=FUNCTION_NAME,
     )
     function.start()

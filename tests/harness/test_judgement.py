@@ -13,7 +13,9 @@ import pytest
 
 from testkit.conformance import judgement as conformance
 from testkit.conformance.judgement import Difference, Judgement, first_line
-from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK, ENV_PHRASEBOOK
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
+from testkit.settings import ENV_PHRASEBOOK, Settings
+from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
 
 SCENARIO = {"integration": 1}
 FORBIDDEN = Difference(
@@ -125,16 +127,18 @@ def test_a_run_without_scenarios_says_nothing() -> None:
 
 
 def test_the_implementations_are_named_from_the_environment() -> None:
-    mine = conformance.implementations({})
+    mine = conformance.implementations(Settings())
     assert mine["CLI"] == "this project's bgagent, in-process (bgagent.main.run)"
     assert mine["handler"].startswith("this project's handler, trace_infra.handlers.")
     assert mine["phrasebook"].endswith("features/phrasebook.toml (this project's wording)")
     theirs = conformance.implementations(
-        {
-            "TRACE_SUITE_CLI": "node 'their cli/bgagent.js'",
-            "TRACE_SUITE_PHRASEBOOK": "/zzz/theirs.toml",
-            "TRACE_SUITE_HANDLER": "trace_infra.handlers.get_trace_url.lambda_handler",
-        }
+        Settings.read(
+            {
+                "TRACE_SUITE_CLI": "node 'their cli/bgagent.js'",
+                "TRACE_SUITE_PHRASEBOOK": "/zzz/theirs.toml",
+                "TRACE_SUITE_HANDLER": "trace_infra.handlers.get_trace_url.lambda_handler",
+            }
+        )
     )
     assert theirs == {
         "CLI": "node 'their cli/bgagent.js', as a process of its own",
@@ -142,9 +146,9 @@ def test_the_implementations_are_named_from_the_environment() -> None:
         "(Python, under the runtime interface client)",
         "phrasebook": "/zzz/theirs.toml",
     }
-    named = conformance.implementations({"TRACE_SUITE_PHRASEBOOK": str(DEFAULT_PHRASEBOOK)})
+    named = conformance.implementations(Settings(phrasebook=DEFAULT_PHRASEBOOK))
     assert named["phrasebook"] == f"{DEFAULT_PHRASEBOOK} (this project's wording)"
-    deployed = conformance.implementations({"TRACE_SUITE_API_URL": "https://api.invalid/prod"})
+    deployed = conformance.implementations(Settings.read(STACK_NOT_CREATED_HERE))
     assert deployed["handler"] == "the deployed API's, at https://api.invalid/prod"
 
 

@@ -10,14 +10,12 @@ import pytest
 from features.steps import downloads, permissions
 from testkit.conformance.phrasebook import (
     DEFAULT_PHRASEBOOK,
-    ENV_PHRASEBOOK,
     AmbiguousPhrase,
     MissingPhrase,
     Phrasebook,
     PhrasebookError,
     SaidAnotherMessage,
     WordingDiffers,
-    phrasebook_path,
 )
 from tools.living_docs import parse_feature
 
@@ -215,13 +213,6 @@ def test_a_phrasebook_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe[messages]")
     with pytest.raises(PhrasebookError, match="phrasebook"):
         Phrasebook.load(binary)
-
-
-def test_the_environment_names_the_phrasebook(tmp_path: Path) -> None:
-    assert phrasebook_path({}) == DEFAULT_PHRASEBOOK
-    assert phrasebook_path({ENV_PHRASEBOOK: "  "}) == DEFAULT_PHRASEBOOK
-    theirs = tmp_path / "theirs.toml"
-    assert phrasebook_path({ENV_PHRASEBOOK: str(theirs)}) == theirs
 
 
 def messages_the_scenarios_check() -> set[str]:

@@ -19,20 +19,21 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from testkit.aws.auth import ResourceArns, Role, Roles, Statement, verify_presigned
 from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, MotoServer
-from testkit.aws.iam import Identities, Identity, StackArns, Statement
+from testkit.aws.local_server import read_request
 from testkit.aws.resources import create_task_table
-from testkit.aws.s3_gate import S3Gate, SigV4QueryVerifier
+from testkit.aws.s3_gate import S3Gate
 
 BUCKET, TABLE = "gate-bucket", "gate-table"
 NOWHERE = "http://127.0.0.1:9"  # never contacted: presigning is local
 
 
-def client(service: str, endpoint: str, identity: Identity, **config: Any) -> Any:
+def client(service: str, endpoint: str, role: Role, **config: Any) -> Any:
     session: Any = boto3.session.Session(
-        aws_access_key_id=identity.access_key_id,
-        aws_secret_access_key=identity.secret_access_key,
+        aws_access_key_id=role.access_key_id,
+        aws_secret_access_key=role.secret_access_key,
         region_name=REGION,
     )
     return session.client(
@@ -46,22 +47,22 @@ def client(service: str, endpoint: str, identity: Identity, **config: Any) -> An
 
 
 @pytest.fixture(scope="module")
-def signer() -> tuple[Identities, Identity]:
-    identities = Identities()
-    return identities, identities.create("signer", [])
+def signer() -> tuple[Roles, Role]:
+    roles = Roles()
+    return roles, roles.create("signer", [])
 
 
 def presign(
-    identity: Identity, key: str = "traces/alice/t1.jsonl.gz", *, v4: bool = True, expires=900
+    role: Role, key: str = "traces/alice/t1.jsonl.gz", *, v4: bool = True, expires=900
 ) -> str:
-    s3 = client("s3", NOWHERE, identity)
+    s3 = client("s3", NOWHERE, role)
     if not v4:
         s3 = boto3.client(
             "s3",
             endpoint_url=NOWHERE,
             region_name=REGION,
-            aws_access_key_id=identity.access_key_id,
-            aws_secret_access_key=identity.secret_access_key,
+            aws_access_key_id=role.access_key_id,
+            aws_secret_access_key=role.secret_access_key,
             config=Config(signature_version="s3"),
         )
     return s3.generate_presigned_url(
@@ -69,23 +70,25 @@ def presign(
     )
 
 
-def verdict(identities: Identities, url: str, *, now: datetime | None = None, method="GET"):
+def verdict(roles: Roles, url: str, *, now: datetime | None = None, method="GET"):
     parts = urlsplit(url)
-    return (
-        SigV4QueryVerifier(identities, REGION)
-        .verify(method, parts.path, parts.query, {"host": parts.netloc}, now or datetime.now(UTC))
-        .verdict
-    )
+    environ = {
+        "REQUEST_METHOD": method,
+        "RAW_URI": f"{parts.path}?{parts.query}",
+        "HTTP_HOST": parts.netloc,
+    }
+    request = read_request(environ)
+    return verify_presigned(request, roles, region=REGION, now=now or datetime.now(UTC)).verdict
 
 
 def test_a_fresh_botocore_link_passes(signer) -> None:
-    identities, identity = signer
-    assert verdict(identities, presign(identity)) == "ok"
+    roles, role = signer
+    assert verdict(roles, presign(role)) == "ok"
 
 
 def test_unusual_keys_pass_when_untouched(signer) -> None:
-    identities, identity = signer
-    assert verdict(identities, presign(identity, "traces/alice/tâche 1+2=%.jsonl.gz")) == "ok"
+    roles, role = signer
+    assert verdict(roles, presign(role, "traces/alice/tâche 1+2=%.jsonl.gz")) == "ok"
 
 
 @pytest.mark.parametrize(
@@ -94,48 +97,46 @@ def test_unusual_keys_pass_when_untouched(signer) -> None:
     ids=["other-key", "longer-life"],
 )
 def test_a_changed_link_is_refused(signer, old: str, new: str) -> None:
-    identities, identity = signer
-    assert verdict(identities, presign(identity).replace(old, new)) == "SignatureDoesNotMatch"
+    roles, role = signer
+    assert verdict(roles, presign(role).replace(old, new)) == "SignatureDoesNotMatch"
 
 
 def test_a_link_used_for_another_method_is_refused(signer) -> None:
-    identities, identity = signer
-    assert verdict(identities, presign(identity), method="DELETE") == "SignatureDoesNotMatch"
+    roles, role = signer
+    assert verdict(roles, presign(role), method="DELETE") == "SignatureDoesNotMatch"
 
 
 def test_a_link_is_refused_once_its_lifetime_has_passed(signer) -> None:
-    identities, identity = signer
-    url = presign(identity)
-    assert verdict(identities, url, now=datetime.now(UTC) + timedelta(seconds=899)) == "ok"
-    assert verdict(identities, url, now=datetime.now(UTC) + timedelta(seconds=901)) == (
-        "AccessDenied"
-    )
+    roles, role = signer
+    url = presign(role)
+    assert verdict(roles, url, now=datetime.now(UTC) + timedelta(seconds=899)) == "ok"
+    assert verdict(roles, url, now=datetime.now(UTC) + timedelta(seconds=901)) == ("AccessDenied")
 
 
 def test_a_link_dated_beyond_the_clock_skew_is_refused(signer) -> None:
-    identities, identity = signer
-    url = presign(identity)
+    roles, role = signer
+    url = presign(role)
     early = datetime.now(UTC) - timedelta(minutes=16)
-    assert verdict(identities, url, now=early) == "RequestNotYetValid"
-    assert verdict(identities, url, now=datetime.now(UTC) - timedelta(minutes=14)) == "ok"
+    assert verdict(roles, url, now=early) == "RequestNotYetValid"
+    assert verdict(roles, url, now=datetime.now(UTC) - timedelta(minutes=14)) == "ok"
 
 
 def test_a_link_over_seven_days_is_refused(signer) -> None:
-    identities, identity = signer
-    url = presign(identity).replace("X-Amz-Expires=900", "X-Amz-Expires=604801")
-    assert verdict(identities, url) == "AuthorizationQueryParametersError"
+    roles, role = signer
+    url = presign(role).replace("X-Amz-Expires=900", "X-Amz-Expires=604801")
+    assert verdict(roles, url) == "AuthorizationQueryParametersError"
 
 
 def test_a_link_of_an_unknown_access_key_is_refused(signer) -> None:
-    identities, _ = signer
-    stranger = Identity("stranger", "AKIASTRANGER0000", "secret")
-    assert verdict(identities, presign(stranger)) == "InvalidAccessKeyId"
+    roles, _ = signer
+    stranger = Role("stranger", "AKIASTRANGER0000", "secret")
+    assert verdict(roles, presign(stranger)) == "InvalidAccessKeyId"
 
 
 def test_a_link_signed_with_another_secret_is_refused(signer) -> None:
-    identities, identity = signer
-    forged = Identity("forger", identity.access_key_id, "not-the-secret")
-    assert verdict(identities, presign(forged)) == "SignatureDoesNotMatch"
+    roles, role = signer
+    forged = Role("forger", role.access_key_id, "not-the-secret")
+    assert verdict(roles, presign(forged)) == "SignatureDoesNotMatch"
 
 
 # --- the gates in front of moto ----------------------------------------------------------
@@ -146,9 +147,9 @@ class Gates:
     moto: MotoServer
     s3: S3Gate
     dynamodb: DynamoDbGate
-    reader: Identity  # GetObject on traces/*, ListBucket on the bucket
-    blind_reader: Identity  # GetObject on traces/* only
-    writer: Identity  # PutObject on traces/*, GetItem on the table
+    reader: Role  # GetObject on traces/*, ListBucket on the bucket
+    blind_reader: Role  # GetObject on traces/* only
+    writer: Role  # PutObject on traces/*, GetItem on the table
     admin: Any  # moto, straight: the scenarios' own set-up
 
 
@@ -156,24 +157,24 @@ class Gates:
 def gates() -> Iterator[Gates]:
     moto = MotoServer.start()
     assert moto.endpoint is not None
-    identities = Identities()
-    arns = StackArns(BUCKET, TABLE, REGION)
+    roles = Roles()
+    arns = ResourceArns(BUCKET, TABLE, REGION)
     objects, bucket = arns.of("trace objects"), arns.of("trace bucket")
-    reader = identities.create(
+    reader = roles.create(
         "reader",
         [Statement(("s3:GetObject",), (objects,)), Statement(("s3:ListBucket",), (bucket,))],
     )
-    blind = identities.create("blind reader", [Statement(("s3:GetObject",), (objects,))])
-    writer = identities.create(
+    blind = roles.create("blind reader", [Statement(("s3:GetObject",), (objects,))])
+    writer = roles.create(
         "writer",
         [
             Statement(("s3:PutObject",), (objects,)),
             Statement(("dynamodb:GetItem",), (arns.of("task table"),)),
         ],
     )
-    s3 = S3Gate(moto.endpoint, identities=identities, region=REGION)
+    s3 = S3Gate(moto.endpoint, roles=roles, region=REGION)
     s3.start()
-    dynamodb = DynamoDbGate(moto.endpoint, identities=identities, region=REGION)
+    dynamodb = DynamoDbGate(moto.endpoint, roles=roles, region=REGION)
     dynamodb.start()
     admin = moto.client("s3")
     admin.create_bucket(Bucket=BUCKET)
@@ -217,19 +218,19 @@ def test_a_call_outside_the_signers_policy_is_denied(gates: Gates) -> None:
 
 def test_a_missing_key_is_404_only_to_who_may_list_the_bucket(gates: Gates) -> None:
     key = "traces/alice/never-stored.jsonl.gz"
-    for identity, status in ((gates.reader, "404"), (gates.blind_reader, "403")):
+    for role, status in ((gates.reader, "404"), (gates.blind_reader, "403")):
         with pytest.raises(ClientError) as missing:
-            client("s3", gates.s3.url, identity).head_object(Bucket=BUCKET, Key=key)
-        assert missing.value.response["Error"]["Code"] == status, identity.name
+            client("s3", gates.s3.url, role).head_object(Bucket=BUCKET, Key=key)
+        assert missing.value.response["Error"]["Code"] == status, role.name
 
 
 def test_a_presigned_link_carries_its_signers_permissions(gates: Gates) -> None:
     gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/t.jsonl.gz", Body=b"trace")
-    for identity, status in ((gates.reader, 200), (gates.writer, 403)):
-        link = client("s3", gates.s3.url, identity).generate_presigned_url(
+    for role, status in ((gates.reader, 200), (gates.writer, 403)):
+        link = client("s3", gates.s3.url, role).generate_presigned_url(
             "get_object", Params={"Bucket": BUCKET, "Key": "traces/alice/t.jsonl.gz"}
         )
-        assert requests.get(link, timeout=10).status_code == status, identity.name
+        assert requests.get(link, timeout=10).status_code == status, role.name
 
 
 def test_sigv2_and_unknown_keys_are_refused(gates: Gates) -> None:
@@ -248,7 +249,7 @@ def test_sigv2_and_unknown_keys_are_refused(gates: Gates) -> None:
     refused = requests.get(link, timeout=10)
     assert refused.status_code == 400
     assert "<Code>InvalidRequest</Code>" in refused.text
-    stranger = Identity("stranger", "AKIASTRANGER0000", "secret")
+    stranger = Role("stranger", "AKIASTRANGER0000", "secret")
     with pytest.raises(ClientError) as unknown:
         client("s3", gates.s3.url, stranger).head_object(
             Bucket=BUCKET, Key="traces/alice/v2.jsonl.gz"

@@ -1,0 +1,163 @@
+"""Every ``TRACE_SUITE_*`` setting, read from the environment here and nowhere else.
+
+- ``TRACE_SUITE_CLI``: another ``bgagent``-compatible command line to judge
+  (``testkit.conformance.cli``); unset, this project's CLI runs in-process.
+- ``TRACE_SUITE_HANDLER``: the handler the local Lambda runs
+  (``testkit.lambda_.function_code``); unset, this project's.
+- ``TRACE_SUITE_PHRASEBOOK``: how the CLI under judgement words its messages
+  (``testkit.conformance.phrasebook``); unset, ``features/phrasebook.toml``.
+- ``TRACE_SUITE_AWS_ENDPOINT``: another AWS emulator to build the local stack in.
+- ``TRACE_SUITE_API_URL``, with ``TRACE_SUITE_USER_POOL_ID``, ``TRACE_SUITE_CLIENT_ID``,
+  the stack's bucket and table variables and ``AWS_REGION``: a stack the suite did not
+  create (``testkit.stack.deployed``).
+
+A setting the suite cannot use stops the run before it starts, in one line. The
+settings choose the suite's target (its own moto, another emulator, or a stack it did
+not create), and what a target provides: a scenario tagged with a capability its
+target lacks is skipped, and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
+
+ENV_CLI = "TRACE_SUITE_CLI"
+ENV_HANDLER = "TRACE_SUITE_HANDLER"
+ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
+ENV_AWS_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
+ENV_API_URL = "TRACE_SUITE_API_URL"
+ENV_USER_POOL_ID = "TRACE_SUITE_USER_POOL_ID"
+ENV_CLIENT_ID = "TRACE_SUITE_CLIENT_ID"
+
+
+# Each capability is a tag a scenario can carry, with what it means.
+CAPABILITIES = {
+    "needs_local_stack": (
+        "needs the suite's own stack: its S3 gate, function and API Gateway (their clocks, "
+        "faults and logs), or a change to the stack's shared configuration"
+    ),
+    "needs_moto": "relies on moto's own behaviour (a Deny bucket policy blocks every request)",
+}
+
+
+class NotOnThisTarget(Exception):
+    """A scenario asked for something its target does not have."""
+
+
+@dataclass(frozen=True)
+class Target:
+    description: str
+    provides: frozenset[str]
+
+    def skip_reason(self, tags: Iterable[str]) -> str | None:
+        for tag in tags:
+            if tag in CAPABILITIES and tag not in self.provides:
+                return f"{CAPABILITIES[tag]}; {self.description}"
+        return None
+
+
+OWN_MOTO = Target("the suite's own moto on 127.0.0.1", frozenset(CAPABILITIES))
+
+
+def other_emulator(endpoint: str) -> Target:
+    return Target(
+        f"TRACE_SUITE_AWS_ENDPOINT points the suite at {endpoint}",
+        frozenset({"needs_local_stack"}),
+    )
+
+
+def stack_not_created_here(api_url: str) -> Target:
+    return Target(f"TRACE_SUITE_API_URL points the suite at {api_url}", frozenset())
+
+
+def target_for(*, api_url: str | None, emulator: str | None) -> Target:
+    """The target the environment chose: a stack not created here wins over an emulator."""
+    if api_url:
+        return stack_not_created_here(api_url)
+    if emulator:
+        return other_emulator(emulator)
+    return OWN_MOTO
+
+
+class SettingsError(Exception):
+    """A setting the suite cannot use; its message is the one line the run stops with."""
+
+
+@dataclass(frozen=True)
+class DeployedTarget:
+    """Where a stack the suite did not create is, as the environment names it."""
+
+    api_url: str
+    user_pool_id: str
+    client_id: str
+    region: str
+    bucket: str
+    table: str
+    aws_endpoint: str | None  # AWS_ENDPOINT_URL, when the "deployed" stack is local
+
+
+@dataclass(frozen=True)
+class Settings:
+    cli: tuple[str, ...] | None = None  # None: this project's CLI, in-process
+    handler: str = ""  # "": this project's handler
+    phrasebook: Path = DEFAULT_PHRASEBOOK
+    emulator: str | None = None
+    deployed: DeployedTarget | None = None
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        def setting(name: str) -> str:
+            return environ.get(name, "").strip()
+
+        try:
+            cli = tuple(shlex.split(setting(ENV_CLI))) or None
+        except ValueError as unparsable:
+            raise SettingsError(f"{ENV_CLI}={setting(ENV_CLI)!r}: {unparsable}") from None
+        deployed = _deployed(environ) if setting(ENV_API_URL) else None
+        if deployed and setting(ENV_HANDLER):
+            raise SettingsError(
+                f"{ENV_HANDLER} needs the suite's own stack; "
+                f"{ENV_API_URL} points at one it did not create"
+            )
+        book = setting(ENV_PHRASEBOOK)
+        return cls(
+            cli=cli,
+            handler=setting(ENV_HANDLER),
+            phrasebook=Path(book).expanduser().resolve() if book else DEFAULT_PHRASEBOOK,
+            emulator=setting(ENV_AWS_ENDPOINT) or None,
+            deployed=deployed,
+        )
+
+    @property
+    def target(self) -> Target:
+        """What the suite runs against, and what that target provides."""
+        return target_for(
+            api_url=self.deployed.api_url if self.deployed else None, emulator=self.emulator
+        )
+
+
+def _deployed(environ: Mapping[str, str]) -> DeployedTarget:
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION", "")
+    needed = {
+        name: environ.get(name, "")
+        for name in (ENV_USER_POOL_ID, ENV_CLIENT_ID, ENV_TRACE_BUCKET, ENV_TASK_TABLE)
+    }
+    missing = [name for name, value in {**needed, "AWS_REGION": region}.items() if not value]
+    if missing:
+        raise SettingsError(f"{ENV_API_URL} is set; also set {', '.join(missing)}")
+    return DeployedTarget(
+        api_url=environ[ENV_API_URL].strip().rstrip("/"),
+        user_pool_id=needed[ENV_USER_POOL_ID],
+        client_id=needed[ENV_CLIENT_ID],
+        region=region,
+        bucket=needed[ENV_TRACE_BUCKET],
+        table=needed[ENV_TASK_TABLE],
+        aws_endpoint=environ.get("AWS_ENDPOINT_URL") or None,
+    )

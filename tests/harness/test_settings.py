@@ -1,0 +1,66 @@
+"""The TRACE_SUITE_* settings: what each names, and the one line a bad one stops with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
+from testkit.settings import OWN_MOTO, Settings, SettingsError
+from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
+
+
+def test_unset_the_suite_judges_this_project_in_its_own_moto() -> None:
+    for blank in ({}, {name: " " for name in ("TRACE_SUITE_CLI", "TRACE_SUITE_HANDLER")}):
+        settings = Settings.read(blank)
+        assert settings == Settings()
+        assert settings.target == OWN_MOTO
+    assert Settings().phrasebook == DEFAULT_PHRASEBOOK
+
+
+def test_each_setting_names_what_it_says(tmp_path: Path) -> None:
+    settings = Settings.read(
+        {
+            "TRACE_SUITE_CLI": "node 'their cli/bgagent.js'",
+            "TRACE_SUITE_HANDLER": " their.handler ",
+            "TRACE_SUITE_PHRASEBOOK": str(tmp_path / "theirs.toml"),
+            "TRACE_SUITE_AWS_ENDPOINT": "http://127.0.0.1:4566",
+        }
+    )
+    assert settings.cli == ("node", "their cli/bgagent.js")
+    assert settings.handler == "their.handler"
+    assert settings.phrasebook == tmp_path / "theirs.toml"
+    assert settings.emulator == "http://127.0.0.1:4566"
+    assert settings.target.provides == frozenset({"needs_local_stack"})
+
+
+def test_a_stack_the_suite_did_not_create_is_named_whole() -> None:
+    deployed = Settings.read({**STACK_NOT_CREATED_HERE, "TRACE_SUITE_API_URL": "https://x/prod/"})
+    assert deployed.deployed is not None
+    assert (deployed.deployed.api_url, deployed.deployed.bucket) == ("https://x/prod", "bucket")
+    assert deployed.target.provides == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"TRACE_SUITE_CLI": "node 'unclosed"}, 'TRACE_SUITE_CLI="node \'unclosed": No closing'),
+        (
+            {"TRACE_SUITE_API_URL": "https://x/prod", "AWS_REGION": "eu-west-1"},
+            "TRACE_SUITE_API_URL is set; also set TRACE_SUITE_USER_POOL_ID, "
+            "TRACE_SUITE_CLIENT_ID, TRACE_ARTIFACTS_BUCKET_NAME, TASK_TABLE_NAME",
+        ),
+        (
+            {**STACK_NOT_CREATED_HERE, "TRACE_SUITE_HANDLER": "their.handler"},
+            "TRACE_SUITE_HANDLER needs the suite's own stack; TRACE_SUITE_API_URL points at "
+            "one it did not create",
+        ),
+    ],
+    ids=["badly-quoted-cli", "incomplete-stack", "handler-for-a-deployed-stack"],
+)
+def test_a_setting_the_suite_cannot_use_is_one_line(environ: dict[str, str], said: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.read(environ)
+    assert str(refused.value).startswith(said)
+    assert "\n" not in str(refused.value)
