@@ -10,11 +10,12 @@ import subprocess
 import sys
 import textwrap
 
+import moto
 import pytest
 import requests
 
-from testkit.aws.endpoint import MotoServer
-from testkit.aws.moto_server import _service_of
+from testkit.aws.endpoint import PROJECT_ROOT, MotoServer
+from testkit.aws.moto_server import _service_of, incompatibility
 from testkit.stack.footprint import is_running
 
 
@@ -104,3 +105,38 @@ def test_requests_go_to_their_service_by_what_they_say() -> None:
     assert _service_of({"QUERY_STRING": presigned}) == "s3"
     assert _service_of({"QUERY_STRING": "X-Amz-Credential=AKID%2F20261125"}) == ""
     assert _service_of({"HTTP_AUTHORIZATION": "AWS AKID:signature"}) == ""
+
+
+def test_the_installed_moto_has_what_the_server_is_built_from() -> None:
+    assert incompatibility() == ""
+
+
+def test_a_moto_without_them_is_named_with_what_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.moto_server import werkzeug_app
+
+    monkeypatch.delattr(werkzeug_app.DomainDispatcherApplication, "get_application")
+    monkeypatch.delattr(werkzeug_app, "MotoRequestHandler")
+    said = incompatibility()
+    assert said.startswith(f"moto {moto.__version__} lacks what the suite's moto server")
+    assert "MotoRequestHandler, DomainDispatcherApplication.get_application;" in said
+
+
+def test_the_server_of_a_moto_without_them_stops_with_that_line() -> None:
+    script = (
+        "from moto.moto_server import werkzeug_app\n"
+        "del werkzeug_app.MotoRequestHandler\n"
+        "from testkit.aws import moto_server\n"
+        "moto_server.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert len(done.stderr.splitlines()) == 1
+    assert "lacks what the suite's moto server is built from: MotoRequestHandler;" in done.stderr
