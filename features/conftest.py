@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -29,15 +28,21 @@ from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.endpoint import MotoServer
 from testkit.aws.s3_gate import S3Gate
 from testkit.conformance import judgement
-from testkit.conformance.cli import RUNS
+from testkit.conformance.cli import RUNS, SignIns, sign_in
 from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
-from testkit.scene import Scene
-from testkit.settings import NotOnThisTarget, Settings, SettingsError
+from testkit.scene import Person, Scene
+from testkit.settings import (
+    CAPABILITIES,
+    NotOnThisTarget,
+    Settings,
+    SettingsError,
+    needs_local_stack,
+)
 from testkit.stack import Stack, launch_moto, open_stack
 from testkit.stack.resources import Resources
-from testkit.stack.users import UserDirectory
+from testkit.stack.users import UserDirectory, UserPool, create_user_pool
 
 pytest_plugins = [
     "testkit.conformance.judgement",
@@ -60,17 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """For a run that may hold scenarios (its mark expression names `integration` other
+    """The tags a scenario may need of its target are markers (``testkit.settings``).
+    For a run that may hold scenarios (its mark expression names `integration` other
     than as `not integration`): the judgement begins, the collector is tuned, and moto's
     server starts now, while pytest collects, unless this is the controller of parallel
     workers (each starts its own). A wrong guess costs only time: a server nobody used
     is stopped at the end, and a session that finds none starts its own."""
+    for tag, meaning in CAPABILITIES.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}; skipped on a target without it")
     if not selects_scenarios(config):
         return
     judgement.begin(config)
-    # The youngest generation is collected after 100,000 allocations instead of 700
-    # (docs/benchmarks.md: collections cost a sixth of the suite's wall time); the
-    # older generations keep their usual rhythm, relative to it.
+    # The youngest generation is collected after 100,000 allocations instead of 700:
+    # the scenarios allocate much and keep little, and the collections would take a
+    # large share of the run. The older generations keep their rhythm, relative to it.
     gc.set_threshold(100_000, 10, 10)
     controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
         config, "workerinput"
@@ -117,31 +125,25 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
         yield running
 
 
-def _local(stack: Stack, part: str) -> Any:
-    """A part of the suite's own local stack; a scenario on a target without it fails,
-    saying which tag it lacks."""
-    try:
-        return getattr(stack, part)
-    except NotOnThisTarget as missing:
-        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
-
-
 @pytest.fixture
 def gate(stack: Stack) -> S3Gate:
     """The S3 gate, for the steps that move its clock, read its records or break the wire."""
-    return cast(S3Gate, _local(stack, "gate"))
+    with needs_local_stack():
+        return stack.gate
 
 
 @pytest.fixture
 def api_gateway(stack: Stack) -> LocalApiGateway:
     """The local API Gateway, for the steps that move its authorizer's clock."""
-    return cast(LocalApiGateway, _local(stack, "gateway"))
+    with needs_local_stack():
+        return stack.gateway
 
 
 @pytest.fixture
 def function(stack: Stack) -> LocalLambda:
     """The trace URL function in its local Lambda, for the steps that read its logs."""
-    return cast(LocalLambda, _local(stack, "function"))
+    with needs_local_stack():
+        return stack.function
 
 
 @pytest.fixture(scope="session")
@@ -167,6 +169,40 @@ def resources(stack: Stack) -> Resources:
     task ids."""
     stack.start_scenario()
     return stack.resources
+
+
+@pytest.fixture(scope="session")
+def signed_in(
+    directory: UserDirectory, api_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> SignIns:
+    """Each person configures bgagent and signs in through it once per session; every
+    scenario that calls on them then works on its own copy of that configuration. Their
+    credentials live under pytest's temporary directories, removed with the run."""
+    sessions: dict[str, Person] = {}
+
+    def person(name: str, workdir: Path) -> Person:
+        if name not in sessions:
+            home = tmp_path_factory.mktemp(f"bgagent-{name.lower()}")
+            sessions[name] = sign_in(name, directory.user(name), api_url, directory.pool, home)
+        first = sessions[name]
+        own = workdir.parent / f"bgagent-{name.lower()}"
+        return Person(name, first.user, own, first.id_token, first.refresh_token, first.config_dir)
+
+    return person
+
+
+@pytest.fixture
+def other_user_pool(resources: Resources) -> Iterator[UserPool]:
+    """A user pool of someone else's, removed after the scenario."""
+    cognito = resources.aws.client("cognito-idp")
+    other = create_user_pool(
+        cognito,
+        name="someone-elses-users",
+        region=resources.pool.region,
+        endpoint=resources.pool.endpoint,
+    )
+    yield other
+    cognito.delete_user_pool(UserPoolId=other.id)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
@@ -49,6 +52,16 @@ CAPABILITIES = {
 
 class NotOnThisTarget(Exception):
     """A scenario asked for something its target does not have."""
+
+
+@contextmanager
+def needs_local_stack() -> Iterator[None]:
+    """A scenario that reaches for a part only the suite's own stack has fails on
+    another target, saying which tag it lacks."""
+    try:
+        yield
+    except NotOnThisTarget as missing:
+        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
 
 
 @dataclass(frozen=True)

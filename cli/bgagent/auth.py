@@ -110,7 +110,7 @@ AuthFlow = Literal["USER_PASSWORD_AUTH", "REFRESH_TOKEN_AUTH"]
 def _initiate_auth(config: Config, flow: AuthFlow, parameters: dict[str, str]) -> dict[str, Any]:
     if not config.region or not config.client_id:
         raise CliError("The configuration has no region or client id: run `bgagent configure`.")
-    # Imported here, not at the top: boto3 takes ~130 ms to import, and most
+    # Imported here, not at the top: boto3 is slow to import, and most
     # commands (a download with a fresh token) never talk to Cognito.
     import boto3
     from botocore.config import Config as BotoConfig

@@ -162,7 +162,7 @@ def run(
             if given_stdin is None:  # started with descriptor 0 closed
                 given_stdin = io.StringIO()
             return _login(args, env, given_stdin, err)
-        # Imported once the command is known: requests takes ~100 ms to import, and
+        # Imported once the command is known: requests is slow to import, and
         # signals reach this point already handled (see main).
         from bgagent import trace_command
 

@@ -12,7 +12,7 @@ from pytest_bdd import given, parsers, then, when
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.scene import Scene
-from testkit.settings import NotOnThisTarget
+from testkit.settings import needs_local_stack
 from testkit.stack import Stack
 from testkit.stack.resources import Resources
 from trace_infra.definitions import trace_object_key
@@ -23,20 +23,16 @@ STORAGE_REFUSED_CHECK = "the trace storage refused to let it check the trace"
 
 @given(parsers.parse("the trace API's role has lost its read access to the trace storage"))
 def api_loses_read_access(stack: Stack, request: pytest.FixtureRequest) -> None:
-    try:
+    with needs_local_stack():
         request.addfinalizer(stack.revoke("trace API", "s3:GetObject"))
-    except NotOnThisTarget as missing:
-        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
 
 
 @given(parsers.parse("the agent runtime's role has lost its write access to the trace storage"))
 def agent_loses_write_access(
     stack: Stack, scene: Scene, resources: Resources, request: pytest.FixtureRequest
 ) -> None:
-    try:
+    with needs_local_stack():
         request.addfinalizer(stack.revoke("agent runtime", "s3:PutObject"))
-    except NotOnThisTarget as missing:
-        pytest.fail(f"this scenario needs {missing}: tag it @needs_local_stack")
     scene.stored_before = resources.stored_keys()
 
 

@@ -27,8 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @cache
 def shared_session() -> Any:
     """One boto3 session for every client the harness makes (each with its own
-    credentials): a session loads each service's model once, a new one again (about
-    0.1 s a client). Typed Any: services are chosen at run time."""
+    credentials): a session loads each service's model once, a new one for every client.
+    Typed Any: services are chosen at run time."""
     return boto3.session.Session()
 
 

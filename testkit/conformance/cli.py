@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from bgagent.config import load_credentials
 from bgagent.main import run
 from testkit.scene import CliRun, Person
 from testkit.settings import Settings
+from testkit.stack.users import User, UserPool
 
 _RUN_SECONDS = 60
 
@@ -137,3 +139,31 @@ RUNS: list[CliRun] = []
 def _ran(cli_run: CliRun) -> CliRun:
     RUNS.append(cli_run)
     return cli_run
+
+
+SignIns = Callable[[str, Path], Person]  # a person's sign-in, copied into a scenario's folder
+
+
+def sign_in(name: str, user: User, api_url: str, pool: UserPool, config_dir: Path) -> Person:
+    """A ``bgagent`` of the person's own, configured and signed in as a user would do it."""
+    person = Person(name, user, config_dir)
+    configured = run_bgagent(
+        person,
+        "configure",
+        "--api-url",
+        api_url,
+        "--region",
+        pool.region,
+        "--user-pool-id",
+        pool.id,
+        "--client-id",
+        pool.client_id,
+    )
+    assert configured.exit_code == 0, configured.stderr
+    signed_in = run_bgagent(
+        person, "login", "--username", user.username, "--password-stdin", stdin=user.password
+    )
+    assert signed_in.exit_code == 0, signed_in.stderr
+    cached = load_credentials(person.config_dir)
+    person.id_token, person.refresh_token = cached.id_token, cached.refresh_token
+    return person

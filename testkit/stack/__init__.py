@@ -2,21 +2,61 @@
 (``testkit.settings``): a stack the suite did not create (``deployed``), or the suite's
 own local stack (``local``), built in another AWS emulator or in its own moto.
 
-Either is a ``Stack``: what the scenarios' fixtures ask of it, whichever it is.
+Either is a ``Stack``: what the scenarios' fixtures ask of it, whichever it is. The
+parts only the suite's own stack has (its S3 gate, API Gateway and function) raise
+``NotOnThisTarget`` on a stack the suite did not create.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Protocol
 
+from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.endpoint import MotoServer
+from testkit.aws.s3_gate import S3Gate
 from testkit.lambda_.function_code import FunctionCode, function_code
-from testkit.settings import Settings
+from testkit.lambda_.local_lambda import LocalLambda
+from testkit.settings import Settings, Target
 from testkit.stack.deployed import DeployedStack
 from testkit.stack.local import LocalStack
+from testkit.stack.resources import Resources
+from testkit.stack.users import UserDirectory
 from trace_infra.definitions import GET_TRACE_URL
 
-Stack = LocalStack | DeployedStack
+
+class Stack(Protocol):
+    @property
+    def target(self) -> Target: ...
+    @property
+    def resources(self) -> Resources: ...
+    @property
+    def users(self) -> UserDirectory: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def gate(self) -> S3Gate: ...
+    @property
+    def gateway(self) -> LocalApiGateway: ...
+    @property
+    def function(self) -> LocalLambda: ...
+
+    def cli_environment(self) -> dict[str, str]:
+        """What a user's shell needs for ``bgagent login`` to reach the user pool."""
+        ...
+
+    def start_scenario(self) -> None:
+        """An honest gate and clocks: what one scenario changed is not the next one's."""
+        ...
+
+    def function_log(self) -> list[str]:
+        """The function's log stream so far, where the suite can read it."""
+        ...
+
+    def revoke(self, role: str, action: str) -> Callable[[], None]:
+        """Take ``action`` from a role ("agent runtime" or "trace API"); returns the undo."""
+        ...
 
 
 def launch_moto(settings: Settings) -> MotoServer | None:

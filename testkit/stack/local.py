@@ -217,8 +217,8 @@ def function_environment(
 
 
 def _load_service_models() -> None:
-    """The stack's service models loaded into the shared session (about 0.1 s): a client
-    made, pointed nowhere, loads them; no call is made."""
+    """The stack's service models loaded into the shared session, while moto starts: a
+    client made, pointed nowhere, loads them; no call is made."""
     for service in ("s3", "dynamodb", "cognito-idp"):
         shared_session().client(
             service,

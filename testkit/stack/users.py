@@ -60,7 +60,7 @@ def random_password() -> str:
 
 class UserDirectory:
     """Users of one pool, each created once, on first use: signing up is not what the
-    scenarios are about, and moto spends about 100 ms on a pool.
+    scenarios are about, and each costs moto time.
 
     Usernames carry the session's tag, so that a shared pool's other users are never
     touched and a killed session's users can be found later.

@@ -422,7 +422,7 @@ def _wait_until_gone(pid: int) -> None:
                 (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 for task in Path(f"/proc/{pid}/task").iterdir()
             ]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped while being read
             return
         if all(state in ("Z", "X") for state in states):
             return
