@@ -193,7 +193,7 @@ def _signed_in(running: LocalStack, workdir: Path) -> tuple[Path, User]:
     user = running.add_user("alice", "Alice-Bench-Pass-1")
     config_dir = workdir / "alice"
     pool = running.resources.pool
-    save_config(config_dir, Config(running.api_url, REGION, pool.id, pool.client_id))
+    save_config(config_dir, Config(running.resources.api_url, REGION, pool.id, pool.client_id))
     os.environ.update(running.cli_environment())  # boto3 reads its endpoint from here
     code = bgagent_run(
         ["login", "--username", "alice", "--password-stdin"],

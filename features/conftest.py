@@ -18,7 +18,7 @@ import gc
 import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -154,7 +154,7 @@ def directory(stack: Stack) -> UserDirectory:
 
 @pytest.fixture(scope="session")
 def api_url(stack: Stack) -> str:
-    return stack.api_url
+    return stack.resources.api_url
 
 
 @pytest.fixture(scope="session")
@@ -217,27 +217,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
-def scenario_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """A new folder for a scenario, numbered in the order they ran and named after it,
-    under one of the session's temporary folders: cheaper than pytest's tmp_path, which
-    scans and re-links its base folder for every test."""
-    root, numbers = tmp_path_factory.mktemp("scenarios"), itertools.count(1)
-
-    def new(name: str) -> Path:
-        readable = re.sub(r"[^\w-]+", "_", name)[:40]
-        folder = root / f"{next(numbers):04d}-{readable}"
-        folder.mkdir()
-        return folder
-
-    return new
+_SCENARIOS = itertools.count(1)
 
 
 @pytest.fixture
-def scene(request: pytest.FixtureRequest, scenario_dir: Callable[[str], Path]) -> Scene:
-    workdir = scenario_dir(request.node.name) / "work"
-    workdir.mkdir()
-    return Scene(workdir=workdir)
+def scene(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    """What the scenario has seen. Its folder is numbered in the order scenarios ran and
+    named after it, under the session's temporary folder: cheaper than pytest's
+    tmp_path, which scans and re-links its base folder for every test."""
+    readable = re.sub(r"[^\w-]+", "_", request.node.name)[:40]
+    folder = tmp_path_factory.getbasetemp() / "scenarios" / f"{next(_SCENARIOS):04d}-{readable}"
+    (folder / "work").mkdir(parents=True)
+    return Scene(workdir=folder / "work")
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,6 @@ from testkit.agent_runs import agent_run
 from testkit.aws.endpoint import REGION
 from testkit.settings import ENV_API_URL, ENV_CLIENT_ID, ENV_USER_POOL_ID
 from testkit.stack.local import LocalStack
-from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 USERS = {"alice": "Alice-Sandbox-Pass-1", "bob": "Bob-Sandbox-Pass-1"}
 COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
@@ -52,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             running.resources.run_task(task_id, users["alice"].sub, agent_run(5), trace=trace)
         pool = running.resources.pool
         for name in users:
-            save_config(workdir / name, Config(running.api_url, REGION, pool.id, pool.client_id))
+            save_config(
+                workdir / name, Config(running.resources.api_url, REGION, pool.id, pool.client_id)
+            )
         assert running.aws.endpoint is not None
         print(_instructions(workdir, running.aws.endpoint, traced, untraced), flush=True)
         print(_suite_instructions(running), flush=True)
@@ -98,20 +99,13 @@ def _task_id() -> str:
 def _suite_instructions(running: LocalStack) -> str:
     """The environment that points the acceptance suite at this sandbox, as at a
     deployed stack: the suite then drives an API it did not start."""
-    stack = running.resources
+    resources = running.resources
     exports = {
-        ENV_API_URL: running.api_url,
-        ENV_USER_POOL_ID: stack.pool.id,
-        ENV_CLIENT_ID: stack.pool.client_id,
-        ENV_TRACE_BUCKET: stack.bucket,
-        ENV_TASK_TABLE: stack.table,
-        "AWS_REGION": REGION,
-        # The suite stands in for the agent runtime: it signs as the runtime's role.
-        "AWS_ENDPOINT_URL": str(running.aws.endpoint),
-        "AWS_ENDPOINT_URL_S3": running.gate.url,
-        "AWS_ENDPOINT_URL_DYNAMODB": running.dynamodb_gate.url,
-        "AWS_ACCESS_KEY_ID": running.agent_role.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": running.agent_role.secret_access_key,
+        ENV_API_URL: resources.api_url,
+        ENV_USER_POOL_ID: resources.pool.id,
+        ENV_CLIENT_ID: resources.pool.client_id,
+        # The suite stands in for the agent runtime: its environment, and its role.
+        **running.agent_environment(),
     }
     lines = "\n".join(f"  export {name}={value}" for name, value in exports.items())
     return (

@@ -2,7 +2,7 @@ import dataclasses
 import gzip
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from trace_agent import aws_clients
-from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, run_task
+from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, TaskOutcome, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.task_record import TaskRecords
 from trace_agent.trajectory import MAX_TRACE_BYTES, TrajectoryAccumulator
@@ -40,6 +40,13 @@ def records(aws: dict) -> TaskRecords:
 
 def storage(aws: dict) -> TraceStorage:
     return TraceStorage(aws["bucket"], aws["s3"])
+
+
+def run_traced(aws: dict, events: Iterable[dict[str, Any]]) -> TaskOutcome:
+    """Task t1 of user-a, with trace on, run to its end against the table and bucket."""
+    return run_task(
+        TaskConfig("t1", "user-a", trace=True), events, records=records(aws), traces=storage(aws)
+    )
 
 
 def test_a_traced_task_ends_with_its_trace_linked_in_the_terminal_write(aws: dict) -> None:
@@ -189,12 +196,7 @@ def crashing_run() -> Iterator[dict[str, Any]]:
 def test_a_crash_writes_failed_with_the_trace_and_reraises_its_own_exception(aws: dict) -> None:
     submit(aws, "t1")
     with pytest.raises(RuntimeError, match="model API exploded"):
-        run_task(
-            TaskConfig("t1", "user-a", trace=True),
-            crashing_run(),
-            records=records(aws),
-            traces=storage(aws),
-        )
+        run_traced(aws, crashing_run())
     stored = record(aws, "t1")
     assert stored["status"] == "FAILED"
     assert "trace_s3_uri" in stored
@@ -219,12 +221,7 @@ def cancelled_run() -> Iterator[dict[str, Any]]:
 
 def test_the_cancel_path_uploads_and_links_to_the_cancelled_record(aws: dict) -> None:
     submit(aws, "t1", status="CANCELLED")  # the API recorded the cancel
-    outcome = run_task(
-        TaskConfig("t1", "user-a", trace=True),
-        cancelled_run(),
-        records=records(aws),
-        traces=storage(aws),
-    )
+    outcome = run_traced(aws, cancelled_run())
     assert outcome.status == "CANCELLED"
     assert record(aws, "t1")["trace_s3_uri"].endswith("t1.jsonl.gz")
     assert outcome.trace_linked
@@ -413,12 +410,7 @@ def test_an_interrupted_run_reaches_a_terminal_status_then_reraises(
 
     submit(aws, "t1")
     with pytest.raises(type(stop)):
-        run_task(
-            TaskConfig("t1", "user-a", trace=True),
-            interrupted(),
-            records=records(aws),
-            traces=storage(aws),
-        )
+        run_traced(aws, interrupted())
     stored = record(aws, "t1")
     assert stored["status"] == "FAILED"
     assert stored["trace_s3_uri"].endswith("t1.jsonl.gz")

@@ -73,10 +73,6 @@ class MotoServer(AwsEndpoint):
     _process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls) -> MotoServer:
-        return cls.launch().ready()
-
-    @classmethod
     def launch(cls) -> MotoServer:
         process = subprocess.Popen(
             [sys.executable, "-m", "testkit.aws.moto_server"],

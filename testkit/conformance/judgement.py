@@ -194,8 +194,6 @@ def pytest_bdd_step_error(
     feature: Any,
     scenario: Any,
     step: Any,
-    step_func: Any,
-    step_func_args: Any,
     exception: BaseException,
 ) -> None:
     kind = exception.kind if isinstance(exception, Misjudged) else "behaviour"

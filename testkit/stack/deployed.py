@@ -38,10 +38,6 @@ class DeployedStack:
     resources: Resources
     users: UserDirectory
 
-    @property
-    def api_url(self) -> str:
-        return self.resources.api_url
-
     def cli_environment(self) -> dict[str, str]:
         return {}  # the shell's own settings reach the real user pool
 

@@ -42,7 +42,8 @@ class LocalStack:
     tag: SessionTag
     aws: AwsEndpoint
     gate: S3Gate
-    dynamodb_gate: DynamoDbGate
+    endpoints: GatedEndpoints
+    names: ResourceNames
     roles: Roles
     agent_role: Role
     function_role: Role
@@ -51,40 +52,25 @@ class LocalStack:
     resources: Resources
     users: UserDirectory
 
-    @property
-    def api_url(self) -> str:
-        return self.resources.api_url
-
     def revoke(self, role: str, action: str) -> Callable[[], None]:
-        """Take ``action`` from a role ("agent runtime" or "trace API"); returns the undo."""
         named = {"agent runtime": self.agent_role, "trace API": self.function_role}
         return self.roles.revoke(named[role], action)
 
     def agent_environment(self) -> dict[str, str]:
         """What an agent runtime process would get: its role's credentials, the names and
         the gated endpoints."""
-        return function_environment(self.endpoints(), self.names(), self.agent_role)
-
-    def endpoints(self) -> GatedEndpoints:
-        assert self.aws.endpoint is not None
-        return GatedEndpoints(self.aws.endpoint, self.gate.url, self.dynamodb_gate.url)
-
-    def names(self) -> ResourceNames:
-        return ResourceNames(self.resources.bucket, self.resources.table, self.resources.pool.id)
+        return function_environment(self.endpoints, self.names, self.agent_role)
 
     def cli_environment(self) -> dict[str, str]:
-        """What a user's shell needs for ``bgagent login`` to reach the local user pool."""
         assert self.aws.endpoint is not None
         return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
 
     def start_scenario(self) -> None:
-        """An honest gate and clocks: what one scenario changed is not the next one's."""
         self.gate.reset()
         if self.gateway.authorizer is not None:
             self.gateway.authorizer.clock_offset = timedelta(0)
 
     def function_log(self) -> list[str]:
-        """The function's log stream so far."""
         return self.function.log_lines()
 
     def add_user(self, name: str, password: str) -> User:
@@ -170,7 +156,8 @@ class LocalStack:
                 tag=tag,
                 aws=aws,
                 gate=gate,
-                dynamodb_gate=dynamodb_gate,
+                endpoints=endpoints,
+                names=names,
                 roles=roles,
                 agent_role=agent_role,
                 function_role=function_role,

@@ -57,6 +57,14 @@ def another_cli(folder: Path, name: str, body: str) -> str:
     return f"{sys.executable} {script}"
 
 
+def judged_with_cli(folder: Path, name: str, body: str, *args: str) -> str:
+    """What a run of the acceptance suite (``args``: which scenarios) judged, with another
+    CLI written for the test (``another_cli``) whose differences fail it."""
+    done = run_acceptance_suite(*args, env={"TRACE_SUITE_CLI": another_cli(folder, name, body)})
+    assert done.returncode == 1, done.stdout[-3000:]
+    return judged(done)
+
+
 # The settings of a stack the suite did not create (none answers at this address).
 STACK_NOT_CREATED_HERE = {
     "TRACE_SUITE_API_URL": "https://api.invalid/prod",

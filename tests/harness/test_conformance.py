@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,8 +15,8 @@ from testkit.settings import ENV_PHRASEBOOK
 from tests.harness.suite_runs import (
     ROOT,
     STACK_NOT_CREATED_HERE,
-    another_cli,
     judged,
+    judged_with_cli,
     run_acceptance_suite,
 )
 from trace_infra.definitions import GET_TRACE_URL
@@ -101,7 +102,7 @@ def test_a_missing_entry_fails_its_scenario_and_is_listed_also_from_parallel_wor
 def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -> None:
     """A CLI of another team's that shows the user's ID token: every step passes, and the
     check every scenario ends with fails."""
-    leaky = another_cli(
+    summary = judged_with_cli(
         tmp_path,
         "leaky_bgagent",
         "import json, os, sys\n"
@@ -110,15 +111,10 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
         "    with open(os.path.join(folder, 'credentials.json')) as saved:\n"
         "        print(json.load(saved)['id_token'], flush=True)\n"
         "os.execv(BGAGENT, [BGAGENT, *sys.argv[1:]])\n",
-    )
-    done = run_acceptance_suite(
         "features/test_trace_download.py",
         "-k",
         "keeps_the_stored_artifact_byte_for_byte",
-        env={"TRACE_SUITE_CLI": leaky},
     )
-    assert done.returncode == 1, done.stdout[-3000:]
-    summary = judged(done)
     assert "1 scenarios ran: 0 passed, 1 failed" in summary
     assert (
         "✗ Downloading the trace of a task: Saving the trace to a file keeps the stored "
@@ -130,7 +126,7 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
 def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviour(
     tmp_path: Path,
 ) -> None:
-    chatty = another_cli(  # a stack trace after each failure
+    summary = judged_with_cli(  # a stack trace after each failure
         tmp_path,
         "chatty_bgagent",
         "import subprocess, sys\n"
@@ -138,15 +134,10 @@ def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviou
         "if done.returncode == 1:\n"
         "    print('Traceback (most recent call last):', file=sys.stderr)\n"
         "sys.exit(done.returncode)\n",
-    )
-    done = run_acceptance_suite(
         "features/test_trace_download.py",
         "-k",
         "another_user_is_refused or without_trace_gets",
-        env={"TRACE_SUITE_CLI": chatty},
     )
-    assert done.returncode == 1, done.stdout[-3000:]
-    summary = judged(done)
     assert "2 scenarios ran: 0 passed, 2 failed" in summary
     assert summary.count("    behaviour: a stack trace on stderr: ") == 2
 
@@ -167,12 +158,7 @@ def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Pat
         " body: JSON.stringify({ error }) };\n"
         "};\n"
     )
-    done = run_acceptance_suite(
-        "features/test_trace_download.py",
-        "-k",
-        "another_user_is_refused",
-        env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
-    )
+    done = refusing_a_stranger_with(handler)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "1 passed" in done.stdout
     [call] = calls.read_text().splitlines()
@@ -180,6 +166,16 @@ def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Pat
     assert task_id.startswith("task-")
     assert caller  # from the claims the gateway verified
     assert f"handler: {handler}:handler (Node.js v" in done.stdout
+
+
+def refusing_a_stranger_with(handler: Path) -> subprocess.CompletedProcess[str]:
+    """The scenario of a stranger refused, with a Node.js handler written for the test."""
+    return run_acceptance_suite(
+        "features/test_trace_download.py",
+        "-k",
+        "another_user_is_refused",
+        env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
+    )
 
 
 def test_a_handler_that_refuses_for_the_wrong_reason_differs_in_behaviour(
@@ -196,12 +192,7 @@ def test_a_handler_that_refuses_for_the_wrong_reason_differs_in_behaviour(
         "    message: `Task ${event.pathParameters.task_id} not found.` } }),\n"
         "});\n"
     )
-    done = run_acceptance_suite(
-        "features/test_trace_download.py",
-        "-k",
-        "another_user_is_refused",
-        env={"TRACE_SUITE_HANDLER": f"{handler}:handler"},
-    )
+    done = refusing_a_stranger_with(handler)
     assert done.returncode == 1, done.stdout[-3000:]
     summary = judged(done)
     assert (

@@ -80,7 +80,7 @@ def test_without_the_json_format_and_a_level_the_refusals_never_reach_the_logs(
     text_default = dataclasses.replace(GET_TRACE_URL, log_format="Text", application_log_level="")
     function = LocalLambda(
         text_default,
-        function_environment(local.endpoints(), local.names(), local.function_role),
+        function_environment(local.endpoints, local.names, local.function_role),
         name=FUNCTION_NAME,
     )
     function.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tools.living_docs import main, render
 
@@ -44,6 +45,16 @@ def step(keyword: str, name: str, status: str = "passed", error: str | None = No
 
 def element(name: str, line: int, keyword: str, steps: list[dict]) -> dict:
     return {"keyword": keyword, "name": name, "line": line, "tags": [], "steps": steps}
+
+
+def rendered(folder: Path, **options: Any) -> str:
+    """The page for ``cucumber()``'s run of FEATURE, written in ``folder``."""
+    (folder / "things.feature").write_text(FEATURE)
+    return render(cucumber(), folder, generated=datetime(2026, 1, 2, tzinfo=UTC), **options)
+
+
+def section(page: str, title: str) -> str:
+    return page.split(f"<h2>{title}</h2>", 1)[1].split("</section>", 1)[0]
 
 
 def cucumber() -> list[dict]:
@@ -84,24 +95,24 @@ def cucumber() -> list[dict]:
 
 
 def test_the_page_reads_like_the_feature_file(tmp_path: Path) -> None:
-    (tmp_path / "things.feature").write_text(FEATURE)
-    page = render(cucumber(), tmp_path, generated=datetime(2026, 1, 2, tzinfo=UTC))
+    page = rendered(tmp_path)
 
-    assert "2026-01-02 00:00 UTC" in page
-    assert '<span class="pill passed">2 passed</span>' in page
-    assert '<span class="pill failed">1 failed</span>' in page
     assert page.count("a world") == 1  # the background, once
-    assert '<span class="kw">Rule</span> Kept out' in page
-    assert '<span class="param">&lt;input&gt;</span>' in page
-    assert "<td>1</td><td>one</td>" in page
-    assert '<tr class="failed">' in page
-    assert "<pre>2 | two: AssertionError: said &#x27;deux&#x27;</pre>" in page
+    for shown in (
+        "2026-01-02 00:00 UTC",
+        '<span class="pill passed">2 passed</span>',
+        '<span class="pill failed">1 failed</span>',
+        '<span class="kw">Rule</span> Kept out',
+        '<span class="param">&lt;input&gt;</span>',
+        "<td>1</td><td>one</td>",
+        '<tr class="failed">',
+        "<pre>2 | two: AssertionError: said &#x27;deux&#x27;</pre>",
+    ):
+        assert shown in page
 
 
 def test_the_regressions_kept_out_are_listed_with_their_results(tmp_path: Path) -> None:
-    (tmp_path / "things.feature").write_text(FEATURE)
-    page = render(cucumber(), tmp_path, generated=datetime(2026, 1, 2, tzinfo=UTC))
-    listed = page.split("<h2>Regressions kept out</h2>", 1)[1].split("</section>", 1)[0]
+    listed = section(rendered(tmp_path), "Regressions kept out")
     assert (
         '<li class="passed"><span class="mark">✓</span><a href="#feature-0-0">Plain</a>' in listed
     )
@@ -155,9 +166,7 @@ JUDGED = {
 def test_the_page_names_what_was_judged_and_where_each_failure_differed(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "things.feature").write_text(FEATURE)
-    page = render(cucumber(), tmp_path, generated=datetime.now(UTC), judged=JUDGED)
-    judged = page.split("<h2>What was judged</h2>", 1)[1].split("</section>", 1)[0]
+    judged = section(rendered(tmp_path, judged=JUDGED), "What was judged")
     assert "<dt>CLI</dt><dd>node &lt;their&gt;/bgagent.js, as a process of its own</dd>" in judged
     assert "3 scenarios ran: 2 passed, 1 failed." in judged
     assert "<b>Things: Many</b> [2 | two]" in judged
@@ -167,8 +176,7 @@ def test_the_page_names_what_was_judged_and_where_each_failure_differed(
 
 
 def test_without_a_conformance_report_nothing_is_said_of_what_was_judged(tmp_path: Path) -> None:
-    (tmp_path / "things.feature").write_text(FEATURE)
-    assert "What was judged" not in render(cucumber(), tmp_path, generated=datetime.now(UTC))
+    assert "What was judged" not in rendered(tmp_path)
 
 
 def test_the_command_reads_the_conformance_report(tmp_path: Path) -> None:

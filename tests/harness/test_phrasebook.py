@@ -44,18 +44,23 @@ def test_an_ellipsis_stands_for_any_text_even_none(tmp_path: Path) -> None:
         phrases.judge("lost", "error: lost; retry")
 
 
-def test_text_beyond_ascii_is_literal_too(tmp_path: Path) -> None:
-    phrases = book(tmp_path, '"saved" = "✓ saved → {file}"\n')
-    phrases.judge("saved", "✓ saved → /x", file="/x")
+@pytest.mark.parametrize(
+    ("entry", "said", "differs"),
+    [
+        ("✓ saved → {file}", "✓ saved → /x", "✓ saved anything /x"),
+        (
+            "Task a.b not found. (TASK_NOT_FOUND)",
+            "Task a.b not found. (TASK_NOT_FOUND)",
+            "Task aXb not found. (TASK_NOT_FOUND)",
+        ),
+    ],
+    ids=["beyond-ascii", "regex-characters"],
+)
+def test_text_is_literal(tmp_path: Path, entry: str, said: str, differs: str) -> None:
+    phrases = book(tmp_path, f'"it" = "{entry}"\n')
+    phrases.judge("it", said, file="/x")
     with pytest.raises(WordingDiffers):
-        phrases.judge("saved", "✓ saved anything /x", file="/x")
-
-
-def test_text_is_literal_where_it_holds_regex_characters(tmp_path: Path) -> None:
-    phrases = book(tmp_path, '"gone" = "Task a.b not found. (TASK_NOT_FOUND)"\n')
-    phrases.judge("gone", "Task a.b not found. (TASK_NOT_FOUND)")
-    with pytest.raises(WordingDiffers):
-        phrases.judge("gone", "Task aXb not found. (TASK_NOT_FOUND)")
+        phrases.judge("it", differs, file="/x")
 
 
 def test_placeholders_stand_for_the_file_and_the_task_exactly(tmp_path: Path) -> None:

@@ -155,7 +155,7 @@ class Gates:
 
 @pytest.fixture(scope="module")
 def gates() -> Iterator[Gates]:
-    moto = MotoServer.start()
+    moto = MotoServer.launch().ready()
     assert moto.endpoint is not None
     roles = Roles()
     arns = ResourceArns(BUCKET, TABLE, REGION)
