@@ -1,4 +1,4 @@
-"""Binds the scenarios of trace_download.feature; the steps live in ``trace_steps``."""
+"""Binds the scenarios of trace_download.feature; the steps live in ``features/steps``."""
 
 from pytest_bdd import scenarios
 

@@ -1,4 +1,4 @@
-"""Binds trace_refusals.feature; the steps live in ``trace_steps``."""
+"""Binds trace_refusals.feature; the steps live in ``features/steps``."""
 
 from pytest_bdd import scenarios
 

@@ -1,6 +1,6 @@
 """A local stand-in for API Gateway (REST v1) with a Cognito user pool authorizer.
 
-HTTP request in; the ID token verified as the authorizer does; a REST v1 proxy
+HTTP request in; the ID token verified as the authorizer does (``authorizer``); a REST v1 proxy
 event carrying the caller's claims handed to the function (the real handler, in
 a local Lambda of its own); its proxy result turned back into HTTP. Served by
 werkzeug on 127.0.0.1.
@@ -11,20 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import requests
-from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, JoseError
-from joserfc.jwk import KeySet
-
+from testkit.apigw.authorizer import CognitoAuthorizer, Unauthorized
 from testkit.aws import local_server
-from testkit.stack.users import ID_TOKEN_ALGORITHM, UserPool
 
 # Invokes the function with a proxy event and returns its proxy result; raises when the
 # function fails (API Gateway then answers 502).
@@ -41,51 +35,6 @@ _STATUS_TEXT = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
-
-
-class CognitoAuthorizer:
-    """Verifies an ID token as API Gateway's Cognito authorizer does."""
-
-    def __init__(self, pool: UserPool) -> None:
-        self._pool = pool
-        self._keys: KeySet | None = None
-        self.clock_offset = timedelta(0)  # the test's clock: lets a token expire
-
-    def claims_for(self, token: str) -> dict[str, str]:
-        """The token's claims as strings; raises Unauthorized when it must be refused."""
-        if not token:
-            raise Unauthorized("Unauthorized")
-        try:
-            decoded = jwt.decode(token, self._key_set(), algorithms=[ID_TOKEN_ALGORITHM])
-            jwt.JWTClaimsRegistry(
-                now=lambda: int(time.time() + self.clock_offset.total_seconds()),
-                iss={"essential": True, "value": self._pool.issuer},
-                aud={"essential": True, "value": self._pool.client_id},
-                token_use={"essential": True, "value": "id"},
-                sub={"essential": True},
-                exp={"essential": True},
-            ).validate(decoded.claims)
-        except ExpiredTokenError:
-            raise Unauthorized("The incoming token has expired") from None
-        except (JoseError, ValueError):
-            raise Unauthorized("Unauthorized") from None
-        # API Gateway hands every claim to the handler as a string.
-        return {name: _claim_text(value) for name, value in decoded.claims.items()}
-
-    def _key_set(self) -> KeySet:
-        if self._keys is None:
-            response = requests.get(self._pool.jwks_url, timeout=10)
-            response.raise_for_status()
-            self._keys = KeySet.import_key_set(response.json())
-        return self._keys
-
-
-class Unauthorized(Exception):
-    """The authorizer refused the token; API Gateway answers 401 with this message."""
-
-
-def _claim_text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 class LocalApiGateway(local_server.LocalServer):

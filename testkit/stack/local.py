@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from testkit.apigw.gateway import CognitoAuthorizer, LocalApiGateway
+from testkit.apigw.authorizer import CognitoAuthorizer
+from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.auth import ResourceArns, Role, Roles, statements_for
 from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
