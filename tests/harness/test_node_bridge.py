@@ -418,12 +418,15 @@ def _wait_until_gone(pid: int) -> None:
     zombie while the others still run): polled, within 10 s."""
     for _ in range(1000):
         try:
-            states = [
-                (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                for task in Path(f"/proc/{pid}/task").iterdir()
-            ]
-        except (FileNotFoundError, ProcessLookupError):  # reaped while being read
-            return
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except FileNotFoundError:
+            return  # reaped
+        states = []
+        for task in tasks:
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that ended since the listing; the process may not have
         if all(state in ("Z", "X") for state in states):
             return
         time.sleep(0.01)
