@@ -42,7 +42,7 @@ from testkit.settings import (
 )
 from testkit.stack import Stack, launch_moto, open_stack
 from testkit.stack.resources import Resources
-from testkit.stack.users import UserDirectory, UserPool, create_user_pool
+from testkit.stack.users import UserPool, create_user_pool
 
 pytest_plugins = [
     "testkit.conformance.judgement",
@@ -147,17 +147,6 @@ def function(stack: Stack) -> LocalLambda:
 
 
 @pytest.fixture(scope="session")
-def directory(stack: Stack) -> UserDirectory:
-    """The platform's users: each signed up once per session."""
-    return stack.users
-
-
-@pytest.fixture(scope="session")
-def api_url(stack: Stack) -> str:
-    return stack.resources.api_url
-
-
-@pytest.fixture(scope="session")
 def phrasebook(pytestconfig: pytest.Config) -> Phrasebook:
     """How the CLI under judgement words the messages the scenarios check."""
     return judgement.phrasebook_of(pytestconfig)
@@ -172,9 +161,7 @@ def resources(stack: Stack) -> Resources:
 
 
 @pytest.fixture(scope="session")
-def signed_in(
-    directory: UserDirectory, api_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> SignIns:
+def signed_in(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> SignIns:
     """Each person configures bgagent and signs in through it once per session; every
     scenario that calls on them then works on its own copy of that configuration. Their
     credentials live under pytest's temporary directories, removed with the run."""
@@ -183,7 +170,8 @@ def signed_in(
     def person(name: str, workdir: Path) -> Person:
         if name not in sessions:
             home = tmp_path_factory.mktemp(f"bgagent-{name.lower()}")
-            sessions[name] = sign_in(name, directory.user(name), api_url, directory.pool, home)
+            user, users = stack.users.user(name), stack.users
+            sessions[name] = sign_in(name, user, stack.resources.api_url, users.pool, home)
         first = sessions[name]
         own = workdir.parent / f"bgagent-{name.lower()}"
         return Person(name, first.user, own, first.id_token, first.refresh_token, first.config_dir)

@@ -79,26 +79,6 @@ class Target:
 OWN_MOTO = Target("the suite's own moto on 127.0.0.1", frozenset(CAPABILITIES))
 
 
-def other_emulator(endpoint: str) -> Target:
-    return Target(
-        f"TRACE_SUITE_AWS_ENDPOINT points the suite at {endpoint}",
-        frozenset({"needs_local_stack"}),
-    )
-
-
-def stack_not_created_here(api_url: str) -> Target:
-    return Target(f"TRACE_SUITE_API_URL points the suite at {api_url}", frozenset())
-
-
-def target_for(*, api_url: str | None, emulator: str | None) -> Target:
-    """The target the environment chose: a stack not created here wins over an emulator."""
-    if api_url:
-        return stack_not_created_here(api_url)
-    if emulator:
-        return other_emulator(emulator)
-    return OWN_MOTO
-
-
 class SettingsError(Exception):
     """A setting the suite cannot use; its message is the one line the run stops with."""
 
@@ -150,10 +130,16 @@ class Settings:
 
     @property
     def target(self) -> Target:
-        """What the suite runs against, and what that target provides."""
-        return target_for(
-            api_url=self.deployed.api_url if self.deployed else None, emulator=self.emulator
-        )
+        """What the suite runs against, and what that target provides: a stack it did not
+        create wins over another emulator."""
+        if self.deployed:
+            return Target(f"{ENV_API_URL} points the suite at {self.deployed.api_url}", frozenset())
+        if self.emulator:
+            return Target(
+                f"{ENV_AWS_ENDPOINT} points the suite at {self.emulator}",
+                frozenset({"needs_local_stack"}),
+            )
+        return OWN_MOTO
 
 
 def _deployed(environ: Mapping[str, str]) -> DeployedTarget:

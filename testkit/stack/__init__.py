@@ -18,7 +18,7 @@ from testkit.aws.endpoint import MotoServer
 from testkit.aws.s3_gate import S3Gate
 from testkit.lambda_.function_code import FunctionCode, function_code
 from testkit.lambda_.local_lambda import LocalLambda
-from testkit.settings import Settings, Target
+from testkit.settings import Settings
 from testkit.stack.deployed import DeployedStack
 from testkit.stack.local import LocalStack
 from testkit.stack.resources import Resources
@@ -27,8 +27,6 @@ from trace_infra.definitions import GET_TRACE_URL
 
 
 class Stack(Protocol):
-    @property
-    def target(self) -> Target: ...
     @property
     def resources(self) -> Resources: ...
     @property

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import boto3
 
 from testkit.aws.endpoint import AwsEndpoint
-from testkit.settings import DeployedTarget, NotOnThisTarget, Target, target_for
+from testkit.settings import DeployedTarget, NotOnThisTarget
 from testkit.stack.footprint import Footprint, SessionTag
 from testkit.stack.resources import AgentRuntime, Resources
 from testkit.stack.users import UserDirectory, UserPool
@@ -33,8 +33,6 @@ from testkit.stack.users import UserDirectory, UserPool
 class DeployedStack:
     """A session's view of a stack it did not create."""
 
-    target: Target
-    tag: SessionTag
     resources: Resources
     users: UserDirectory
 
@@ -87,8 +85,6 @@ class DeployedStack:
         users = UserDirectory(cognito, pool, tag=str(tag))
         try:
             yield cls(
-                target=target_for(api_url=where.api_url, emulator=None),
-                tag=tag,
                 resources=Resources(aws, agent, pool, where.api_url, where.bucket, where.table),
                 users=users,
             )

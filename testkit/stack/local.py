@@ -22,7 +22,6 @@ from testkit.aws.resources import create_task_table, create_trace_bucket
 from testkit.aws.s3_gate import S3Gate
 from testkit.lambda_.function_code import FunctionCode
 from testkit.lambda_.local_lambda import LocalLambda
-from testkit.settings import Target, target_for
 from testkit.stack.footprint import PREFIX, SessionTag, left_over
 from testkit.stack.resources import AgentRuntime, ResourceNames, Resources
 from testkit.stack.users import User, UserDirectory, create_user, create_user_pool
@@ -39,8 +38,6 @@ FUNCTION_NAME = "GetTraceUrl"
 
 @dataclass(frozen=True)
 class LocalStack:
-    target: Target
-    tag: SessionTag
     aws: AwsEndpoint
     gate: S3Gate
     endpoints: GatedEndpoints
@@ -153,8 +150,6 @@ class LocalStack:
             )
             resources = Resources(aws, agent, pool, gateway.url, names.bucket, names.table)
             yield cls(
-                target=target_for(api_url=None, emulator=emulator),
-                tag=tag,
                 aws=aws,
                 gate=gate,
                 endpoints=endpoints,
