@@ -2,7 +2,7 @@
 authorizes every call as DynamoDB does.
 
 Each call must be SigV4-signed (checked with botocore's own signer) by a known
-role whose policy (``testkit.aws.iam``) allows the call's action
+role whose policy (``testkit.aws.auth``) allows the call's action
 (``dynamodb:<Operation>``, from ``X-Amz-Target``) on the table it names, or the
 index of that table it queries. A denied call answers HTTP 400 with an
 ``AccessDeniedException``, as DynamoDB does. What passes goes to moto unchanged.

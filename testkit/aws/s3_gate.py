@@ -1,13 +1,13 @@
 """The S3 endpoint as the code under test sees it: a gate in front of moto, as strict as S3
 where moto is blind.
 
-Every request must be signed with SigV4 by a known role (header-signed calls
-are checked with botocore's own signer; presigned links by recomputing their query
-signature), within the clock skew S3 allows, and presigned links within their
-lifetime (at most 7 days) on a clock the test controls. SigV2 is refused. The
-signer's policy (``testkit.aws.iam``, from the infrastructure's grants) must
+Every request must be signed with SigV4 by a known role (both kinds of signature
+are recomputed with botocore's own signers, ``testkit.aws.auth``), within the clock
+skew S3 allows, and presigned links within their lifetime (at most 7 days) on a
+clock the test controls. SigV2 is refused. The
+signer's policy (``testkit.aws.auth``, from the infrastructure's grants) must
 allow the action on the resource; a GET or HEAD of a missing key answers 404 only
-to an role allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
+to a role allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
 passes is forwarded to moto byte for byte (keys are literal). The gate can also
 misbehave on purpose on presigned downloads (reset, short body, corrupt bytes,
 error status, stall) so the suite can show that the CLI loses nothing.

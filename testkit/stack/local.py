@@ -2,7 +2,7 @@
 benchmarks: moto's server (or another emulator), the S3 and DynamoDB gates in front
 of it, the handler in a local Lambda of its own, and the API Gateway in front of
 that, on 127.0.0.1; the stack's bucket, table and user pool built from
-``trace_infra``. The agent runtime and the handler each sign their calls as an
+``trace_infra``. The agent runtime and the handler each sign their calls as a
 role of their own, whose policy comes from the infrastructure's grants."""
 
 from __future__ import annotations
