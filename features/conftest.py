@@ -40,8 +40,8 @@ from testkit.settings import (
     SettingsError,
     needs_local_stack,
 )
-from testkit.stack import Stack, launch_moto, open_stack
 from testkit.stack.resources import Resources
+from testkit.stack.session import Stack, launch_moto, open_stack
 from testkit.stack.users import UserPool, create_user_pool
 
 pytest_plugins = [

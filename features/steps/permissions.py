@@ -13,8 +13,8 @@ from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.scene import Scene
 from testkit.settings import needs_local_stack
-from testkit.stack import Stack
 from testkit.stack.resources import Resources
+from testkit.stack.session import Stack
 from trace_infra.definitions import trace_object_key
 
 # The reason the function's error record gives, by the name the phrasebook gives it.

@@ -27,7 +27,7 @@ from testkit.conformance.phrasebook import (
     PhrasebookError,
 )
 from testkit.settings import Settings, SettingsError
-from testkit.stack import handler_code
+from testkit.stack.session import handler_code
 
 _DETAIL_CHARACTERS = 400
 

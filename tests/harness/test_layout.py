@@ -3,7 +3,9 @@ removed without its line in the README or features/README.md fails here."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +63,22 @@ def test_the_readme_layout_names_every_folder_of_the_project() -> None:
     assert set(re.findall(r"\b(\w+)/ \(", kit)) == {
         path.name for path in (ROOT / "testkit").iterdir() if path.is_dir() and path.name[0] != "_"
     }
+
+
+def test_any_module_of_the_kit_or_the_steps_may_be_imported_first() -> None:
+    """A script or a test may import any of them first: no import cycle between them."""
+    ours = ("testkit", "features")
+    names = sorted(
+        ".".join(path.with_suffix("").relative_to(ROOT).parts)
+        for path in [*(ROOT / "testkit").rglob("*.py"), *(ROOT / "features/steps").glob("*.py")]
+    )
+    loaded = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ours}
+    try:
+        for name in names:
+            for other in [n for n in sys.modules if n.split(".")[0] in ours]:
+                del sys.modules[other]
+            importlib.import_module(name.removesuffix(".__init__"))
+    finally:
+        for other in [n for n in sys.modules if n.split(".")[0] in ours]:
+            del sys.modules[other]
+        sys.modules.update(loaded)
