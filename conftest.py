@@ -16,7 +16,8 @@ import pytest
 # The acceptance suite's steps and kit hold its assertions: rewrite them for clear failures.
 pytest.register_assert_rewrite("features", "testkit")
 
-from testkit.stack.footprint import is_running  # noqa: E402  (rewritten, as above)
+from testkit.settings import names_a_deployed_stack  # noqa: E402  (rewritten, as above)
+from testkit.stack.footprint import is_running  # noqa: E402
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -30,7 +31,7 @@ _FAKE_AWS = {
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if os.environ.get("TRACE_SUITE_API_URL") and request.node.get_closest_marker("integration"):
+    if names_a_deployed_stack() and request.node.get_closest_marker("integration"):
         return
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)

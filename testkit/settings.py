@@ -83,6 +83,12 @@ class SettingsError(Exception):
     """A setting the suite cannot use; its message is the one line the run stops with."""
 
 
+def names_a_deployed_stack(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the scenarios run against a stack the suite did not create, with the
+    credentials of the shell (checked before the settings are read whole)."""
+    return bool(environ.get(ENV_API_URL, "").strip())
+
+
 @dataclass(frozen=True)
 class DeployedTarget:
     """Where a stack the suite did not create is, as the environment names it."""
@@ -113,7 +119,7 @@ class Settings:
             cli = tuple(shlex.split(setting(ENV_CLI))) or None
         except ValueError as unparsable:
             raise SettingsError(f"{ENV_CLI}={setting(ENV_CLI)!r}: {unparsable}") from None
-        deployed = _deployed(environ) if setting(ENV_API_URL) else None
+        deployed = _deployed(environ) if names_a_deployed_stack(environ) else None
         if deployed and setting(ENV_HANDLER):
             raise SettingsError(
                 f"{ENV_HANDLER} needs the suite's own stack; "

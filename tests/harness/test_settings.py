@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
-from testkit.settings import OWN_MOTO, Settings, SettingsError
+from testkit.settings import OWN_MOTO, Settings, SettingsError, names_a_deployed_stack
 from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
 
 
@@ -64,3 +64,12 @@ def test_a_setting_the_suite_cannot_use_is_one_line(environ: dict[str, str], sai
         Settings.read(environ)
     assert str(refused.value).startswith(said)
     assert "\n" not in str(refused.value)
+
+
+def test_a_blank_api_url_names_no_deployed_stack_anywhere() -> None:
+    """The credentials of the shell are kept for scenarios only when the settings too
+    say the stack is not the suite's own."""
+    for blank in ("", "  "):
+        assert not names_a_deployed_stack({"TRACE_SUITE_API_URL": blank})
+        assert Settings.read({"TRACE_SUITE_API_URL": blank}).deployed is None
+    assert names_a_deployed_stack(STACK_NOT_CREATED_HERE)
