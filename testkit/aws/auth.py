@@ -9,7 +9,8 @@ action and its resource (``*`` and ``?`` wildcards), and denied otherwise.
 
 Signatures are checked with botocore's own signers as the reference: the request is
 rebuilt from what arrived (method, raw path and query, the headers it says it
-signed) and signed again with the secret of the role its access key id names.
+signed, exactly) and signed again with the secret of the role its access key id
+names; its credential's date must be the day it says it was signed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from testkit.aws.local_server import Request
@@ -155,9 +157,10 @@ def verify_request(request: Request, roles: Roles, *, region: str, service: str)
     role = roles.by_access_key(parsed["key"])
     if role is None:
         return Verdict(None, "InvalidAccessKeyId")
-    if (parsed["region"], parsed["service"]) != (region, service):
-        return Verdict(role, "SignatureDoesNotMatch")
     amz_date = headers.get("x-amz-date", "")
+    scope = (parsed["date"], parsed["region"], parsed["service"])
+    if scope != (amz_date[:8], region, service):
+        return Verdict(role, "SignatureDoesNotMatch")
     signed_at = _parse_time(amz_date)
     if signed_at is None:
         return Verdict(role, "AccessDenied")
@@ -171,7 +174,7 @@ def verify_request(request: Request, roles: Roles, *, region: str, service: str)
         hashlib.sha256(request.body).hexdigest() != payload_hash
     ):
         return Verdict(role, "XAmzContentSHA256Mismatch")
-    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(_credentials(role), service, region)
+    signer = (_S3Signed if service == "s3" else _ExactlySigned)(_credentials(role), service, region)
     rebuilt = AWSRequest(
         method=request.method,
         url=_url(headers, request.target.path, request.target.query),
@@ -208,11 +211,11 @@ def verify_presigned(
 
     if algorithm != ALGORITHM or not 1 <= expires <= MAX_EXPIRES_SECONDS:
         return seen("AuthorizationQueryParametersError")
-    if scope.split("/")[1:] != [region, "s3", "aws4_request"]:
+    if scope.split("/") != [query["X-Amz-Date"][:8], region, "s3", "aws4_request"]:
         return seen("AuthorizationQueryParametersError")
     if role is None:
         return seen("InvalidAccessKeyId")
-    signer = S3SigV4QueryAuth(_credentials(role), "s3", region, expires=expires)
+    signer = _S3QuerySigned(_credentials(role), "s3", region, expires=expires)
     rebuilt = AWSRequest(
         method=request.method,
         url=_url(request.lower, request.target.path, ""),
@@ -227,6 +230,26 @@ def verify_presigned(
     if now > signed_at + timedelta(seconds=expires):
         return seen("AccessDenied")  # S3: "Request has expired"
     return seen("ok")
+
+
+class _ExactlySigned(SigV4Auth):
+    """Signs exactly the headers the request carries: the ones it says it signed.
+    botocore's own signing leaves some out (User-Agent, Expect), which AWS signs when a
+    client names them."""
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        signed = HTTPHeaders()
+        for name, value in request.headers.items():
+            signed[name] = value
+        return signed
+
+
+class _S3Signed(_ExactlySigned, S3SigV4Auth):
+    pass
+
+
+class _S3QuerySigned(_ExactlySigned, S3SigV4QueryAuth):
+    pass
 
 
 def _signature(signer: SigV4Auth, request: AWSRequest, amz_date: str) -> str:

@@ -5,21 +5,34 @@ policy, keys forwarded byte for byte."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
 import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from testkit.aws.auth import ResourceArns, Role, Roles, Statement, verify_presigned
+from testkit.aws.auth import (
+    ResourceArns,
+    Role,
+    Roles,
+    Statement,
+    verify_presigned,
+    verify_request,
+)
 from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, MotoServer
 from testkit.aws.local_server import read_request
@@ -70,12 +83,13 @@ def presign(
     )
 
 
-def verdict(roles: Roles, url: str, *, now: datetime | None = None, method="GET"):
+def verdict(roles: Roles, url: str, *, now: datetime | None = None, method="GET", **headers: str):
     parts = urlsplit(url)
     environ = {
         "REQUEST_METHOD": method,
         "RAW_URI": f"{parts.path}?{parts.query}",
         "HTTP_HOST": parts.netloc,
+        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
     }
     request = read_request(environ)
     return verify_presigned(request, roles, region=REGION, now=now or datetime.now(UTC)).verdict
@@ -131,6 +145,54 @@ def test_a_link_of_an_unknown_access_key_is_refused(signer) -> None:
     roles, _ = signer
     stranger = Role("stranger", "AKIASTRANGER0000", "secret")
     assert verdict(roles, presign(stranger)) == "InvalidAccessKeyId"
+
+
+def test_a_link_whose_credential_names_another_day_is_refused(signer) -> None:
+    roles, role = signer
+    url = presign(role)
+    day = re.search(r"X-Amz-Date=(\d{8})", url)
+    assert day is not None
+    other = url.replace(f"%2F{day[1]}%2F", "%2F19700101%2F")
+    assert verdict(roles, other) == "AuthorizationQueryParametersError"
+
+
+def test_a_link_that_signed_more_headers_than_botocore_would_passes_with_them(signer) -> None:
+    """AWS checks the headers a link says it signed, User-Agent included, where botocore
+    never signs it: the link is signed here by hand, as the SigV4 specification says."""
+    roles, role = signer
+    now = datetime.now(UTC)
+    day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{day}/{REGION}/s3/aws4_request"
+    params = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{role.access_key_id}/{scope}",
+        "X-Amz-Date": stamp,
+        "X-Amz-Expires": "900",
+        "X-Amz-SignedHeaders": "host;user-agent",
+    }
+    query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items())
+    )
+    canonical = "\n".join(
+        [
+            "GET",
+            "/bucket/key",
+            query,
+            "host:127.0.0.1:9\nuser-agent:their-sdk/1.0\n",
+            "host;user-agent",
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = f"AWS4{role.secret_access_key}".encode()
+    for part in (day, REGION, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    url = f"{NOWHERE}/bucket/key?{query}&X-Amz-Signature={signature}"
+    assert verdict(roles, url, user_agent="their-sdk/1.0") == "ok"
+    assert verdict(roles, url, user_agent="another/2.0") == "SignatureDoesNotMatch"
 
 
 def test_a_link_signed_with_another_secret_is_refused(signer) -> None:
@@ -280,3 +342,27 @@ def test_a_denied_dynamodb_call_answers_access_denied(gates: Gates) -> None:
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     body = json.dumps(denied.value.response)
     assert "dynamodb:PutItem" in body
+
+
+def test_a_call_whose_credential_names_another_day_is_refused(signer) -> None:
+    """The credential's date is not signed itself: it must be the day of X-Amz-Date."""
+    roles, role = signer
+    signed = AWSRequest(method="GET", url=f"{NOWHERE}/bucket/key")
+    credentials = Credentials(role.access_key_id, role.secret_access_key)
+    S3SigV4Auth(credentials, "s3", REGION).add_auth(signed)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/bucket/key",
+        "HTTP_HOST": urlsplit(NOWHERE).netloc,
+        **{f"HTTP_{n.upper().replace('-', '_')}": v for n, v in signed.headers.items()},
+    }
+
+    def error() -> str:
+        return verify_request(read_request(environ), roles, region=REGION, service="s3").error
+
+    assert error() == ""
+    day = signed.headers["X-Amz-Date"][:8]
+    environ["HTTP_AUTHORIZATION"] = signed.headers["Authorization"].replace(
+        f"/{day}/", "/19700101/"
+    )
+    assert error() == "SignatureDoesNotMatch"
