@@ -111,3 +111,13 @@ def test_a_terminal_given_as_stdout_is_one(config_dir: Path) -> None:
     os.close(controller)
     assert code == 1
     assert "Refusing to write the gzip artifact to a terminal" in stderr.getvalue()
+
+
+def test_help_to_a_reader_that_went_away_ends_quietly_as_a_download_does() -> None:
+    """`bgagent --help | head -c0`: the broken pipe's status, 141, and nothing said."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    stderr = io.StringIO()
+    with os.fdopen(writer, "wb", buffering=0) as stdout:
+        assert run(["--help"], stdout=stdout, stderr=stderr, environ={}) == 141
+    assert stderr.getvalue() == ""

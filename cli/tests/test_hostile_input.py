@@ -304,8 +304,9 @@ def test_the_api_call_has_an_overall_limit(bgagent, config_dir, trickling_server
 # --- standard streams ----------------------------------------------------------------------
 
 
-def test_a_closed_stdout_is_one_line_on_stderr(config_dir, backend) -> None:
-    done = process(config_dir, "trace", "download", "t-1", shell_tail=" >&-")
+@pytest.mark.parametrize("raw", [(), ("-o", "-")], ids=["trajectory", "raw-artifact"])
+def test_a_closed_stdout_is_one_line_on_stderr(config_dir, backend, raw) -> None:
+    done = process(config_dir, "trace", "download", "t-1", *raw, shell_tail=" >&-")
     assert done.returncode == 1
     assert one_line_no_traceback(done.stderr) == (
         "bgagent: Cannot write to standard output: standard output is closed.\n"
