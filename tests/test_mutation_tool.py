@@ -112,3 +112,9 @@ def test_a_path_outside_the_project_is_refused() -> None:
     )
     with pytest.raises(SystemExit, match="is not in the project"):
         mutate._inside_the_project("/etc/passwd")
+
+
+def test_a_mutant_runs_with_a_home_and_a_temporary_folder_of_its_own(tmp_path: Path) -> None:
+    environment = mutate._environment(tmp_path / "tree", tmp_path / "scratch")
+    assert environment["HOME"] == environment["TMPDIR"] == str(tmp_path / "scratch")
+    assert (tmp_path / "scratch").is_dir()

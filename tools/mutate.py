@@ -541,6 +541,8 @@ def _environment(tree: Path, temporary: Path) -> dict[str, str]:
         # A mutant and the original can have the same size and mtime second: no .pyc.
         "PYTHONDONTWRITEBYTECODE": "1",
         "TMPDIR": str(temporary),
+        # A mutant that ignores BGAGENT_CONFIG_DIR writes its settings here, not in ~.
+        "HOME": str(temporary),
     }
 
 
