@@ -22,9 +22,11 @@ from testkit.aws import local_server
 
 # Invokes the function with a proxy event and returns its proxy result; raises when the
 # function fails (API Gateway then answers 502).
-Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
+Invoke = Callable[[dict[str, Any]], Any]
 
 STAGE = "prod"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110)
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # Latin-1, no control but a tab
 _ROUTES = (("GET", "/tasks/{task_id}/trace", re.compile(r"^/tasks/(?P<task_id>[^/]+)/trace$")),)
 _STATUS_TEXT = {
     200: "OK",
@@ -73,9 +75,8 @@ class LocalApiGateway(local_server.LocalServer):
 
         event = _proxy_event(environ, resource, path, path_parameters, query, claims)
         try:
-            result = self._invoke(event)
-            return _http_from_result(result)
-        except Exception:
+            return _http_from_result(self._invoke(event))
+        except Exception:  # the function failed, or answered no proxy result
             return _gateway_answer(502, "Internal server error")
 
 
@@ -125,14 +126,56 @@ def _proxy_event(
     }
 
 
-def _http_from_result(result: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    status = int(result["statusCode"])
-    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers[str(name)] = ", ".join(str(v) for v in values)
-    body = result.get("body") or ""
-    payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-    return status, list(headers.items()), payload
+class MalformedResult(Exception):
+    """The function's answer is no proxy result API Gateway can turn into HTTP."""
+
+
+def _http_from_result(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The HTTP answer of a proxy result; MalformedResult where API Gateway answers 502
+    ("Malformed Lambda proxy response"): no object, a status outside 100-599, a body
+    that is no string, headers that are no object of scalar values, a value that is no
+    Latin-1 or holds a line break (it would start a header of its own), or a body
+    marked base64 that is not."""
+    if not isinstance(result, Mapping):
+        raise MalformedResult("the result is no object")
+    status = result.get("statusCode")
+    if isinstance(status, str) and status.isascii() and status.isdigit():
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise MalformedResult(f"statusCode {status!r}")
+    headers = {name: _header(value) for name, value in _object(result, "headers").items()}
+    for name, values in _object(result, "multiValueHeaders").items():
+        if not isinstance(values, list):
+            raise MalformedResult(f"multiValueHeaders {name!r} is no list")
+        headers[name] = ", ".join(_header(value) for value in values)
+    if not all(_TOKEN.fullmatch(name) for name in headers):
+        raise MalformedResult(f"a header name among {list(headers)!r}")
+    body = result.get("body")
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise MalformedResult(f"a body of type {type(body).__name__}")
+    try:
+        payload = base64.b64decode(body, validate=True) if result.get("isBase64Encoded") else None
+    except ValueError:
+        raise MalformedResult("a body marked base64 that is not") from None
+    return status, list(headers.items()), body.encode() if payload is None else payload
+
+
+def _object(result: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    value = result.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(name, str) for name in value):
+        raise MalformedResult(f"{field} is no object")
+    return value
+
+
+def _header(value: object) -> str:
+    text = str(value)
+    if isinstance(value, (dict, list)) or value is None or not _FIELD_VALUE.fullmatch(text):
+        raise MalformedResult(f"a header value {value!r}")
+    return text
 
 
 def _gateway_answer(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
