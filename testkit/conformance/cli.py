@@ -8,6 +8,7 @@ command, as a subprocess, with the person's settings in ``BGAGENT_CONFIG_DIR``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -86,16 +87,31 @@ def run_command(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # it and what it starts: one group, ended as a whole
         )
-    with process, _pressed_when(interrupt_when, lambda: process.send_signal(signal.SIGINT)):
+    # Ctrl-C at a terminal reaches the foreground process group, not one process.
+    with process, _pressed_when(interrupt_when, lambda: _signal(process, signal.SIGINT)):
         try:
             stdout, stderr = process.communicate(stdin.encode(), timeout=_RUN_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
+        except subprocess.TimeoutExpired:  # it, or something it left, holds its output
+            _signal(process, signal.SIGKILL)
+            try:
+                stdout, stderr = process.communicate(timeout=_RUN_SECONDS)
+            except subprocess.TimeoutExpired:  # held by a process outside its group
+                stdout, stderr = b"", b"(its output was held open by a process it left)"
+                for stream in (process.stdout, process.stderr):
+                    if stream is not None:
+                        stream.close()
+                process.wait()
+            stderr += f"\n(the run was ended after {_RUN_SECONDS} s)".encode()
     return _ran(
         CliRun([*command, *args], process.returncode, stdout, stderr.decode("utf-8", "replace"))
     )
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
 
 
 @contextmanager
