@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,10 @@ class Settings:
             cli = tuple(shlex.split(setting(ENV_CLI))) or None
         except ValueError as unparsable:
             raise SettingsError(f"{ENV_CLI}={setting(ENV_CLI)!r}: {unparsable}") from None
+        if cli and not _is_command(cli[0]):
+            raise SettingsError(
+                f"{ENV_CLI}={setting(ENV_CLI)!r}: {cli[0]!r} is no command that can run here"
+            )
         deployed = _deployed(environ) if names_a_deployed_stack(environ) else None
         if deployed and setting(ENV_HANDLER):
             raise SettingsError(
@@ -146,6 +151,12 @@ class Settings:
                 frozenset({"needs_local_stack"}),
             )
         return OWN_MOTO
+
+
+def _is_command(name: str) -> bool:
+    """An executable file, named by path or found on PATH (never a folder)."""
+    found = shutil.which(name)
+    return found is not None and Path(found).is_file()
 
 
 def _deployed(environ: Mapping[str, str]) -> DeployedTarget:

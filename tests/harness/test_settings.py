@@ -47,6 +47,11 @@ def test_a_stack_the_suite_did_not_create_is_named_whole() -> None:
     [
         ({"TRACE_SUITE_CLI": "node 'unclosed"}, 'TRACE_SUITE_CLI="node \'unclosed": No closing'),
         (
+            {"TRACE_SUITE_CLI": "no-such-bgagent trace"},
+            "TRACE_SUITE_CLI='no-such-bgagent trace': 'no-such-bgagent' is no command",
+        ),
+        ({"TRACE_SUITE_CLI": "/tmp"}, "TRACE_SUITE_CLI='/tmp': '/tmp' is no command that can run"),
+        (
             {"TRACE_SUITE_API_URL": "https://x/prod", "AWS_REGION": "eu-west-1"},
             "TRACE_SUITE_API_URL is set; also set TRACE_SUITE_USER_POOL_ID, "
             "TRACE_SUITE_CLIENT_ID, TRACE_ARTIFACTS_BUCKET_NAME, TASK_TABLE_NAME",
@@ -57,7 +62,13 @@ def test_a_stack_the_suite_did_not_create_is_named_whole() -> None:
             "one it did not create",
         ),
     ],
-    ids=["badly-quoted-cli", "incomplete-stack", "handler-for-a-deployed-stack"],
+    ids=[
+        "badly-quoted-cli",
+        "cli-not-found",
+        "cli-a-folder",
+        "incomplete-stack",
+        "handler-for-a-deployed-stack",
+    ],
 )
 def test_a_setting_the_suite_cannot_use_is_one_line(environ: dict[str, str], said: str) -> None:
     with pytest.raises(SettingsError) as refused:
