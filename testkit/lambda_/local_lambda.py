@@ -56,6 +56,7 @@ class _Invocation:
 
 
 INIT_SECONDS = 10  # Lambda's limit on loading the handler (its init phase)
+_LOG_POLL_MS = 100  # how soon the log's reader sees that its runtime has ended
 
 
 class _Instance:
@@ -266,15 +267,18 @@ class LocalLambda:
 
     def _pump_log(self, instance: _Instance) -> None:
         """Read the instance's output as it comes, so that a runtime never blocks on a
-        full pipe; every read happens under the log's lock, so lines keep their order."""
+        full pipe; every read happens under the log's lock, so lines keep their order.
+        Once the runtime has ended, what it wrote is read and the pipe let go: a process
+        it left in a session of its own may hold the pipe open for ever."""
         stdout = instance.process.stdout
         assert stdout is not None
         ready = select.poll()  # not select(): a descriptor may be above 1023
         ready.register(stdout.fileno(), select.POLLIN | select.POLLHUP)
         while True:
-            ready.poll()
+            ended = instance.ended.is_set()
+            ready.poll(_LOG_POLL_MS)
             with self._log_lock:
-                if not self._read(stdout):
+                if not self._read(stdout) or ended:
                     stdout.close()
                     return
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -431,3 +434,34 @@ def _wait_until_gone(pid: int) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} is still running")
+
+
+def test_a_helper_in_a_session_of_its_own_never_holds_the_function_up(tmp_path: Path) -> None:
+    """It holds the log's pipe open past its runtime's end: the function still stops
+    (within a bound, so a regression fails instead of hanging), with what it logged."""
+    helper = tmp_path / "helper.pid"
+    source = (
+        'import { spawn } from "node:child_process";\n'
+        'import { writeFileSync } from "node:fs";\n'
+        "export const handler = async () => {\n"
+        '  const kept = spawn("sleep", ["60"], { detached: true, stdio: "inherit" });\n'
+        f"  writeFileSync({json.dumps(str(helper))}, String(kept.pid));\n"
+        "  kept.unref();\n"
+        '  console.log("helper started");\n'
+        "  return { statusCode: 200, body: '{}' };\n"
+        "};\n"
+    )
+    logged: list[str] = []
+
+    def invoke_then_stop() -> None:
+        with running(tmp_path, source) as local:
+            local.invoke({})
+        logged.extend(local.log_lines())
+
+    stopping = threading.Thread(target=invoke_then_stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=30)
+    if helper.exists():
+        os.kill(int(helper.read_text()), signal.SIGKILL)
+    assert not stopping.is_alive(), "the function did not stop"
+    assert any("helper started" in line for line in logged)
