@@ -19,7 +19,9 @@ unjudged.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 
 DEFAULT_PHRASEBOOK = Path(__file__).resolve().parents[2] / "features" / "phrasebook.toml"
 ANY_TEXT = "…"
+MAX_BYTES = 1024 * 1024
 PLACEHOLDERS = ("file", "task")
 _TOKEN = re.compile(r"(…|\{(?:" + "|".join(PLACEHOLDERS) + r")\})")
 
@@ -105,7 +108,7 @@ class Phrasebook:
         """``names_from``: the phrasebook that says which keys name one message (the
         default phrasebook, for another CLI's); by default this one."""
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+            document = tomllib.loads(_read_bounded(path).decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise PhrasebookError(f"phrasebook {path}: {err}") from None
         messages = document.get("messages")
@@ -161,3 +164,16 @@ def _entry(path: Path, key: str, value: object) -> Entry:
     raise PhrasebookError(
         f'phrasebook {path}: "{key}" must be text or {{ regex = "…" }}, not {value!r}'
     )
+
+
+def _read_bounded(path: Path) -> bytes:
+    """A regular file's bytes, at most MAX_BYTES: never a pipe that may never end, nor a
+    device without end."""
+    # Opened without waiting: opening a pipe to read waits for a writer.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as opened:
+        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
+            raise OSError(f"{path} is no regular file")
+        read = opened.read(MAX_BYTES + 1)
+    if len(read) > MAX_BYTES:
+        raise OSError(f"longer than {MAX_BYTES} bytes")
+    return read

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from features.steps import downloads, permissions
 from testkit.conformance.phrasebook import (
     DEFAULT_PHRASEBOOK,
+    MAX_BYTES,
     AmbiguousPhrase,
     MissingPhrase,
     Phrasebook,
@@ -265,3 +268,36 @@ def test_the_default_phrasebook_words_every_message_the_scenarios_check_and_no_o
     assert len(checked) > 20
     assert sorted(checked - set(default.entries)) == []
     assert sorted(set(default.entries) - checked) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("fifo", "is no regular file"), ("device", "is no regular file"), ("long", "longer than")],
+)
+def test_a_phrasebook_that_is_no_bounded_file_is_refused_at_once(
+    tmp_path: Path, kind: str, reason: str
+) -> None:
+    """A pipe nobody writes, a device (one without end would fill the memory), a file
+    past 1 MiB: refused, never waited for or read whole (in a thread, so a regression
+    fails instead of hanging)."""
+    path = tmp_path / "theirs.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path(os.devnull)
+    else:
+        path.write_bytes(b"[messages]\n" + b"#" * MAX_BYTES)
+    refused: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Phrasebook.load(path)
+        except PhrasebookError as error:
+            refused.append(error)
+
+    loading = threading.Thread(target=load, daemon=True)
+    loading.start()
+    loading.join(timeout=10)
+    assert len(refused) == 1, "not refused at once"
+    assert str(refused[0]).startswith(f"phrasebook {path}: ")
+    assert reason in str(refused[0])
