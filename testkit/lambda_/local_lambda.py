@@ -56,6 +56,8 @@ class _Invocation:
 
 
 INIT_SECONDS = 10  # Lambda's limit on loading the handler (its init phase)
+MAX_LOG_BYTES = 16 * 1024 * 1024
+LOG_TRUNCATED = "(the local Lambda kept no more of this log: it passed its bound)"
 _LOG_POLL_MS = 100  # how soon the log's reader sees that its runtime has ended
 
 
@@ -95,11 +97,14 @@ class LocalLambda:
         name: str,
         code: FunctionCode | None = None,
         init_seconds: float = INIT_SECONDS,
+        max_log_bytes: int = MAX_LOG_BYTES,
     ) -> None:
         """``code``: what the function runs; by default the definition's own handler.
-        ``init_seconds``: how long an instance may take to load it."""
+        ``init_seconds``: how long an instance may take to load it. ``max_log_bytes``: how
+        much of its log is kept; what comes after is read and dropped, and said so."""
         self.function = function
         self.init_seconds = init_seconds
+        self.max_log_bytes = max_log_bytes
         self.name = name
         self.code = code or python_handler(function.handler)
         self._environment = dict(environment)
@@ -300,7 +305,11 @@ class LocalLambda:
                 return False
             if not chunk:
                 return False
-            self._log.extend(chunk)
+            if len(self._log) <= self.max_log_bytes:
+                self._log.extend(chunk)
+                if len(self._log) > self.max_log_bytes:
+                    del self._log[self.max_log_bytes :]
+                    self._log.extend(b"\n" + LOG_TRUNCATED.encode() + b"\n")
 
     def _finish(
         self, instance: _Instance, invocation: _Invocation, *, result: Any = None, error: str = ""

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from testkit.lambda_.function_code import node_handler
-from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
+from testkit.lambda_.local_lambda import (
+    LOG_TRUNCATED,
+    MAX_LOG_BYTES,
+    InvocationFailed,
+    LocalLambda,
+)
 from trace_infra.definitions import GET_TRACE_URL, FunctionDefinition
 
 EVENT = {
@@ -61,6 +66,7 @@ def running(
     name: str = "handler.mjs",
     export: str = "handler",
     function: FunctionDefinition = GET_TRACE_URL,
+    max_log_bytes: int = MAX_LOG_BYTES,
 ) -> Iterator[LocalLambda]:
     file = tmp_path / name
     file.write_text(source, encoding="utf-8")
@@ -69,6 +75,7 @@ def running(
         {"TRACE_ARTIFACTS_BUCKET_NAME": "the-bucket", "AWS_REGION": "eu-west-1"},
         name="GetTraceUrl",
         code=node_handler(file, export),
+        max_log_bytes=max_log_bytes,
     )
     local.start()
     try:
@@ -465,3 +472,21 @@ def test_a_helper_in_a_session_of_its_own_never_holds_the_function_up(tmp_path: 
         os.kill(int(helper.read_text()), signal.SIGKILL)
     assert not stopping.is_alive(), "the function did not stop"
     assert any("helper started" in line for line in logged)
+
+
+def test_a_log_past_its_bound_is_read_and_dropped_and_says_so(tmp_path: Path) -> None:
+    """A handler that logs without end costs the suite at most the bound, and its calls
+    still run."""
+    source = (
+        "export const handler = async (event) => {\n"
+        '  for (let i = 0; i < 3; i++) process.stdout.write("x".repeat(1024 * 1024) + "\\n");\n'
+        '  console.log("after " + event.n);\n'
+        "  return { statusCode: 200, body: JSON.stringify({ n: event.n }) };\n"
+        "};\n"
+    )
+    with running(tmp_path, source, max_log_bytes=1024 * 1024) as local:
+        assert [body_of(local.invoke({"n": n}))["n"] for n in (1, 2)] == [1, 2]
+        kept = local.log_lines()
+    assert sum(len(line) + 1 for line in kept) <= 1024 * 1024 + len(LOG_TRUNCATED) + 2
+    assert kept[-1] == LOG_TRUNCATED
+    assert not any("after" in line for line in kept)
