@@ -65,17 +65,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The tags a scenario may need of its target are markers (``testkit.settings``).
-    For a run that may hold scenarios (its mark expression names `integration` other
-    than as `not integration`): the judgement begins, the collector is tuned, and moto's
-    server starts now, while pytest collects, unless this is the controller of parallel
-    workers (each starts its own). A wrong guess costs only time: a server nobody used
-    is stopped at the end, and a session that finds none starts its own."""
+    """The tags a scenario may need of its target are markers (``testkit.settings``),
+    and the judgement begins. For a run that says it holds scenarios (its mark
+    expression names `integration` other than as `not integration`), the collector is
+    tuned, and moto's server starts now, while pytest collects, unless this is the
+    controller of parallel workers (each starts its own). A wrong guess costs only
+    time: a server nobody used is stopped at the end, and a session that finds none
+    starts its own."""
     for tag, meaning in CAPABILITIES.items():
         config.addinivalue_line("markers", f"{tag}: {meaning}; skipped on a target without it")
+    judgement.begin(config)
     if not selects_scenarios(config):
         return
-    judgement.begin(config)
     # The youngest generation is collected after 100,000 allocations instead of 700:
     # the scenarios allocate much and keep little, and the collections would take a
     # large share of the run. The older generations keep their rhythm, relative to it.
@@ -198,7 +199,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     try:
         target = Settings.read().target
     except SettingsError as unusable:
-        raise pytest.UsageError(str(unusable)) from None
+        if selects_scenarios(config):
+            raise pytest.UsageError(str(unusable)) from None
+        return  # a run for the unit tests: a scenario that still runs fails in set-up
     for item in items:
         reason = target.skip_reason(mark.name for mark in item.iter_markers())
         if reason:

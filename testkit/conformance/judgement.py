@@ -151,8 +151,16 @@ def implementations(settings: Settings) -> dict[str, str]:
 
 
 def begin(config: pytest.Config) -> None:
-    """Judge this run: a phrasebook or a handler that cannot be used stops it now."""
-    named, config.stash[_PHRASEBOOK] = _usable()
+    """Judge this run, whatever its mark expression: a run that holds scenarios gets its
+    verdict. One that says it holds scenarios is stopped now by a phrasebook or handler
+    that cannot be used; another (a unit test run) is not, and names none."""
+    if selects_scenarios(config):
+        named, config.stash[_PHRASEBOOK] = _usable()
+    else:
+        try:
+            named = _usable()[0]
+        except pytest.UsageError as unusable:
+            named = {"settings": f"unusable: {unusable}"}
     config.pluginmanager.register(Judgement(named), "trace-suite-judgement")
 
 

@@ -247,3 +247,11 @@ def test_a_scenario_that_failed_before_it_began_is_named_from_its_test() -> None
     )
     bare = SimpleNamespace(obj=None, name="test_a_traced_task")
     assert names_from_its_test(bare) == ("", "test_a_traced_task")  # type: ignore[arg-type]
+
+
+def test_a_run_of_scenarios_gets_its_verdict_whatever_its_mark_expression() -> None:
+    done = run_acceptance_suite(
+        "-m", "", "features/test_trace_download.py", "-k", "keeps_the_stored_artifact", env={}
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 scenarios ran: 1 passed, 0 failed" in judged(done)
