@@ -27,9 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex
+
 DEFAULT_PHRASEBOOK = Path(__file__).resolve().parents[2] / "features" / "phrasebook.toml"
 ANY_TEXT = "…"
 MAX_BYTES = 1024 * 1024
+MATCH_SECONDS = 1.0  # how long an entry may take to read a line
 PLACEHOLDERS = ("file", "task")
 _TOKEN = re.compile(r"(…|\{(?:" + "|".join(PLACEHOLDERS) + r")\})")
 
@@ -62,6 +65,13 @@ class AmbiguousPhrase(Misjudged):
     kind = "ambiguous phrasebook"
 
 
+class SlowPhrase(Misjudged):
+    """An entry (a regular expression that backtracks without end) took too long to read
+    a line: the phrasebook cannot judge it."""
+
+    kind = "slow phrasebook entry"
+
+
 class MissingPhrase(Misjudged):
     """The phrasebook does not say how the CLI words a message a scenario checks."""
 
@@ -77,21 +87,31 @@ class Entry:
     written: str  # as the phrasebook writes it
     is_regex: bool
 
-    def pattern(self, values: Mapping[str, str]) -> re.Pattern[str]:
+    def pattern(self, values: Mapping[str, str]) -> regex.Pattern[str]:
         if self.is_regex:
             source = self.written
             for name, value in values.items():  # a group: a quantifier after it repeats all
-                source = source.replace("{" + name + "}", f"(?:{re.escape(value)})")
-            return re.compile(source)
+                source = source.replace("{" + name + "}", f"(?:{regex.escape(value)})")
+            return regex.compile(source)
         parts = []
         for token in _TOKEN.split(self.written):
             if token == ANY_TEXT:
                 parts.append(".*")
             elif token.startswith("{") and token[1:-1] in values:
-                parts.append(re.escape(values[token[1:-1]]))
+                parts.append(regex.escape(values[token[1:-1]]))
             else:
-                parts.append(re.escape(token))
-        return re.compile("".join(parts))
+                parts.append(regex.escape(token))
+        return regex.compile("".join(parts))
+
+    def reads(self, line: str, values: Mapping[str, str]) -> bool:
+        """Whether this entry reads ``line`` whole, within MATCH_SECONDS."""
+        try:
+            return self.pattern(values).fullmatch(line, timeout=MATCH_SECONDS) is not None
+        except TimeoutError:
+            raise SlowPhrase(
+                f"the phrasebook's entry {self.written!r} took more than {MATCH_SECONDS:g} s "
+                f"to read {line[:200]!r}: it judges nothing"
+            ) from None
 
 
 @dataclass
@@ -128,19 +148,19 @@ class Phrasebook:
                 f'the phrasebook {self.path} has no entry for "{message}" (the CLI said {line!r})',
                 message,
             )
-        expected = entry.pattern(values)
+        expected = entry.reads(line, values)
         others = [
             key
             for key, other in self.entries.items()
             if self.names.get(key, key) != self.names.get(message, message)
-            and other.pattern(values).fullmatch(line)
+            and other.reads(line, values)
         ]
-        if expected.fullmatch(line) and others:
+        if expected and others:
             raise AmbiguousPhrase(
                 f'the phrasebook {self.path.name} reads {line!r} both as "{message}" and as '
                 f'"{others[0]}": its entries must tell the messages apart'
             )
-        if expected.fullmatch(line):
+        if expected:
             return
         if others:
             raise SaidAnotherMessage(
@@ -157,8 +177,8 @@ def _entry(path: Path, key: str, value: object) -> Entry:
         return Entry(value, is_regex=False)
     if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
         try:
-            re.compile(_TOKEN.sub("x", value["regex"]))
-        except re.error as err:
+            regex.compile(_TOKEN.sub("x", value["regex"]))
+        except regex.error as err:
             raise PhrasebookError(f'phrasebook {path}: "{key}": {err}') from None
         return Entry(value["regex"], is_regex=True)
     raise PhrasebookError(

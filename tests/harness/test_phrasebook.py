@@ -18,6 +18,7 @@ from testkit.conformance.phrasebook import (
     Phrasebook,
     PhrasebookError,
     SaidAnotherMessage,
+    SlowPhrase,
     WordingDiffers,
 )
 from tools.living_docs import parse_feature
@@ -198,7 +199,7 @@ def test_a_missing_entry_fails_naming_the_message_never_passes(tmp_path: Path) -
         ('[messages]\n"a" = {}\n', '"a" must be text or'),
         ('[messages]\n"a" = { regex = "b", also = "c" }\n', '"a" must be text or'),
         ('[messages]\n"a" = { regex = 3 }\n', '"a" must be text or'),
-        ("[messages]\n\"a\" = { regex = '(unclosed' }\n", '"a": missing ), unterminated'),
+        ("[messages]\n\"a\" = { regex = '(unclosed' }\n", '"a": missing )'),
     ],
 )
 def test_an_unusable_phrasebook_is_refused_in_one_line(
@@ -301,3 +302,22 @@ def test_a_phrasebook_that_is_no_bounded_file_is_refused_at_once(
     assert len(refused) == 1, "not refused at once"
     assert str(refused[0]).startswith(f"phrasebook {path}: ")
     assert reason in str(refused[0])
+
+
+def test_an_entry_that_backtracks_without_end_judges_nothing_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    phrases = book(tmp_path, "\"slow\" = { regex = '(a|aa)+c' }\n")
+    raised: list[BaseException] = []
+
+    def judge() -> None:
+        try:
+            phrases.judge("slow", "a" * 40)
+        except AssertionError as misjudged:
+            raised.append(misjudged)
+
+    judging = threading.Thread(target=judge, daemon=True)
+    judging.start()
+    judging.join(timeout=10)
+    assert [type(error) for error in raised] == [SlowPhrase], "not judged in bounded time"
+    assert "took more than 1 s" in str(raised[0])
