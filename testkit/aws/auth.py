@@ -158,12 +158,12 @@ def verify_request(request: Request, roles: Roles, *, region: str, service: str)
     if role is None:
         return Verdict(None, "InvalidAccessKeyId")
     amz_date = headers.get("x-amz-date", "")
-    scope = (parsed["date"], parsed["region"], parsed["service"])
-    if scope != (amz_date[:8], region, service):
-        return Verdict(role, "SignatureDoesNotMatch")
     signed_at = _parse_time(amz_date)
     if signed_at is None:
         return Verdict(role, "AccessDenied")
+    scope = (parsed["date"], parsed["region"], parsed["service"])
+    if scope != (amz_date[:8], region, service):
+        return Verdict(role, "SignatureDoesNotMatch")
     if abs(datetime.now(UTC) - signed_at) > ALLOWED_SKEW:
         return Verdict(role, "RequestTimeTooSkewed")
     names = parsed["signed"].split(";")

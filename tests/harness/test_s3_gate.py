@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -344,25 +345,115 @@ def test_a_denied_dynamodb_call_answers_access_denied(gates: Gates) -> None:
     assert "dynamodb:PutItem" in body
 
 
-def test_a_call_whose_credential_names_another_day_is_refused(signer) -> None:
-    """The credential's date is not signed itself: it must be the day of X-Amz-Date."""
-    roles, role = signer
-    signed = AWSRequest(method="GET", url=f"{NOWHERE}/bucket/key")
+def header_signed(role: Role, target: str = "/bucket/key", body: bytes = b"") -> dict[str, Any]:
+    """The WSGI environ of an S3 call botocore signed in its headers, as a gate reads it."""
+    signed = AWSRequest(method="PUT", url=f"{NOWHERE}{target}", data=body)
     credentials = Credentials(role.access_key_id, role.secret_access_key)
     S3SigV4Auth(credentials, "s3", REGION).add_auth(signed)
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "RAW_URI": "/bucket/key",
+    return {
+        "REQUEST_METHOD": "PUT",
+        "RAW_URI": target,
         "HTTP_HOST": urlsplit(NOWHERE).netloc,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
         **{f"HTTP_{n.upper().replace('-', '_')}": v for n, v in signed.headers.items()},
     }
 
-    def error() -> str:
-        return verify_request(read_request(environ), roles, region=REGION, service="s3").error
 
-    assert error() == ""
-    day = signed.headers["X-Amz-Date"][:8]
-    environ["HTTP_AUTHORIZATION"] = signed.headers["Authorization"].replace(
-        f"/{day}/", "/19700101/"
+def refusal(roles: Roles, environ: dict[str, Any]) -> str:
+    environ["wsgi.input"].seek(0)
+    return verify_request(read_request(environ), roles, region=REGION, service="s3").error
+
+
+def test_a_call_whose_credential_names_another_day_is_refused(signer) -> None:
+    """The credential's date is not signed itself: it must be the day of X-Amz-Date."""
+    roles, role = signer
+    environ = header_signed(role)
+    assert refusal(roles, environ) == ""
+    day = environ["HTTP_X_AMZ_DATE"][:8]
+    environ["HTTP_AUTHORIZATION"] = environ["HTTP_AUTHORIZATION"].replace(f"/{day}/", "/19700101/")
+    assert refusal(roles, environ) == "SignatureDoesNotMatch"
+
+
+def test_a_call_with_a_query_is_signed_with_it(signer) -> None:
+    roles, role = signer
+    environ = header_signed(role, "/bucket?list-type=2&prefix=traces%2F")
+    assert refusal(roles, environ) == ""
+    environ["RAW_URI"] = "/bucket?list-type=2&prefix=other%2F"
+    assert refusal(roles, environ) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("body", [b"0", b"1", b"tampered"])
+def test_a_call_whose_body_is_not_the_one_signed_is_refused(signer, body: bytes) -> None:
+    roles, role = signer
+    environ = header_signed(role, body=b"the signed body")
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    assert refusal(roles, environ) == "XAmzContentSHA256Mismatch"
+
+
+def test_a_call_without_a_header_it_signed_is_refused(signer) -> None:
+    roles, role = signer
+    environ = header_signed(role)
+    del environ["HTTP_X_AMZ_CONTENT_SHA256"]
+    assert refusal(roles, environ) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("forged", ["0" * 64, "f" * 64])
+def test_a_call_with_another_signature_is_refused(signer, forged: str) -> None:
+    roles, role = signer
+    environ = header_signed(role)
+    environ["HTTP_AUTHORIZATION"] = re.sub(
+        r"Signature=[0-9a-f]{64}", f"Signature={forged}", environ["HTTP_AUTHORIZATION"]
     )
-    assert error() == "SignatureDoesNotMatch"
+    assert refusal(roles, environ) == "SignatureDoesNotMatch"
+
+
+def test_a_call_with_an_unreadable_date_is_refused(signer) -> None:
+    roles, role = signer
+    environ = header_signed(role)
+    environ["HTTP_X_AMZ_DATE"] = "yesterday"
+    assert refusal(roles, environ) == "AccessDenied"
+
+
+def test_a_link_is_good_up_to_its_last_second_and_from_the_skew_before_it(signer) -> None:
+    roles, role = signer
+    url = presign(role)
+    stamp = re.search(r"X-Amz-Date=(\w+)", url)
+    assert stamp is not None
+    signed_at = datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    for now in (signed_at + timedelta(seconds=900), signed_at - timedelta(minutes=15)):
+        assert verdict(roles, url, now=now) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm=AWS4-HMAC-SHA512"),
+        ("X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256"),
+        ("X-Amz-Expires=900", "X-Amz-Expires=0"),
+        ("X-Amz-Expires=900", "X-Amz-Expires=soon"),
+        ("X-Amz-Expires=900&", ""),
+        ("%2Fus-east-1%2F", "%2Fus-west-2%2F"),
+        ("X-Amz-Date=", "X-Amz-Date=x"),
+    ],
+    ids=[
+        "other-algorithm",
+        "algorithm-sorting-first",
+        "no-lifetime",
+        "lifetime-not-a-number",
+        "lifetime-missing",
+        "other-region",
+        "unreadable-date",
+    ],
+)
+def test_a_link_with_malformed_parameters_is_refused_as_such(signer, old: str, new: str) -> None:
+    roles, role = signer
+    url = presign(role)
+    assert old in url
+    assert verdict(roles, url.replace(old, new)) == "AuthorizationQueryParametersError"
+
+
+def test_a_link_of_one_second_is_good_for_one_second(signer) -> None:
+    roles, role = signer
+    url = presign(role, expires=1)
+    assert verdict(roles, url) == "ok"

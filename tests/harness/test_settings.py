@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
-from testkit.settings import OWN_MOTO, Settings, SettingsError, names_a_deployed_stack
+from testkit.settings import (
+    CAPABILITIES,
+    OWN_MOTO,
+    NotOnThisTarget,
+    Settings,
+    SettingsError,
+    names_a_deployed_stack,
+    needs_local_stack,
+)
 from tests.harness.suite_runs import STACK_NOT_CREATED_HERE
 
 
@@ -84,3 +92,24 @@ def test_a_blank_api_url_names_no_deployed_stack_anywhere() -> None:
         assert not names_a_deployed_stack({"TRACE_SUITE_API_URL": blank})
         assert Settings.read({"TRACE_SUITE_API_URL": blank}).deployed is None
     assert names_a_deployed_stack(STACK_NOT_CREATED_HERE)
+
+
+def test_a_stack_the_suite_did_not_create_may_sit_behind_an_endpoint_of_its_own() -> None:
+    local = Settings.read({**STACK_NOT_CREATED_HERE, "AWS_ENDPOINT_URL": "http://127.0.0.1:5"})
+    assert local.deployed is not None
+    assert local.deployed.aws_endpoint == "http://127.0.0.1:5"
+    assert Settings.read(STACK_NOT_CREATED_HERE).deployed.aws_endpoint is None  # type: ignore[union-attr]
+
+
+def test_a_scenario_is_skipped_for_the_first_tag_its_target_lacks() -> None:
+    deployed = Settings.read(STACK_NOT_CREATED_HERE).target
+    assert deployed.skip_reason(["integration", "regression"]) is None
+    reason = deployed.skip_reason(["integration", "needs_moto", "needs_local_stack"])
+    assert reason == f"{CAPABILITIES['needs_moto']}; {deployed.description}"
+    assert OWN_MOTO.skip_reason(["needs_moto", "needs_local_stack"]) is None
+
+
+def test_reaching_for_a_part_the_target_lacks_fails_the_scenario_naming_its_tag() -> None:
+    said = "needs the S3 gate: tag it @needs_local_stack"
+    with pytest.raises(pytest.fail.Exception, match=said), needs_local_stack():
+        raise NotOnThisTarget("the S3 gate")
