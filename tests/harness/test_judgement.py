@@ -257,3 +257,23 @@ def test_a_failed_step_is_reported_as_the_step_said_and_a_pass_carries_nothing()
     other = scenario_item()
     other.get_closest_marker = lambda name: None  # a test that is no scenario
     assert made_report(other, "call").user_properties == []
+
+
+def test_unusable_settings_stop_only_a_run_that_says_it_holds_scenarios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACE_SUITE_CLI", "/")
+    registered: list[Any] = []
+    config = SimpleNamespace(
+        option=SimpleNamespace(markexpr="not integration"),
+        stash=pytest.Stash(),
+        pluginmanager=SimpleNamespace(register=lambda plugin, name: registered.append(plugin)),
+    )
+    conformance.begin(config)  # type: ignore[arg-type]
+    [judging] = registered
+    assert judging.implementations == {
+        "settings": "unusable: TRACE_SUITE_CLI='/': '/' is no command that can run here"
+    }
+    config.option.markexpr = "integration"
+    with pytest.raises(pytest.UsageError, match="'/' is no command that can run here"):
+        conformance.begin(config)  # type: ignore[arg-type]
