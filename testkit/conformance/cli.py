@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from testkit.settings import Settings
 from testkit.stack.users import User, UserPool
 
 _RUN_SECONDS = 60
+_SLICE_SECONDS = 1.0  # how often a run that has not ended is looked at
 
 
 def run_bgagent(
@@ -92,21 +94,45 @@ def run_command(
     # Ctrl-C at a terminal reaches the foreground process group, not one process.
     with process, _pressed_when(interrupt_when, lambda: _signal(process, signal.SIGINT)):
         try:
-            stdout, stderr = process.communicate(stdin.encode(), timeout=_RUN_SECONDS)
-        except subprocess.TimeoutExpired:  # it, or something it left, holds its output
+            stdout, stderr = _output(process, stdin.encode())
+        finally:  # whatever it left, and the whole group should the suite be stopped
             _signal(process, signal.SIGKILL)
-            try:
-                stdout, stderr = process.communicate(timeout=_RUN_SECONDS)
-            except subprocess.TimeoutExpired:  # held by a process outside its group
-                stdout, stderr = b"", b"(its output was held open by a process it left)"
+    # As a shell reports it: 128 + the signal that ended it.
+    status = process.returncode if process.returncode >= 0 else 128 - process.returncode
+    return _ran(CliRun([*command, *args], status, stdout, stderr.decode("utf-8", "replace")))
+
+
+def _output(process: subprocess.Popen[bytes], given: bytes) -> tuple[bytes, bytes]:
+    """Its stdout and stderr once it has ended and its pipes have closed, within
+    _RUN_SECONDS; after that its whole group is ended. A process it left holding its
+    pipes a second after its end is ended too (in its group), and said; one it moved to
+    a session of its own may hold them still: what came until then is what it said."""
+    deadline = time.monotonic() + _RUN_SECONDS
+    pending: bytes | None = given
+    notes, seen_ended = b"", False
+    while True:
+        try:
+            stdout, stderr = process.communicate(pending, timeout=_SLICE_SECONDS)
+            return stdout, stderr + notes
+        except subprocess.TimeoutExpired as waiting:
+            pending = None  # given once, whole
+            if process.poll() is None and time.monotonic() < deadline:
+                continue
+            if process.poll() is None:
+                notes += f"\n(the run was ended after {_RUN_SECONDS} s)".encode()
+            elif not seen_ended:  # a second more, for its pipes to close after its end
+                seen_ended = True
+                continue
+            elif notes:  # what it left holds its pipes even once its group is ended
                 for stream in (process.stdout, process.stderr):
                     if stream is not None:
                         stream.close()
-                process.wait()
-            stderr += f"\n(the run was ended after {_RUN_SECONDS} s)".encode()
-    return _ran(
-        CliRun([*command, *args], process.returncode, stdout, stderr.decode("utf-8", "replace"))
-    )
+                return waiting.stdout or b"", (waiting.stderr or b"") + notes
+            else:
+                notes += b"\n(its output was held open by a process it left)"
+            _signal(process, signal.SIGKILL)
+            process.wait()
+            deadline = time.monotonic()  # one more second for the pipes, then no more
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:

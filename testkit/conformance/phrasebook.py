@@ -190,10 +190,13 @@ def _read_bounded(path: Path) -> bytes:
     """A regular file's bytes, at most MAX_BYTES: never a pipe that may never end, nor a
     device without end."""
     # Opened without waiting: opening a pipe to read waits for a writer.
-    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as opened:
-        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise OSError(f"{path} is no regular file")
-        read = opened.read(MAX_BYTES + 1)
+        read = os.read(descriptor, MAX_BYTES + 1)
+    finally:
+        os.close(descriptor)
     if len(read) > MAX_BYTES:
         raise OSError(f"longer than {MAX_BYTES} bytes")
     return read

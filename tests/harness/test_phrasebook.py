@@ -273,7 +273,12 @@ def test_the_default_phrasebook_words_every_message_the_scenarios_check_and_no_o
 
 @pytest.mark.parametrize(
     ("kind", "reason"),
-    [("fifo", "is no regular file"), ("device", "is no regular file"), ("long", "longer than")],
+    [
+        ("fifo", "is no regular file"),
+        ("device", "is no regular file"),
+        ("folder", "is no regular file"),
+        ("long", "longer than"),
+    ],
 )
 def test_a_phrasebook_that_is_no_bounded_file_is_refused_at_once(
     tmp_path: Path, kind: str, reason: str
@@ -286,9 +291,12 @@ def test_a_phrasebook_that_is_no_bounded_file_is_refused_at_once(
         os.mkfifo(path)
     elif kind == "device":
         path = Path(os.devnull)
+    elif kind == "folder":
+        path.mkdir()
     else:
         path.write_bytes(b"[messages]\n" + b"#" * MAX_BYTES)
     refused: list[BaseException] = []
+    open_before = len(os.listdir("/proc/self/fd"))
 
     def load() -> None:
         try:
@@ -302,6 +310,7 @@ def test_a_phrasebook_that_is_no_bounded_file_is_refused_at_once(
     assert len(refused) == 1, "not refused at once"
     assert str(refused[0]).startswith(f"phrasebook {path}: ")
     assert reason in str(refused[0])
+    assert len(os.listdir("/proc/self/fd")) == open_before  # nothing left open
 
 
 def test_an_entry_that_backtracks_without_end_judges_nothing_in_bounded_time(

@@ -43,37 +43,88 @@ def test_the_scenarios_run_the_named_command_for_every_cli_run(tmp_path: Path) -
     )
 
 
-@pytest.mark.parametrize("own_session", [False, True], ids=["in-its-group", "in-a-session"])
-def test_a_cli_that_leaves_a_helper_holding_its_output_is_ended_in_bounded_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_session: bool
-) -> None:
-    """The helper is ended with it (its process group); one it moved out of the group
-    cannot hold the run up beyond the second bound either."""
-    monkeypatch.setattr(cli, "_RUN_SECONDS", 1)
-    helper = tmp_path / "helper.pid"
-    script = tmp_path / "leaves_a_helper.py"
-    script.write_text(
-        "import subprocess, sys\n"
-        f"kept = subprocess.Popen(['sleep', '60'], start_new_session={own_session})\n"
-        f"open({str(helper)!r}, 'w').write(str(kept.pid))\n"
-        "print('done', flush=True)\n"
-    )
+def run_script(tmp_path: Path, source: str) -> CliRun:
+    """A CLI written for the test, run as the scenarios run another CLI; in a thread, so
+    that a regression fails the test instead of hanging it."""
+    script = tmp_path / "their_cli.py"
+    script.write_text(source)
     person = Person("Alice", User("alice", "password", "sub"), tmp_path / "home")
     ran: list[CliRun] = []
     runner = threading.Thread(
         target=lambda: ran.append(cli.run_command([sys.executable, str(script)], person, [])),
-        daemon=True,  # a regression fails the test below, and holds nothing up
+        daemon=True,
     )
     runner.start()
     runner.join(timeout=20)
     assert ran, "the run did not end"
-    assert ran[0].exit_code == 0
-    assert ran[0].stderr.endswith("(the run was ended after 1 s)")
+    return ran[0]
+
+
+@pytest.mark.parametrize("own_session", [False, True], ids=["in-its-group", "in-a-session"])
+def test_what_a_cli_said_is_kept_when_a_helper_it_left_holds_its_output(
+    tmp_path: Path, own_session: bool
+) -> None:
+    """The helper is ended with it (its process group); one it moved out of the group
+    cannot hold the run up. Either way what it said is kept, and the held pipe said."""
+    helper = tmp_path / "helper.pid"
+    ran = run_script(
+        tmp_path,
+        "import subprocess\n"
+        f"kept = subprocess.Popen(['sleep', '60'], start_new_session={own_session})\n"
+        f"open({str(helper)!r}, 'w').write(str(kept.pid))\n"
+        "print('done', flush=True)\n",
+    )
+    held = int(helper.read_text())
     if own_session:
-        os.kill(int(helper.read_text()), signal.SIGKILL)  # the harness cannot reach it
-    else:
-        assert ran[0].stdout == b"done\n"
-        assert ended(int(helper.read_text()))
+        os.kill(held, signal.SIGKILL)  # out of the harness's reach
+    assert (ran.exit_code, ran.stdout) == (0, b"done\n")
+    assert ran.stderr.endswith("(its output was held open by a process it left)")
+    assert ended(held)
+
+
+def test_a_cli_that_does_not_end_is_ended_with_its_group_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_RUN_SECONDS", 1)
+    ran = run_script(tmp_path, "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    assert (ran.exit_code, ran.stdout) == (128 + signal.SIGKILL, b"started\n")
+    assert ran.stderr.endswith("(the run was ended after 1 s)")
+
+
+def test_a_cli_ended_by_a_signal_has_the_status_a_shell_reports(tmp_path: Path) -> None:
+    ran = run_script(
+        tmp_path,
+        "import os, signal\n"
+        "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n",
+    )
+    assert ran.exit_code == 130
+
+
+def test_a_suite_stopped_mid_run_ends_the_cli_and_all_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = tmp_path / "started.pid"
+    script = tmp_path / "their_cli.py"
+    script.write_text(
+        "import os, subprocess\n"
+        "kept = subprocess.Popen(['sleep', '60'])\n"
+        f"open({str(started)!r}, 'w').write(f'{{os.getpid()}} {{kept.pid}}')\n"
+        "kept.wait()\n"
+    )
+
+    def stopped(process: object, given: bytes) -> tuple[bytes, bytes]:
+        for _ in range(1000):  # polled, for at most 10 s, for the CLI's word that it runs
+            if started.exists() and started.read_text():
+                break
+            time.sleep(0.01)
+        raise KeyboardInterrupt  # Ctrl-C on the suite itself
+
+    monkeypatch.setattr(cli, "_output", stopped)
+    person = Person("Alice", User("alice", "password", "sub"), tmp_path / "home")
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_command([sys.executable, str(script)], person, [])
+    assert all(ended(int(pid)) for pid in started.read_text().split())
 
 
 def ended(pid: int) -> bool:
