@@ -31,7 +31,7 @@ from testkit.conformance import judgement
 from testkit.conformance.cli import RUNS, SignIns, sign_in
 from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
-from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
+from testkit.lambda_.local_lambda import LOG_TRUNCATED, InvocationFailed, LocalLambda
 from testkit.scene import Person, Scene
 from testkit.settings import (
     CAPABILITIES,
@@ -231,14 +231,18 @@ def _secrets_stay_secret(
     CLI run printed, on stderr or stdout."""
     for layer in ("trace_agent", "bgagent"):
         caplog.set_level(logging.DEBUG, logger=layer)
-    logs_before, runs_before = len(stack.function_log()), len(RUNS)
+    log_mark, runs_before = stack.function_log_mark(), len(RUNS)
     yield
     # In teardown, caplog.text would only hold the teardown's records.
     records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
     formatter = logging.Formatter()
     shown = [r.getMessage() for r in records]
     shown += [formatter.formatException(r.exc_info) for r in records if r.exc_info]
-    shown += stack.function_log()[logs_before:]
+    logged = stack.function_log_since(log_mark)
+    assert LOG_TRUNCATED not in logged, (
+        "the function's log passed its bound in this scenario: it was not all checked"
+    )
+    shown += logged
     for cli_run in RUNS[runs_before:]:
         shown += [cli_run.stderr, cli_run.stdout.decode("utf-8", "replace")]
     text = "\n".join(shown)

@@ -57,7 +57,7 @@ class _Invocation:
 
 INIT_SECONDS = 10  # Lambda's limit on loading the handler (its init phase)
 MAX_LOG_BYTES = 16 * 1024 * 1024
-LOG_TRUNCATED = "(the local Lambda kept no more of this log: it passed its bound)"
+LOG_TRUNCATED = "(the local Lambda kept only the latest of this log: it passed its bound)"
 _LOG_POLL_MS = 100  # how soon the log's reader sees that its runtime has ended
 
 
@@ -101,7 +101,7 @@ class LocalLambda:
     ) -> None:
         """``code``: what the function runs; by default the definition's own handler.
         ``init_seconds``: how long an instance may take to load it. ``max_log_bytes``: how
-        much of its log is kept; what comes after is read and dropped, and said so."""
+        much of its log is kept; beyond it, the oldest half is let go."""
         self.function = function
         self.init_seconds = init_seconds
         self.max_log_bytes = max_log_bytes
@@ -112,6 +112,7 @@ class LocalLambda:
         self._lock = threading.Lock()  # which instance is current
         self._stopped = False
         self._log = bytearray()
+        self._dropped_lines = 0  # written, then let go to keep the log in its bound
         self._log_lock = threading.Lock()
 
     # --- life cycle ------------------------------------------------------------------
@@ -251,12 +252,28 @@ class LocalLambda:
         return invocation.result
 
     def log_lines(self) -> list[str]:
-        """Everything the function wrote so far, as the log stream would hold it."""
+        """What the function wrote, as the log stream would hold it: all of it, or once it
+        has written more than ``max_log_bytes``, its latest part (half of that or more)."""
+        return self._kept()[1]
+
+    def log_mark(self) -> int:
+        """How many lines the function has written so far, kept or not."""
+        dropped, lines = self._kept()
+        return dropped + len(lines)
+
+    def log_since(self, mark: int) -> list[str]:
+        """The lines written since ``mark``; led by LOG_TRUNCATED when some of them are
+        no longer kept."""
+        dropped, lines = self._kept()
+        return [LOG_TRUNCATED, *lines] if mark < dropped else lines[mark - dropped :]
+
+    def _kept(self) -> tuple[int, list[str]]:
+        """How many lines were let go, and the lines kept, read together."""
         self._drain_log()
         with self._log_lock:
-            text = self._log.decode("utf-8", "replace")
+            dropped, text = self._dropped_lines, self._log.decode("utf-8", "replace")
         # Lines end with "\n" only: a runtime writes "\r" inside one log event.
-        return text.removesuffix("\n").split("\n") if text else []
+        return dropped, text.removesuffix("\n").split("\n") if text else []
 
     def log_records(self) -> list[dict[str, Any]]:
         """The structured records among the log lines (JSON log format)."""
@@ -305,11 +322,12 @@ class LocalLambda:
                 return False
             if not chunk:
                 return False
-            if len(self._log) <= self.max_log_bytes:
-                self._log.extend(chunk)
-                if len(self._log) > self.max_log_bytes:
-                    del self._log[self.max_log_bytes :]
-                    self._log.extend(b"\n" + LOG_TRUNCATED.encode() + b"\n")
+            self._log.extend(chunk)
+            if len(self._log) > self.max_log_bytes:  # keep the latest half, whole lines
+                start = len(self._log) - self.max_log_bytes // 2
+                cut = self._log.find(b"\n", start) + 1 or start
+                self._dropped_lines += self._log.count(b"\n", 0, cut)
+                del self._log[:cut]
 
     def _finish(
         self, instance: _Instance, invocation: _Invocation, *, result: Any = None, error: str = ""

@@ -42,8 +42,11 @@ class DeployedStack:
     def start_scenario(self) -> None:
         """Nothing to reset: the suite owns no gate or clock here."""
 
-    def function_log(self) -> list[str]:
+    def function_log_mark(self) -> int:
         """The function's logs are in the stack's CloudWatch, out of the suite's reach."""
+        return 0
+
+    def function_log_since(self, mark: int) -> list[str]:
         return []
 
     def revoke(self, role: str, action: str) -> NoReturn:

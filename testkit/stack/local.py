@@ -68,8 +68,11 @@ class LocalStack:
         if self.gateway.authorizer is not None:
             self.gateway.authorizer.clock_offset = timedelta(0)
 
-    def function_log(self) -> list[str]:
-        return self.function.log_lines()
+    def function_log_mark(self) -> int:
+        return self.function.log_mark()
+
+    def function_log_since(self, mark: int) -> list[str]:
+        return self.function.log_since(mark)
 
     def add_user(self, name: str, password: str) -> User:
         return create_user(self.aws.client("cognito-idp"), self.resources.pool, name, password)

@@ -46,8 +46,13 @@ class Stack(Protocol):
         """An honest gate and clocks: what one scenario changed is not the next one's."""
         ...
 
-    def function_log(self) -> list[str]:
-        """The function's log stream so far, where the suite can read it."""
+    def function_log_mark(self) -> int:
+        """Where the function's log stream is now, where the suite can read it."""
+        ...
+
+    def function_log_since(self, mark: int) -> list[str]:
+        """What the function logged since ``mark``; led by LOG_TRUNCATED when some of it
+        is no longer kept."""
         ...
 
     def revoke(self, role: str, action: str) -> Callable[[], None]:

@@ -255,3 +255,26 @@ def test_a_run_of_scenarios_gets_its_verdict_whatever_its_mark_expression() -> N
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "1 scenarios ran: 1 passed, 0 failed" in judged(done)
+
+
+def test_a_handler_that_logs_past_the_bound_in_a_scenario_fails_it_unchecked(
+    tmp_path: Path,
+) -> None:
+    """What it logged can no longer all be checked for secrets: the scenario says so
+    instead of passing unchecked."""
+    handler = tmp_path / "flooding.mjs"
+    handler.write_text(
+        "export const handler = async (event, context) => {\n"
+        '  for (let i = 0; i < 17; i++) process.stdout.write("x".repeat(1024 * 1024) + "\\n");\n'
+        "  const error = { code: 'FORBIDDEN', message: 'You do not have access to this task.',"
+        " request_id: context.awsRequestId };\n"
+        "  return { statusCode: 403, headers: { 'Content-Type': 'application/json' },"
+        " body: JSON.stringify({ error }) };\n"
+        "};\n"
+    )
+    done = refusing_a_stranger_with(handler)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert (
+        "    after its steps\n    behaviour: the function's log passed its bound in this "
+        "scenario: it was not all checked"
+    ) in judged(done)

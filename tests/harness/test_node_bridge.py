@@ -474,19 +474,33 @@ def test_a_helper_in_a_session_of_its_own_never_holds_the_function_up(tmp_path: 
     assert any("helper started" in line for line in logged)
 
 
-def test_a_log_past_its_bound_is_read_and_dropped_and_says_so(tmp_path: Path) -> None:
-    """A handler that logs without end costs the suite at most the bound, and its calls
-    still run."""
+def test_a_log_past_its_bound_keeps_its_latest_part_and_says_what_was_let_go(
+    tmp_path: Path,
+) -> None:
+    """A handler that logs without end costs the suite about the bound, its calls still
+    run, and what was logged since a mark says whether all of it is still kept."""
     source = (
         "export const handler = async (event) => {\n"
-        '  for (let i = 0; i < 3; i++) process.stdout.write("x".repeat(1024 * 1024) + "\\n");\n'
+        "  for (let i = 0; i < event.mib; i++) "
+        'process.stdout.write("x".repeat(1024 * 1024) + "\\n");\n'
         '  console.log("after " + event.n);\n'
         "  return { statusCode: 200, body: JSON.stringify({ n: event.n }) };\n"
         "};\n"
     )
     with running(tmp_path, source, max_log_bytes=1024 * 1024) as local:
-        assert [body_of(local.invoke({"n": n}))["n"] for n in (1, 2)] == [1, 2]
+        flooded = local.log_mark()
+        assert body_of(local.invoke({"n": 1, "mib": 3}))["n"] == 1
+        since_flood = local.log_since(flooded)
+        quiet = local.log_mark()
+        assert body_of(local.invoke({"n": 2, "mib": 0}))["n"] == 2
+        assert [said(line) for line in local.log_since(quiet)] == ["after 2"]
         kept = local.log_lines()
-    assert sum(len(line) + 1 for line in kept) <= 1024 * 1024 + len(LOG_TRUNCATED) + 2
-    assert kept[-1] == LOG_TRUNCATED
-    assert not any("after" in line for line in kept)
+    assert since_flood[0] == LOG_TRUNCATED
+    assert said(since_flood[-1]) == "after 1"
+    assert sum(len(line) + 1 for line in kept) <= 1024 * 1024
+    assert [said(line) for line in kept[-2:]] == ["after 1", "after 2"]
+
+
+def said(line: str) -> str:
+    """The message of a log line in the function's JSON log format."""
+    return str(json.loads(line)["message"])
