@@ -141,6 +141,8 @@ def _http_from_result(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     status = result.get("statusCode")
     if isinstance(status, str) and status.isascii() and status.isdigit():
         status = int(status)
+    if isinstance(status, float) and status.is_integer():
+        status = int(status)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise MalformedResult(f"statusCode {status!r}")
     headers = {name: _header(value) for name, value in _object(result, "headers").items()}

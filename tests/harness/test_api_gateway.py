@@ -54,6 +54,7 @@ def test_a_proxy_result_becomes_its_status_headers_and_body(answer: Any) -> None
 def test_a_base64_body_is_decoded_and_a_status_in_digits_is_read(answer: Any) -> None:
     response = answer({"statusCode": "201", "body": "aGk=", "isBase64Encoded": True})
     assert (response.status, response.read()) == (201, b"hi")
+    assert answer({"statusCode": 202.0}).status == 202
 
 
 def test_a_result_without_headers_or_body_is_an_empty_answer(answer: Any) -> None:
@@ -69,6 +70,7 @@ def test_a_result_without_headers_or_body_is_an_empty_answer(answer: Any) -> Non
         {"statusCode": 1, "body": ""},
         {"statusCode": 1000, "body": ""},
         {"statusCode": True, "body": ""},
+        {"statusCode": 200.5, "body": ""},
         {"body": "no status"},
         {"statusCode": 200, "headers": ["X-A", "1"]},
         {"statusCode": 200, "headers": {"X-A": {"nested": 1}}},
@@ -83,6 +85,7 @@ def test_a_result_without_headers_or_body_is_an_empty_answer(answer: Any) -> Non
         "status-1",
         "status-1000",
         "status-true",
+        "status-fraction",
         "no-status",
         "headers-list",
         "header-object",
