@@ -142,6 +142,15 @@ def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviou
     assert summary.count("    behaviour: a stack trace on stderr: ") == 2
 
 
+# A Node.js handler's answer to a stranger, as the contract has it.
+REFUSAL = (
+    "  const error = { code: 'FORBIDDEN', message: 'You do not have access to this task.',"
+    " request_id: context.awsRequestId };\n"
+    "  return { statusCode: 403, headers: { 'Content-Type': 'application/json' },"
+    " body: JSON.stringify({ error }) };\n"
+)
+
+
 def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Path) -> None:
     """A handler written for this test: it refuses every caller, as the contract says a
     stranger is refused, and notes each call."""
@@ -152,11 +161,8 @@ def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Pat
         "export const handler = async (event, context) => {\n"
         f"  appendFileSync({json.dumps(str(calls))}, "
         "`${event.pathParameters.task_id} ${event.requestContext.authorizer.claims.sub}\\n`);\n"
-        "  const error = { code: 'FORBIDDEN', message: 'You do not have access to this task.',"
-        " request_id: context.awsRequestId };\n"
-        "  return { statusCode: 403, headers: { 'Content-Type': 'application/json' },"
-        " body: JSON.stringify({ error }) };\n"
-        "};\n"
+        + REFUSAL
+        + "};\n"
     )
     done = refusing_a_stranger_with(handler)
     assert done.returncode == 0, done.stdout[-3000:]
@@ -266,11 +272,8 @@ def test_a_handler_that_logs_past_the_bound_in_a_scenario_fails_it_unchecked(
     handler.write_text(
         "export const handler = async (event, context) => {\n"
         '  for (let i = 0; i < 17; i++) process.stdout.write("x".repeat(1024 * 1024) + "\\n");\n'
-        "  const error = { code: 'FORBIDDEN', message: 'You do not have access to this task.',"
-        " request_id: context.awsRequestId };\n"
-        "  return { statusCode: 403, headers: { 'Content-Type': 'application/json' },"
-        " body: JSON.stringify({ error }) };\n"
-        "};\n"
+        + REFUSAL
+        + "};\n"
     )
     done = refusing_a_stranger_with(handler)
     assert done.returncode == 1, done.stdout[-3000:]
