@@ -159,12 +159,14 @@ def test_a_link_whose_credential_names_another_day_is_refused(signer) -> None:
 
 def test_a_link_that_signed_more_headers_than_botocore_would_passes_with_them(signer) -> None:
     """AWS checks the headers a link says it signed, User-Agent included, where botocore
-    never signs it: the link is signed here by hand, as the SigV4 specification says."""
+    never signs it (and every parameter, a blank one too): the link is signed here by
+    hand, as the SigV4 specification says."""
     roles, role = signer
     now = datetime.now(UTC)
     day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
     scope = f"{day}/{REGION}/s3/aws4_request"
     params = {
+        "x-id": "",
         "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
         "X-Amz-Credential": f"{role.access_key_id}/{scope}",
         "X-Amz-Date": stamp,
@@ -457,3 +459,38 @@ def test_a_link_of_one_second_is_good_for_one_second(signer) -> None:
     roles, role = signer
     url = presign(role, expires=1)
     assert verdict(roles, url) == "ok"
+
+
+def test_a_call_dated_beyond_the_skew_is_refused_as_too_skewed(signer) -> None:
+    roles, role = signer
+    environ = header_signed(role)
+    signed_at = datetime.strptime(environ["HTTP_X_AMZ_DATE"], "%Y%m%dT%H%M%SZ")
+    # Twenty minutes away, on the same day: the credential's day still holds.
+    away = timedelta(minutes=20)
+    shifted = (
+        signed_at - away if (signed_at - away).date() == signed_at.date() else signed_at + away
+    )
+    environ["HTTP_X_AMZ_DATE"] = shifted.strftime("%Y%m%dT%H%M%SZ")
+    assert refusal(roles, environ) == "RequestTimeTooSkewed"
+
+
+def test_a_revoked_action_is_the_only_one_a_role_loses() -> None:
+    roles = Roles()
+    role = roles.create("r", [Statement(("s3:GetObject", "s3:ListBucket"), ("*",))])
+    restore = roles.revoke(role, "s3:GetObject")
+    assert (role.allows("s3:GetObject", "x"), role.allows("s3:ListBucket", "x")) == (False, True)
+    restore()
+    assert role.allows("s3:GetObject", "x")
+
+
+def test_a_link_that_cannot_be_read_records_no_lifetime(signer) -> None:
+    roles, role = signer
+    url = presign(role).replace("X-Amz-Expires=900&", "")
+    parts = urlsplit(url)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"{parts.path}?{parts.query}",
+        "HTTP_HOST": parts.netloc,
+    }
+    seen = verify_presigned(read_request(environ), roles, region=REGION, now=datetime.now(UTC))
+    assert (seen.verdict, seen.expires_seconds) == ("AuthorizationQueryParametersError", 0)
