@@ -45,7 +45,7 @@ def run_bgagent(
             command, person, args, env=env, stdin=stdin, interrupt_when=interrupt_when
         )
     stdout, stderr = io.BytesIO(), io.StringIO()
-    environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    environ = _environ(person, env)
     main = threading.main_thread().ident or 0
 
     def press() -> None:
@@ -81,7 +81,7 @@ def run_command(
     stdin: str = "",
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
-    environ = {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    environ = _environ(person, env)
     with _sigint_handled(interrupt_when):  # a child inherits SIGINT ignored, not handled
         process = subprocess.Popen(
             [*command, *args],
@@ -133,6 +133,11 @@ def _output(process: subprocess.Popen[bytes], given: bytes) -> tuple[bytes, byte
             _signal(process, signal.SIGKILL)
             process.wait()
             deadline = time.monotonic()  # one more second for the pipes, then no more
+
+
+def _environ(person: Person, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The person's shell: this one's, the scenario's settings, and their own folder."""
+    return {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:

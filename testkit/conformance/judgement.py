@@ -154,13 +154,12 @@ def begin(config: pytest.Config) -> None:
     """Judge this run, whatever its mark expression: a run that holds scenarios gets its
     verdict. One that says it holds scenarios is stopped now by a phrasebook or handler
     that cannot be used; another (a unit test run) is not, and names none."""
-    if selects_scenarios(config):
+    try:
         named, config.stash[_PHRASEBOOK] = _usable()
-    else:
-        try:
-            named = _usable()[0]
-        except pytest.UsageError as unusable:
-            named = {"settings": f"unusable: {unusable}"}
+    except pytest.UsageError as unusable:
+        if selects_scenarios(config):
+            raise
+        named = {"settings": f"unusable: {unusable}"}
     config.pluginmanager.register(Judgement(named), "trace-suite-judgement")
 
 

@@ -257,9 +257,12 @@ class LocalLambda:
         return self._kept()[1]
 
     def log_mark(self) -> int:
-        """How many lines the function has written so far, kept or not."""
-        dropped, lines = self._kept()
-        return dropped + len(lines)
+        """How many lines the function has written so far, kept or not (counted as
+        ``log_lines`` counts them, without reading them)."""
+        self._drain_log()
+        with self._log_lock:
+            partial = bool(self._log) and not self._log.endswith(b"\n")
+            return self._dropped_lines + self._log.count(b"\n") + partial
 
     def log_since(self, mark: int) -> list[str]:
         """The lines written since ``mark``; led by LOG_TRUNCATED when some of them are

@@ -504,3 +504,17 @@ def test_a_log_past_its_bound_keeps_its_latest_part_and_says_what_was_let_go(
 def said(line: str) -> str:
     """The message of a log line in the function's JSON log format."""
     return str(json.loads(line)["message"])
+
+
+def test_a_mark_counts_a_line_not_yet_ended_as_the_lines_do(tmp_path: Path) -> None:
+    source = (
+        "export const handler = async () => {\n"
+        '  process.stdout.write("no end yet");\n'
+        "  return { statusCode: 200, body: '{}' };\n"
+        "};\n"
+    )
+    with running(tmp_path, source) as local:
+        local.invoke({})
+        assert local.log_lines()[-1] == "no end yet"
+        assert local.log_mark() == len(local.log_lines())
+        assert local.log_since(local.log_mark()) == []
