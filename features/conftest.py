@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ from testkit.lambda_.local_lambda import LOG_TRUNCATED, InvocationFailed, LocalL
 from testkit.scene import Person, Scene
 from testkit.settings import (
     CAPABILITIES,
+    NEEDS,
+    NOT_APPLICABLE,
     NotOnThisTarget,
     Settings,
     SettingsError,
@@ -74,6 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
     starts its own."""
     for tag, meaning in CAPABILITIES.items():
         config.addinivalue_line("markers", f"{tag}: {meaning}; skipped on a target without it")
+    for tag, meaning in NEEDS.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}; else not applicable")
+    for tag, meaning in judgement.TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}")
     judgement.begin(config)
     if not selects_scenarios(config):
         return
@@ -195,17 +202,22 @@ def other_user_pool(resources: Resources) -> Iterator[UserPool]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scenarios that need what the chosen target lacks are skipped, and say why."""
+    """Scenarios that need what the chosen target lacks are skipped, and say why; those
+    that need what the implementation under judgement lacks are not applicable."""
     try:
-        target = Settings.read().target
+        settings = Settings.read()
     except SettingsError as unusable:
         if selects_scenarios(config):
             raise pytest.UsageError(str(unusable)) from None
         return  # a run for the unit tests: a scenario that still runs fails in set-up
     for item in items:
-        reason = target.skip_reason(mark.name for mark in item.iter_markers())
+        tags = [mark.name for mark in item.iter_markers()]
+        reason = settings.target.skip_reason(tags)
+        lacking = settings.lacks(tags)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+        elif lacking:
+            item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE + lacking))
 
 
 _SCENARIOS = itertools.count(1)
@@ -224,7 +236,7 @@ def scene(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(autouse=True)
 def _secrets_stay_secret(
-    scene: Scene, caplog: pytest.LogCaptureFixture, stack: Stack
+    scene: Scene, caplog: pytest.LogCaptureFixture, stack: Stack, request: pytest.FixtureRequest
 ) -> Iterator[None]:
     """In every scenario: no ID token, refresh token or link signature in any layer's
     logs (their tracebacks and the function's log stream included) or in anything any
@@ -232,6 +244,7 @@ def _secrets_stay_secret(
     for layer in ("trace_agent", "bgagent"):
         caplog.set_level(logging.DEBUG, logger=layer)
     log_mark, runs_before = stack.function_log_mark(), len(RUNS)
+    request.node.stash[judgement.WITNESSES] = lambda: _witnesses(scene, stack, log_mark)
     yield
     # In teardown, caplog.text would only hold the teardown's records.
     records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
@@ -249,7 +262,7 @@ def _secrets_stay_secret(
     assert "X-Amz-Signature" not in text
     secrets = {f"{p.name}'s ID token": p.id_token for p in scene.people.values()}
     secrets |= {f"{p.name}'s refresh token": p.refresh_token for p in scene.people.values()}
-    secrets |= _link_signatures(stack)
+    secrets |= _link_signatures(stack) | _tokens_presented(stack)
     for what, secret in secrets.items():
         assert not secret or secret not in text, f"{what} was shown"
 
@@ -260,3 +273,37 @@ def _link_signatures(stack: Stack) -> dict[str, str]:
     except NotOnThisTarget:
         return {}
     return {f"a link's signature ({s.signature[:8]}…)": s.signature for s in seen}
+
+
+def _tokens_presented(stack: Stack) -> dict[str, str]:
+    """Every ID token any CLI presented to the API, whatever it keeps its tokens in."""
+    try:
+        authorizer = stack.gateway.authorizer
+    except NotOnThisTarget:
+        return {}
+    seen = set(authorizer.seen) if authorizer is not None else set()
+    # Only what could be a token: a CLI that sends a word would fail every scenario.
+    tokens = [token for token in seen if len(token) >= 40]
+    return {f"an ID token presented to the API ({token[-8:]}…)": token for token in tokens}
+
+
+def _witnesses(scene: Scene, stack: Stack, log_mark: int) -> list[str]:
+    """What the layers said in a scenario that failed: the CLI's last line, the handler's
+    last error record, and what IAM refused."""
+    said = []
+    if scene.cli is not None:
+        lines = scene.cli.stderr_lines or ["(nothing on stderr)"]
+        said.append(f"the CLI said, ending with status {scene.cli.exit_code}: {lines[-1]}")
+    errors = [line for line in stack.function_log_since(log_mark) if _is_error(line)]
+    if errors:
+        said.append(f"the handler's log: {errors[-1]}")
+    said += [f"IAM: {refusal}" for refusal in stack.refusals()]
+    return said
+
+
+def _is_error(line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "ERROR" in line
+    return isinstance(record, dict) and str(record.get("level", "")).upper() in ("ERROR", "FATAL")

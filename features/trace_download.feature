@@ -17,6 +17,7 @@ Feature: Downloading the trace of a task
   Background:
     Given Alice and Bob have accounts on the platform
 
+  @agent @handler @cli
   Scenario: A traced task uploads, is presigned for its owner, and downloads intact
     Given Alice ran a task with trace on, which finished after 3 turns of agent work
     When Alice downloads the task's trace
@@ -25,6 +26,7 @@ Feature: Downloading the trace of a task
     And the summary counts every event of the task, none dropped
     And every event of the task follows in the order it happened
 
+  @agent @needs_our_agent
   Scenario: A trace past its cap keeps the beginning of the run and counts what it dropped
     Given the agent keeps at most 4 KiB of each task's trace
     And Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -34,12 +36,14 @@ Feature: Downloading the trace of a task
     And the summary counts the events kept and the events dropped
     And the task reported, once, that its trace was truncated
 
+  @cli
   Scenario: The bgagent command prints the trace, as users run it in a terminal
     Given Alice ran a task with trace on, which finished after 3 turns of agent work
     When Alice runs the bgagent command to download the task's trace
     Then the command exits successfully and prints nothing but the trajectory
     And every event of the task follows in the order it happened
 
+  @cli
   Scenario: Saving the trace to a file keeps the stored artifact byte for byte
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Alice saves the task's trace to a file
@@ -47,7 +51,7 @@ Feature: Downloading the trace of a task
     And the file holds exactly the artifact stored for the task
     And she is told where the trace was written
 
-  @needs_local_stack
+  @needs_local_stack @cli
   Scenario Outline: A trace whose ETag is no MD5 still saves intact, checked against its stored checksum
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And the trace storage keeps the trace under <storage>, so its ETag is no MD5
@@ -60,12 +64,14 @@ Feature: Downloading the trace of a task
       | a KMS key          |
       | a multipart upload |
 
+  @handler
   Scenario: Another user is refused and receives nothing
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Bob downloads the trace of Alice's task
     Then the download fails, telling him he does not have access to the task
     And nothing was downloaded
 
+  @handler @cli
   Scenario: A task run without trace gets a friendly explanation
     Given Alice ran a task with trace off, which finished after 2 turns of agent work
     When Alice downloads the task's trace
@@ -73,27 +79,27 @@ Feature: Downloading the trace of a task
     And she is told how to submit the task again with a trace
     And nothing was downloaded
 
-  @regression
+  @regression @agent
   Scenario: The stored trace carries no content encoding, so any HTTP client gets it as stored
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     When Alice's trace link is fetched by an ordinary HTTP client
     Then the client receives exactly the gzip artifact stored for the task
 
-  @regression
+  @regression @cli
   Scenario: A trace an older agent marked with a gzip content encoding still saves byte for byte
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And an older agent stored the task's trace marked with a gzip content encoding
     When Alice saves the task's trace to a file
     Then the file holds exactly the artifact stored for the task
 
-  @regression
+  @regression @cli
   Scenario: A trace an older agent marked with a gzip content encoding still prints intact
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And an older agent stored the task's trace marked with a gzip content encoding
     When Alice downloads the task's trace
     Then every event of the task follows in the order it happened
 
-  @regression @needs_local_stack
+  @regression @needs_local_stack @cli
   Scenario: Saving a trace never silently overwrites an earlier file
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And Alice already has a file at the download target
@@ -102,7 +108,7 @@ Feature: Downloading the trace of a task
     And the earlier file is unchanged
     And the trace storage was never asked for the trace
 
-  @regression
+  @regression @cli
   Scenario: With --force, a complete download replaces the earlier file
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And Alice already has a file at the download target

@@ -12,9 +12,8 @@ Feature: A download or an upload that goes wrong loses nothing
 
   Background:
     Given Alice and Bob have accounts on the platform
-    And Alice's downloads give up after 10 seconds
 
-  @needs_local_stack
+  @needs_local_stack @cli
   Scenario Outline: A broken download to a file leaves no file behind
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with <fault>
@@ -26,12 +25,16 @@ Feature: A download or an upload that goes wrong loses nothing
       | fault                                 | message                                   |
       | a connection reset mid-body           | The download was interrupted              |
       | a body shorter than its stated length | The download was interrupted              |
-      | corrupt gzip bytes                    | do not match the stored trace             |
-      | a single changed byte                 | do not match the stored trace             |
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
 
-  @needs_local_stack
+    @extra
+    Examples: bytes that arrive whole but damaged are caught by the stored checksum
+      | fault                                 | message                                   |
+      | corrupt gzip bytes                    | do not match the stored trace             |
+      | a single changed byte                 | do not match the stored trace             |
+
+  @needs_local_stack @cli
   Scenario Outline: A broken download to the terminal fails with a clear reason
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And the trace storage will answer the download with <fault>
@@ -47,7 +50,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | access denied                         | The trace storage answered HTTP 403       |
       | a server error                        | The trace storage answered HTTP 500       |
 
-  @needs_local_stack
+  @needs_local_stack @cli @needs_download_deadline
   Scenario Outline: A download too slow to finish gives up in time and leaves no file behind
     Given Alice's downloads give up after 0.1 seconds
     And Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -66,7 +69,7 @@ Feature: A download or an upload that goes wrong loses nothing
       | fault                                |
       | a stall mid-body                     |
 
-  @needs_local_stack @regression
+  @needs_local_stack @regression @cli @needs_download_deadline
   Scenario: A stalled download to the terminal gives up in time
     Given Alice's downloads give up after 0.1 seconds
     And Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -75,7 +78,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download fails and Alice is told "The download timed out after 0.1 s"
     And it gave up partway through the trace
 
-  @needs_local_stack
+  @needs_local_stack @cli
   Scenario: A broken download never replaces an earlier file, even with --force
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And Alice already has a file at the download target
@@ -84,16 +87,15 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download fails and Alice is told "The download was interrupted"
     And the earlier file is unchanged
 
-  @needs_local_stack
+  @needs_local_stack @cli
   Scenario: Interrupting a download with Ctrl-C leaves nothing behind
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
-    And Alice's downloads give up after 60 seconds
     And the trace storage will answer the download with a stall mid-body
     When Alice interrupts the download of the task's trace to a file
     Then the download stops, telling her nothing was saved
     And nothing was downloaded
 
-  @needs_local_stack
+  @needs_local_stack @agent @needs_our_agent
   Scenario: A task whose trace cannot be stored still finishes
     Given the trace storage refuses the agent's uploads
     And Alice ran a task with trace on, which finished after 2 turns of agent work
@@ -101,6 +103,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download fails and Alice is told "or its trace upload has not completed yet"
     And the task still ended as completed
 
+  @agent @needs_our_agent
   Scenario: A task whose agent reported a failure ends as failed and keeps its trace
     Given Alice ran a task with trace on, which failed after 2 turns of agent work
     When Alice downloads the task's trace
@@ -108,6 +111,7 @@ Feature: A download or an upload that goes wrong loses nothing
     And every event of the task follows in the order it happened
     And the task still ended as failed
 
+  @agent @needs_our_agent
   Scenario: A task whose agent crashed keeps the trace of what it did
     Given Alice ran a task with trace on, whose agent crashed after 2 turns
     When Alice downloads the task's trace
@@ -115,6 +119,7 @@ Feature: A download or an upload that goes wrong loses nothing
     And every event of the task follows in the order it happened
     And the task still ended as failed
 
+  @agent @needs_our_agent
   Scenario: A task cancelled while the agent worked keeps the trace of what it did
     Given Alice ran a task with trace on, which was cancelled while the agent worked
     When Alice downloads the task's trace
@@ -122,7 +127,7 @@ Feature: A download or an upload that goes wrong loses nothing
     And every event of the task follows in the order it happened
     And the task stays cancelled
 
-  @regression
+  @regression @agent @needs_our_agent
   Scenario: A task cancelled just as the agent recorded its end still links its trace
     Given Alice ran a task with trace on, which was cancelled just as the agent recorded its end
     When Alice downloads the task's trace
@@ -130,7 +135,7 @@ Feature: A download or an upload that goes wrong loses nothing
     And every event of the task follows in the order it happened
     And the task stays cancelled
 
-  @regression
+  @regression @agent @needs_our_agent
   Scenario: A traced task without an owner is refused before it runs
     When a task with trace on but no owner is handed to the agent
     Then the agent refuses the task before doing any work

@@ -14,7 +14,7 @@ Feature: Each layer may do only what its role allows
   Background:
     Given Alice and Bob have accounts on the platform
 
-  @needs_local_stack
+  @needs_local_stack @handler
   Scenario: The API without read access to the trace storage fails and says why in its log
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And the trace API's role has lost its read access to the trace storage
@@ -22,13 +22,13 @@ Feature: Each layer may do only what its role allows
     Then the download fails and Alice is told "Internal server error. (INTERNAL_ERROR, request id …)"
     And the trace API logged an error: the trace storage refused to let it check the trace
 
-  @needs_local_stack
+  @needs_local_stack @agent
   Scenario: The agent runtime may store nothing outside the trace prefix
     When the agent runtime tries to store a file outside the trace prefix
     Then the trace storage refuses it
     And nothing is stored in the trace storage
 
-  @needs_local_stack
+  @needs_local_stack @agent @needs_our_agent
   Scenario: The agent runtime without write access still finishes the task and says why in its log
     Given the agent runtime's role has lost its write access to the trace storage
     And Alice ran a task with trace on, which finished after 2 turns of agent work

@@ -6,6 +6,10 @@
   (``testkit.lambda_.function_code``); unset, this project's.
 - ``TRACE_SUITE_PHRASEBOOK``: how the CLI under judgement words its messages
   (``testkit.conformance.phrasebook``); unset, ``features/phrasebook.toml``.
+- ``TRACE_SUITE_PROFILE``: one file that describes another implementation's layers
+  (``testkit.conformance.profile``): its CLI and how it signs in, its handler with its
+  role and environment, its agent, its phrasebook. A layer named both there and by
+  one of the variables above stops the run.
 - ``TRACE_SUITE_AWS_ENDPOINT``: another AWS emulator to build the local stack in.
 - ``TRACE_SUITE_API_URL``, with ``TRACE_SUITE_USER_POOL_ID``, ``TRACE_SUITE_CLIENT_ID``,
   the stack's bucket and table variables and ``AWS_REGION``: a stack the suite did not
@@ -24,17 +28,26 @@ import shlex
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
+from testkit.conformance.profile import (
+    AgentProfile,
+    CliProfile,
+    HandlerProfile,
+    Profile,
+    ProfileError,
+)
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 ENV_CLI = "TRACE_SUITE_CLI"
 ENV_HANDLER = "TRACE_SUITE_HANDLER"
 ENV_PHRASEBOOK = "TRACE_SUITE_PHRASEBOOK"
+ENV_PROFILE = "TRACE_SUITE_PROFILE"
 ENV_AWS_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
 ENV_API_URL = "TRACE_SUITE_API_URL"
 ENV_USER_POOL_ID = "TRACE_SUITE_USER_POOL_ID"
@@ -51,8 +64,28 @@ CAPABILITIES = {
 }
 
 
+# What a scenario may need of the implementation under judgement, as tags: without it,
+# the scenario is not applicable.
+NEEDS = {
+    "needs_download_deadline": "sets how long the CLI's downloads may take",
+    "needs_our_agent": (
+        "drives this project's agent pipeline: its trace cap, its cancel, crash and refusal "
+        "paths, its log"
+    ),
+}
+
+
 class NotOnThisTarget(Exception):
     """A scenario asked for something its target does not have."""
+
+
+NOT_APPLICABLE = "not applicable: "  # how a skip says the implementation lacks something
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """The scenario needs what the implementation under judgement does not offer: it is
+    neither failed nor passed, and the verdict counts it apart."""
+    pytest.skip(NOT_APPLICABLE + reason)
 
 
 @contextmanager
@@ -110,34 +143,66 @@ class Settings:
     phrasebook: Path = DEFAULT_PHRASEBOOK
     emulator: str | None = None
     deployed: DeployedTarget | None = None
+    # How the CLI signs in and what it offers; the handler's role and environment.
+    cli_profile: CliProfile = field(default_factory=CliProfile)
+    function: HandlerProfile = field(default_factory=HandlerProfile)
+    agent: AgentProfile | None = None  # None: this project's agent
+    profile: Path | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         def setting(name: str) -> str:
             return environ.get(name, "").strip()
 
+        profile = _profile(setting(ENV_PROFILE))
+        for variable, in_profile in (
+            (ENV_CLI, profile.cli_command),
+            (ENV_HANDLER, profile.handler.code),
+            (ENV_PHRASEBOOK, profile.phrasebook),
+        ):
+            if setting(variable) and in_profile:
+                raise SettingsError(
+                    f"{variable} and the profile {profile.path} both name it: keep one"
+                )
         try:
-            cli = tuple(shlex.split(setting(ENV_CLI))) or None
+            cli = tuple(shlex.split(setting(ENV_CLI))) or profile.cli_command
         except ValueError as unparsable:
             raise SettingsError(f"{ENV_CLI}={setting(ENV_CLI)!r}: {unparsable}") from None
         if cli and not _is_command(cli[0]):
-            raise SettingsError(
-                f"{ENV_CLI}={setting(ENV_CLI)!r}: {cli[0]!r} is no command that can run here"
-            )
+            named = f"{ENV_CLI}={setting(ENV_CLI)!r}" if setting(ENV_CLI) else str(profile.path)
+            raise SettingsError(f"{named}: {cli[0]!r} is no command that can run here")
+        handler = setting(ENV_HANDLER) or profile.handler.code
         deployed = _deployed(environ) if names_a_deployed_stack(environ) else None
-        if deployed and setting(ENV_HANDLER):
+        if deployed and (handler or profile.handler != HandlerProfile()):
+            named = ENV_HANDLER if setting(ENV_HANDLER) else f"{ENV_PROFILE}'s [handler]"
             raise SettingsError(
-                f"{ENV_HANDLER} needs the suite's own stack; "
+                f"{named} needs the suite's own stack; "
                 f"{ENV_API_URL} points at one it did not create"
             )
         book = setting(ENV_PHRASEBOOK)
         return cls(
             cli=cli,
-            handler=setting(ENV_HANDLER),
-            phrasebook=Path(book).expanduser().resolve() if book else DEFAULT_PHRASEBOOK,
+            handler=handler,
+            phrasebook=Path(book).expanduser().resolve()
+            if book
+            else profile.phrasebook or DEFAULT_PHRASEBOOK,
             emulator=setting(ENV_AWS_ENDPOINT) or None,
             deployed=deployed,
+            cli_profile=profile.cli,
+            function=profile.handler,
+            agent=profile.agent,
+            profile=profile.path if setting(ENV_PROFILE) else None,
         )
+
+    def lacks(self, tags: Iterable[str]) -> str | None:
+        """Why the implementation under judgement cannot be judged by a scenario with these
+        tags, if it cannot."""
+        for tag in tags:
+            if tag == "needs_download_deadline" and self.cli_profile.download_deadline is None:
+                return "the CLI has no setting for how long its downloads may take"
+            if tag == "needs_our_agent" and self.agent is not None:
+                return "it drives this project's agent pipeline; the agent judged is another"
+        return None
 
     @property
     def target(self) -> Target:
@@ -151,6 +216,15 @@ class Settings:
                 frozenset({"needs_local_stack"}),
             )
         return OWN_MOTO
+
+
+def _profile(named: str) -> Profile:
+    if not named:
+        return Profile(Path())
+    try:
+        return Profile.load(Path(named).expanduser().resolve())
+    except ProfileError as unusable:
+        raise SettingsError(f"{ENV_PROFILE}: {unusable}") from None
 
 
 def _is_command(name: str) -> bool:

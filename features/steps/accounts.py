@@ -10,7 +10,9 @@ from bgagent.config import Credentials, save_credentials
 from testkit.apigw.gateway import LocalApiGateway
 from testkit.conformance.cli import SignIns, sign_in
 from testkit.scene import Scene
+from testkit.settings import NotOnThisTarget, Settings, not_applicable
 from testkit.stack.resources import Resources
+from testkit.stack.session import Stack
 from testkit.stack.users import (
     UserPool,
     create_user,
@@ -45,16 +47,29 @@ def sign_in_expired(name: str, scene: Scene, api_gateway: LocalApiGateway) -> No
 
 
 @given(parsers.parse("{name}'s sign-in is no longer accepted"))
-def sign_in_not_accepted(name: str, scene: Scene) -> None:
+def sign_in_not_accepted(name: str, scene: Scene, stack: Stack) -> None:
+    """The API Gateway refuses the person's tokens, whatever the CLI keeps; on a stack
+    the suite did not create, only this project's credentials file can be edited."""
     person = scene.person(name)
-    header, payload, signature = person.id_token.split(".")
-    forged = f"{header}.{payload}.{signature[::-1]}"  # the signature no longer matches
-    save_credentials(person.config_dir, Credentials(forged))
-    person.id_token = forged
+    try:
+        authorizer = stack.gateway.authorizer
+    except NotOnThisTarget:
+        if not Settings.read().cli_profile.keeps_our_files:
+            not_applicable("the kit cannot refuse a sign-in of a CLI whose files it cannot edit")
+        header, payload, signature = person.id_token.split(".")
+        forged = f"{header}.{payload}.{signature[::-1]}"  # the signature no longer matches
+        save_credentials(person.config_dir, Credentials(forged))
+        person.id_token = forged
+        return
+    assert authorizer is not None
+    authorizer.refused.add(person.user.sub)
 
 
 @given(parsers.parse("{name}'s downloads give up after {seconds:g} second"))
 @given(parsers.parse("{name}'s downloads give up after {seconds:g} seconds"))
 def download_time_limit(name: str, seconds: float, scene: Scene) -> None:
     scene.person(name)
-    scene.cli_env["BGAGENT_DOWNLOAD_TIMEOUT"] = f"{seconds:g}"
+    setting = Settings.read().cli_profile.download_deadline
+    if setting is None:
+        not_applicable("the CLI has no setting for how long its downloads may take")
+    scene.cli_env[setting] = f"{seconds:g}"

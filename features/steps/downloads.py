@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from datetime import timedelta
 from urllib.parse import quote
@@ -11,13 +10,12 @@ from urllib.parse import quote
 import requests
 from pytest_bdd import given, parsers, then, when
 
-from bgagent.api import ApiClient
-from bgagent.config import config_dir, load_config, load_credentials
 from testkit.aws.auth import ALGORITHM as SIGV4
 from testkit.aws.s3_gate import EtagStyle, Fault, S3Gate
 from testkit.conformance.cli import run_bgagent, run_bgagent_process
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.scene import CliRun, Scene
+from testkit.settings import Settings
 from testkit.stack.resources import Resources
 from trace_agent.trajectory import HEADER_EVENT, TrajectoryAccumulator
 from trace_infra.definitions import trace_object_key
@@ -91,26 +89,33 @@ def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
     _download(scene, name, "-o", str(scene.output), interrupt_when=gate.stalling)
 
 
-def _trace_link(scene: Scene, name: str) -> str:
-    """The link the API hands the person for the current task, through the CLI's client."""
-    directory = config_dir({"BGAGENT_CONFIG_DIR": str(scene.person(name).config_dir)})
-    with requests.Session() as session:
-        client = ApiClient(load_config(directory), load_credentials(directory), session)
-        return client.get_trace_link(scene.current_task().task_id).url
+def _trace_link(scene: Scene, resources: Resources, name: str) -> str:
+    """The link the API hands the person for the current task, asked for as any client
+    of the API asks: the answer's ``data.url``, whatever else it holds."""
+    task_id = quote(scene.current_task().task_id, safe="")
+    answer = requests.get(
+        f"{resources.api_url}/tasks/{task_id}/trace",
+        headers={"Authorization": scene.person(name).id_token},
+        timeout=10,
+    )
+    assert answer.status_code == 200, f"the API answered {answer.status_code}: {answer.text[:300]}"
+    return str(answer.json()["data"]["url"])
 
 
 @when(parsers.parse("{name}'s trace link is fetched by an ordinary HTTP client"))
-def fetch_link_with_plain_client(name: str, scene: Scene) -> None:
-    url = _trace_link(scene, name)
+def fetch_link_with_plain_client(name: str, scene: Scene, resources: Resources) -> None:
+    url = _trace_link(scene, resources, name)
     # A plain GET, as a browser or a script would do it: requests unpacks any
     # Content-Encoding on the way, exactly as those clients do.
     scene.http_response = requests.get(url, timeout=10)
 
 
 @when(parsers.parse("{name}'s trace link is altered to point at {other}'s trace and fetched"))
-def fetch_link_pointing_elsewhere(name: str, other: str, scene: Scene) -> None:
+def fetch_link_pointing_elsewhere(
+    name: str, other: str, scene: Scene, resources: Resources
+) -> None:
     scene.task = scene.tasks[name]
-    url = _trace_link(scene, name)
+    url = _trace_link(scene, resources, name)
     mine = quote(trace_object_key(scene.person(name).user.sub, scene.tasks[name].task_id))
     theirs = quote(trace_object_key(scene.person(other).user.sub, scene.tasks[other].task_id))
     assert mine in url
@@ -118,10 +123,12 @@ def fetch_link_pointing_elsewhere(name: str, other: str, scene: Scene) -> None:
 
 
 @when(parsers.parse("{name}'s trace link is altered to last a week and fetched"))
-def fetch_link_lasting_longer(name: str, scene: Scene) -> None:
-    url = _trace_link(scene, name)
+def fetch_link_lasting_longer(name: str, scene: Scene, resources: Resources) -> None:
+    url = _trace_link(scene, resources, name)
     assert "X-Amz-Expires=900" in url
-    scene.http_response = requests.get(url.replace("X-Amz-Expires=900", "X-Amz-Expires=604800"))
+    scene.http_response = requests.get(
+        url.replace("X-Amz-Expires=900", "X-Amz-Expires=604800"), timeout=10
+    )
 
 
 # --- the wire between the CLI and the trace storage -------------------------------------
@@ -313,7 +320,7 @@ def fails_with_message(name: str, message: str, scene: Scene, phrasebook: Phrase
 @then(parsers.re(r"the download stops, telling (?:him|her) nothing was saved"))
 def interrupted(scene: Scene, phrasebook: Phrasebook) -> None:
     run = scene.last_run()
-    interrupted_status = 128 + signal.SIGINT  # 130, as the shell reports Ctrl-C
+    interrupted_status = Settings.read().cli_profile.interrupted_status  # 130 for this CLI
     assert run.exit_code == interrupted_status, (
         f"exit status {run.exit_code}, not {interrupted_status} (interrupted by Ctrl-C)"
     )

@@ -23,11 +23,19 @@ class CognitoAuthorizer:
         self._pool = pool
         self._keys: KeySet | None = None
         self.clock_offset = timedelta(0)  # the test's clock: lets a token expire
+        self.refused: set[str] = set()  # users (by sub) whose sign-ins are no longer accepted
+        self.seen: set[str] = set()  # every token presented, for the check that none is shown
+
+    def reset(self) -> None:
+        """As a scenario finds it: an honest clock, every sign-in accepted."""
+        self.clock_offset = timedelta(0)
+        self.refused.clear()
 
     def claims_for(self, token: str) -> dict[str, str]:
         """The token's claims as strings; raises Unauthorized when it must be refused."""
         if not token:
             raise Unauthorized("Unauthorized")
+        self.seen.add(token)
         try:
             decoded = jwt.decode(token, self._key_set(), algorithms=[ID_TOKEN_ALGORITHM])
             jwt.JWTClaimsRegistry(
@@ -42,6 +50,8 @@ class CognitoAuthorizer:
             raise Unauthorized("The incoming token has expired") from None
         except (JoseError, ValueError):
             raise Unauthorized("Unauthorized") from None
+        if decoded.claims.get("sub") in self.refused:  # as a token whose key was rotated
+            raise Unauthorized("Unauthorized")
         # API Gateway hands every claim to the handler as a string.
         return {name: _claim_text(value) for name, value in decoded.claims.items()}
 

@@ -92,9 +92,19 @@ class Role:
 class Roles:
     """Every role of the local stack, by access key id."""
 
+    _REFUSALS_KEPT = 20
+
     def __init__(self) -> None:
         self._by_key: dict[str, Role] = {}
         self._lock = threading.Lock()
+        # What IAM refused since the scenario began, for the verdict of one that failed.
+        self.refusals: list[str] = []
+
+    def refused(self, role: Role, action: str, resource: str, consequence: str = "") -> None:
+        said = f"{role.name} is not allowed {action} on {resource}"
+        with self._lock:
+            if len(self.refusals) < self._REFUSALS_KEPT:
+                self.refusals.append(f"{said}: {consequence}" if consequence else said)
 
     def create(self, name: str, statements: list[Statement]) -> Role:
         key_id = "AKIA" + secrets.token_hex(8).upper()

@@ -40,6 +40,7 @@ class DynamoDbGate(local_server.LocalServer):
         action = f"dynamodb:{operation}"
         resource = self._resource(body)
         if not verdict.role.allows(action, resource):
+            self._roles.refused(verdict.role, action, resource)
             return _error(
                 start_response,
                 "AccessDeniedException",

@@ -113,6 +113,7 @@ class S3Gate(local_server.LocalServer):
         bucket, key = _bucket_and_key(split.path)
         action = _action(method, key, split.query)
         if not role.allows(action, _arn(bucket, key)):
+            self._roles.refused(role, action, _arn(bucket, key))
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
         if self.deny_uploads and method == "PUT":
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
@@ -126,6 +127,12 @@ class S3Gate(local_server.LocalServer):
         ):
             # S3 tells a caller that may not list the bucket nothing of which keys exist.
             upstream.close()
+            self._roles.refused(
+                role,
+                "s3:ListBucket",
+                _arn(bucket, ""),
+                f"so S3 answered 403, not 404, to its {method} of a missing key",
+            )
             if method == "HEAD":
                 start_response("403 Forbidden", [("Content-Length", "0")])
                 return []

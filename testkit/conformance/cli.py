@@ -1,9 +1,12 @@
 """Running a ``bgagent`` as a given person: this project's CLI in-process (the module), or
 as an installed command in a process of its own, the way users run it.
 
-``TRACE_SUITE_CLI`` names another ``bgagent``-compatible command line (for example
-``node path/to/bgagent.js``): every run of the CLI in the scenarios is then that
-command, as a subprocess, with the person's settings in ``BGAGENT_CONFIG_DIR``.
+``TRACE_SUITE_CLI`` (or a profile's ``[cli]``) names another ``bgagent``-compatible
+command line (for example ``node path/to/bgagent.js``): every run of the CLI in the
+scenarios is then that command, as a subprocess, with the person's own folder in the
+variable its profile names (``BGAGENT_CONFIG_DIR`` by default). People sign in through
+it as its profile says; the kit reads this project's credentials file only from a CLI
+that keeps it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from bgagent.config import load_credentials
 from bgagent.main import run
 from testkit.scene import CliRun, Person
 from testkit.settings import Settings
-from testkit.stack.users import User, UserPool
+from testkit.stack.users import User, UserPool, user_tokens
 
 _RUN_SECONDS = 60
 _SLICE_SECONDS = 1.0  # how often a run that has not ended is looked at
@@ -137,7 +140,8 @@ def _output(process: subprocess.Popen[bytes], given: bytes) -> tuple[bytes, byte
 
 def _environ(person: Person, env: Mapping[str, str] | None) -> dict[str, str]:
     """The person's shell: this one's, the scenario's settings, and their own folder."""
-    return {**os.environ, **(env or {}), "BGAGENT_CONFIG_DIR": str(person.config_dir)}
+    home = Settings.read().cli_profile.home
+    return {**os.environ, **(env or {}), home: str(person.config_dir)}
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -191,26 +195,36 @@ def _ran(cli_run: CliRun) -> CliRun:
 SignIns = Callable[[str, Path], Person]  # a person's sign-in, copied into a scenario's folder
 
 
+class SignInFailed(AssertionError):
+    """The CLI could not configure or sign a person in, as its profile says it does."""
+
+
 def sign_in(name: str, user: User, api_url: str, pool: UserPool, config_dir: Path) -> Person:
-    """A ``bgagent`` of the person's own, configured and signed in as a user would do it."""
+    """A ``bgagent`` of the person's own, configured and signed in as a user would do it,
+    in the words of the CLI's profile. The person's tokens are the CLI's own where it
+    keeps this project's credentials file; otherwise the kit's own sign-in of the same
+    user, for the steps that call the API as a plain client would."""
+    profile = Settings.read().cli_profile
     person = Person(name, user, config_dir)
-    configured = run_bgagent(
-        person,
-        "configure",
-        "--api-url",
-        api_url,
-        "--region",
-        pool.region,
-        "--user-pool-id",
-        pool.id,
-        "--client-id",
-        pool.client_id,
-    )
-    assert configured.exit_code == 0, configured.stderr
-    signed_in = run_bgagent(
-        person, "login", "--username", user.username, "--password-stdin", stdin=user.password
-    )
-    assert signed_in.exit_code == 0, signed_in.stderr
-    cached = load_credentials(person.config_dir)
-    person.id_token, person.refresh_token = cached.id_token, cached.refresh_token
+    values = {
+        "api_url": api_url,
+        "region": pool.region,
+        "user_pool_id": pool.id,
+        "client_id": pool.client_id,
+        "username": user.username,
+        "password": user.password,
+    }
+    for step, template in (("configure", profile.configure), ("sign-in", profile.sign_in)):
+        stdin = user.password if step == "sign-in" and profile.password_on_stdin else ""
+        done = run_bgagent(person, *(part.format_map(values) for part in template), stdin=stdin)
+        if done.exit_code != 0:
+            said = done.stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
+            raise SignInFailed(
+                f"the CLI's {step} of {name} ended with status {done.exit_code}: {said[0][:300]}"
+            )
+    if profile.keeps_our_files:
+        cached = load_credentials(person.config_dir)
+        person.id_token, person.refresh_token = cached.id_token, cached.refresh_token
+    else:
+        person.id_token, person.refresh_token = user_tokens(pool, user)
     return person

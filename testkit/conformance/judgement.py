@@ -1,11 +1,19 @@
 """What the suite judged, and where each failed scenario differed.
 
-The scenarios judge a CLI, a handler and the wording of a phrasebook together. At
-the end of a run that held scenarios, the terminal summary names them and lists each
-failed scenario with the step that failed and what differed there: a behaviour
-(exit status, bytes, files, lines), the wording of a message, or a message the
-phrasebook has no entry for. ``--conformance-report=PATH`` writes the same as JSON,
-which the living documentation renders.
+The scenarios judge a CLI, a handler, an agent and the wording of a phrasebook
+together. Each scenario (or Examples block) judges the round trip's contract, which
+any implementation must meet, unless it is tagged ``@extra``: this project's behaviour
+beyond it. Its layer tags (``@agent``, ``@handler``, ``@cli``) say which layers' behaviour
+it judges. A scenario that needs what the implementation does not offer is not
+applicable (``testkit.settings.not_applicable``): never failed, never passed.
+
+At the end of a run that held scenarios, the terminal summary gives the verdict
+("conforms to the contract" or not, and the extras apart), a table by layer, and each
+failed scenario with the step that failed, what differed there (a behaviour, the
+wording of a message, a message the phrasebook has no entry for) and what the layers
+said: the CLI's last line, the handler's error log, the storage's refusals. Failures
+alike before any step ran are told once. ``--conformance-report=PATH`` writes the same
+as JSON, which the living documentation renders.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +35,7 @@ from testkit.conformance.phrasebook import (
     Phrasebook,
     PhrasebookError,
 )
-from testkit.settings import Settings, SettingsError
+from testkit.settings import NOT_APPLICABLE, Settings, SettingsError
 from testkit.stack.session import handler_code
 
 _DETAIL_CHARACTERS = 400
@@ -37,6 +46,14 @@ def selects_scenarios(config: pytest.Config) -> bool:
     integration`: whether it may hold scenarios."""
     markexpr = " ".join(config.option.markexpr.split())
     return re.search(r"(?<!not )\bintegration\b", markexpr) is not None
+
+
+EXTRA = "extra"  # the tag of a scenario that judges this project's behaviour beyond the contract
+LAYERS = {"agent": "the agent", "handler": "the trace API's handler", "cli": "the CLI"}
+TAGS = {
+    EXTRA: "judges this project's behaviour beyond the round trip's contract",
+    **{tag: f"judges {layer}" for tag, layer in LAYERS.items()},
+}
 
 
 @dataclass
@@ -50,6 +67,18 @@ class Difference:
     kind: str  # "behaviour", "wording" or "no phrasebook entry"
     detail: str
     message: str = ""  # for a missing entry: the message the phrasebook lacks
+    said: list[str] = field(default_factory=list)  # what the layers said, "who: what"
+
+
+@dataclass
+class Scenario:
+    """One scenario (or Examples row) and how it came out."""
+
+    name: str  # "<feature file>: <scenario> [<example>]"
+    contract: bool
+    layers: list[str]
+    outcome: str = "passed"  # or "failed", "not applicable", "not run here"
+    reason: str = ""  # why it was not applicable or not run
 
 
 class Judgement:
@@ -58,52 +87,116 @@ class Judgement:
 
     def __init__(self, implementations: dict[str, str]) -> None:
         self.implementations = implementations
-        self.ran: set[str] = set()
+        self.scenarios: dict[str, Scenario] = {}  # by test id
         self.differences: dict[str, Difference] = {}  # by test id
+
+    @property
+    def ran(self) -> set[str]:
+        return {i for i, s in self.scenarios.items() if s.outcome in ("passed", "failed")}
 
     @property
     def missing(self) -> list[str]:
         return sorted({d.message for d in self.differences.values() if d.kind == NO_ENTRY})
 
+    def _count(self, contract: bool, layer: str | None = None) -> dict[str, int]:
+        chosen = [
+            s
+            for s in self.scenarios.values()
+            if s.contract is contract and (layer is None or layer in s.layers)
+        ]
+        return {
+            outcome.replace(" ", "_"): sum(s.outcome == outcome for s in chosen)
+            for outcome in ("passed", "failed", "not applicable")
+        }
+
+    @property
+    def conforms(self) -> bool:
+        counts = self._count(contract=True)
+        return counts["failed"] == 0 and counts["passed"] > 0
+
     def as_json(self) -> dict[str, Any]:
         return {
             "implementations": self.implementations,
+            "verdict": "conforms to the contract" if self.conforms else "does not conform",
+            "contract": self._count(contract=True),
+            "extras": self._count(contract=False),
+            "layers": {
+                layer: {"contract": self._count(True, layer), "extras": self._count(False, layer)}
+                for layer in LAYERS
+            },
             "scenarios": {"ran": len(self.ran), "passed": len(self.ran - set(self.differences))},
-            "failed": [asdict(d) for d in self.differences.values()],
+            "failed": [
+                {**asdict(d), "contract": self.scenarios[i].contract}
+                for i, d in self.differences.items()
+                if i in self.scenarios
+            ],
+            "not_applicable": [
+                {"scenario": s.name, "reason": s.reason}
+                for s in self.scenarios.values()
+                if s.outcome == "not applicable"
+            ],
             "missing_from_phrasebook": self.missing,
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A scenario ran once it was set up; one skipped, or expected to fail, judged
-        nothing."""
+        nothing: not applicable when the implementation lacks what it needs, not run
+        when the target does."""
         if "integration" not in report.keywords:
             return
-        if report.skipped:
-            self.ran.discard(report.nodeid)
+        named = dict(report.user_properties).get(_SCENARIO)
+        if not isinstance(named, dict):
             return
-        if report.when == "setup":
-            self.ran.add(report.nodeid)
+        scenario = self.scenarios.setdefault(report.nodeid, Scenario(**named))
+        if report.skipped and scenario.outcome != "failed":
+            reason = _skip_reason(report)
+            applicable = not reason.startswith(NOT_APPLICABLE)
+            scenario.outcome = "not run here" if applicable else "not applicable"
+            scenario.reason = reason if applicable else reason.removeprefix(NOT_APPLICABLE)
         for name, value in report.user_properties:
             if name == _PROPERTY and isinstance(value, dict):
                 self.differences.setdefault(report.nodeid, Difference(**value))
-                self.ran.add(report.nodeid)  # a failure is a run, whenever it came
+                scenario.outcome = "failed"  # a failure is a run, whenever it came
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.ran:
+        if not self.scenarios:
             return
         write = terminalreporter.write_line
         terminalreporter.section("what the acceptance suite judged")
         for part, name in self.implementations.items():
             write(f"{part}: {name}")
-        counts = self.as_json()["scenarios"]
-        failed = len(self.differences)
+        judged = self.as_json()
+        counts, failed = judged["scenarios"], len(self.differences)
         write(f"{counts['ran']} scenarios ran: {counts['passed']} passed, {failed} failed")
-        for difference in self.differences.values():
-            where = ": ".join(p for p in (difference.feature, difference.scenario) if p)
-            example = f" [{difference.example}]" if difference.example else ""
-            write(f"✗ {where}{example}", red=True)
-            write(f"    {difference.step}")
-            write(f"    {difference.kind}: {difference.detail}")
+        contract, extras = judged["contract"], judged["extras"]
+        applicable = contract["passed"] + contract["failed"]
+        if self.conforms:
+            write(
+                f"The round trip's contract: conforms ({contract['passed']} of {applicable} "
+                f"scenarios passed, {contract['not_applicable']} not applicable)",
+                green=True,
+            )
+        else:
+            write(
+                f"The round trip's contract: does not conform ({contract['failed']} of "
+                f"{applicable} scenarios failed, {contract['not_applicable']} not applicable)",
+                red=True,
+            )
+        write(
+            f"This project's extras: {extras['passed']} of {extras['passed'] + extras['failed']} "
+            f"passed, {extras['not_applicable']} not applicable"
+        )
+        elsewhere = [s for s in self.scenarios.values() if s.outcome == "not run here"]
+        if elsewhere:
+            write(f"Not run on this target: {len(elsewhere)} ({elsewhere[0].reason})")
+        for line in _table(judged["layers"]):
+            write(line)
+        for line in _failures(list(self.differences.items()), self.scenarios):
+            write(line, red=line.startswith("✗"))
+        if judged["not_applicable"]:
+            write(f"Not applicable ({len(judged['not_applicable'])}):")
+            for item in judged["not_applicable"]:
+                write(f"    {item['scenario']}: {item['reason']}")
         if self.missing:
             write(
                 f"The phrasebook has no entry for {len(self.missing)} message(s) "
@@ -120,10 +213,66 @@ class Judgement:
             written.write_text(json.dumps(self.as_json(), indent=2) + "\n", encoding="utf-8")
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+    return str(reason).removeprefix("Skipped: ")
+
+
+def _table(layers: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    lines = [
+        f"{'layer':<10}{'contract passed':>17}{'failed':>8}{'extras passed':>15}{'failed':>8}"
+        f"{'not applicable':>16}"
+    ]
+    for layer, counts in layers.items():
+        contract, extras = counts["contract"], counts["extras"]
+        lines.append(
+            f"{layer:<10}{contract['passed']:>17}{contract['failed']:>8}{extras['passed']:>15}"
+            f"{extras['failed']:>8}{contract['not_applicable'] + extras['not_applicable']:>16}"
+        )
+    return lines
+
+
+def _failures(
+    differences: list[tuple[str, Difference]], scenarios: dict[str, Scenario]
+) -> list[str]:
+    """Each failure with its step, what differed and what the layers said; failures
+    alike before any step ran (a sign-in the CLI does not offer, a stack that cannot
+    start) told once, with how many scenarios they stopped."""
+    alike: dict[tuple[str, str], list[str]] = {}
+    lines = []
+    for test_id, difference in differences:
+        if difference.step == _PHASES["setup"] or difference.step.startswith("Given "):
+            alike.setdefault((difference.step, difference.detail), []).append(test_id)
+    told: set[tuple[str, str]] = set()
+    for test_id, difference in differences:
+        key = (difference.step, difference.detail)
+        if key in alike and len(alike[key]) > 1:
+            if key not in told:
+                told.add(key)
+                lines.append(f"✗ {len(alike[key])} scenarios failed alike, in set-up:")
+                lines.append(f"    {difference.step}")
+                lines.append(f"    {difference.kind}: {difference.detail}")
+            continue
+        scenario = scenarios.get(test_id)
+        which = "contract" if scenario is None or scenario.contract else "extra"
+        where = ": ".join(p for p in (difference.feature, difference.scenario) if p)
+        example = f" [{difference.example}]" if difference.example else ""
+        lines.append(f"✗ {which} · {where}{example}")
+        lines.append(f"    {difference.step}")
+        lines.append(f"    {difference.kind}: {difference.detail}")
+        lines.extend(f"    {said}" for said in difference.said)
+    return lines
+
+
 _PHRASEBOOK = pytest.StashKey[Phrasebook]()
 _STEP_FAILED = pytest.StashKey[Difference]()
 _NAMES = pytest.StashKey[tuple[str, str]]()  # the scenario's feature and its own name
 _PROPERTY = "trace_suite_difference"  # carries a failed scenario's difference on its report
+_SCENARIO = "trace_suite_scenario"  # carries what a scenario judges on each of its reports
+# What the layers said in a scenario (the CLI's last line, the handler's errors, the
+# storage's refusals), put by the suite's fixtures for the report of a failure.
+WITNESSES = pytest.StashKey[Callable[[], list[str]]]()
 NO_ENTRY = MissingPhrase.kind
 # Where a scenario failed outside any step: its fixtures, a step not found, its last check.
 _PHASES = {"setup": "before its steps", "call": "in its steps", "teardown": "after its steps"}
@@ -220,18 +369,34 @@ def pytest_bdd_step_error(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A failed scenario's report carries how it differed, to whichever process reports."""
+    """Each report of a scenario says what it judges; a failed one carries how it
+    differed and what the layers said, to whichever process reports."""
     report: pytest.TestReport = yield
-    if not report.failed or item.get_closest_marker("integration") is None:
+    if item.get_closest_marker("integration") is None:
+        return report
+    feature, scenario = item.stash.get(_NAMES, None) or names_from_its_test(item)
+    example = _example(item)
+    tags = {mark.name for mark in item.iter_markers()}
+    named = f"{feature}: {scenario}" + (f" [{example}]" if example else "")
+    report.user_properties.append(
+        (
+            _SCENARIO,
+            {
+                "name": named,
+                "contract": EXTRA not in tags,
+                "layers": [layer for layer in LAYERS if layer in tags],
+            },
+        )
+    )
+    if not report.failed:
         return report
     difference = item.stash.get(_STEP_FAILED, None)
     if difference is None or report.when != "call":
         crash = getattr(report.longrepr, "reprcrash", None)
-        feature, scenario = item.stash.get(_NAMES, None) or names_from_its_test(item)
         difference = Difference(
             feature=feature,
             scenario=scenario,
-            example=_example(item),
+            example=example,
             step=_PHASES[report.when],
             kind="behaviour",
             # An assertion says what differed; another exception is named.
@@ -239,6 +404,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 "AssertionError: "
             ),
         )
+    witnesses = item.stash.get(WITNESSES, None)
+    if witnesses is not None and not difference.said:
+        difference.said = [first_line(said) for said in witnesses()]
     report.user_properties.append((_PROPERTY, asdict(difference)))
     return report
 

@@ -128,7 +128,7 @@ class Phrasebook:
         """``names_from``: the phrasebook that says which keys name one message (the
         default phrasebook, for another CLI's); by default this one."""
         try:
-            document = tomllib.loads(_read_bounded(path).decode("utf-8-sig"))
+            document = tomllib.loads(read_bounded(path).decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise PhrasebookError(f"phrasebook {path}: {err}") from None
         messages = document.get("messages")
@@ -186,7 +186,7 @@ def _entry(path: Path, key: str, value: object) -> Entry:
     )
 
 
-def _read_bounded(path: Path) -> bytes:
+def read_bounded(path: Path) -> bytes:
     """A regular file's bytes, at most MAX_BYTES: never a pipe that may never end, nor a
     device without end."""
     # Opened without waiting: opening a pipe to read waits for a writer.

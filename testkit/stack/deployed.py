@@ -42,6 +42,9 @@ class DeployedStack:
     def start_scenario(self) -> None:
         """Nothing to reset: the suite owns no gate or clock here."""
 
+    def refusals(self) -> list[str]:
+        return []  # IAM's decisions are in CloudTrail, out of the suite's reach
+
     def function_log_mark(self) -> int:
         """The function's logs are in the stack's CloudWatch, out of the suite's reach."""
         return 0

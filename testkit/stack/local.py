@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from testkit.apigw.authorizer import CognitoAuthorizer
@@ -65,8 +64,12 @@ class LocalStack:
 
     def start_scenario(self) -> None:
         self.gate.reset()
+        self.roles.refusals.clear()
         if self.gateway.authorizer is not None:
-            self.gateway.authorizer.clock_offset = timedelta(0)
+            self.gateway.authorizer.reset()
+
+    def refusals(self) -> list[str]:
+        return list(self.roles.refusals)
 
     def function_log_mark(self) -> int:
         return self.function.log_mark()

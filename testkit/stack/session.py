@@ -46,6 +46,11 @@ class Stack(Protocol):
         """An honest gate and clocks: what one scenario changed is not the next one's."""
         ...
 
+    def refusals(self) -> list[str]:
+        """What IAM refused since the scenario began (none known on a stack the suite
+        did not create)."""
+        ...
+
     def function_log_mark(self) -> int:
         """Where the function's log stream is now, where the suite can read it."""
         ...

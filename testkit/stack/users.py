@@ -6,6 +6,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+
 ID_TOKEN_ALGORITHM = "RS256"
 
 
@@ -81,3 +85,20 @@ class UserDirectory:
 
     def created(self) -> list[User]:
         return list(self._users.values())
+
+
+def user_tokens(pool: UserPool, user: User) -> tuple[str, str]:
+    """The user's ID and refresh tokens from a sign-in of the kit's own (an unsigned
+    InitiateAuth, as any client makes it)."""
+    cognito = boto3.client(
+        "cognito-idp",
+        region_name=pool.region,
+        endpoint_url=pool.endpoint,
+        config=Config(signature_version=UNSIGNED),
+    )
+    answer = cognito.initiate_auth(
+        ClientId=pool.client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
+    )["AuthenticationResult"]
+    return answer["IdToken"], answer["RefreshToken"]

@@ -117,7 +117,7 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
     )
     assert "1 scenarios ran: 0 passed, 1 failed" in summary
     assert (
-        "✗ Downloading the trace of a task: Saving the trace to a file keeps the stored "
+        "✗ contract · Downloading the trace of a task: Saving the trace to a file keeps the stored "
         "artifact byte for byte\n    after its steps\n"
         "    behaviour: Alice's ID token was shown"
     ) in summary

@@ -31,22 +31,41 @@ BROKEN = Difference("F", "T", "", "after its steps", "behaviour", "exit status 7
 
 
 def report(
-    nodeid: str, when: str, outcome: str = "passed", difference: Difference | None = None
+    nodeid: str,
+    when: str,
+    outcome: str = "passed",
+    difference: Difference | None = None,
+    *,
+    contract: bool = True,
+    layers: tuple[str, ...] = ("cli",),
+    skip_reason: str = "Skipped: needs the suite's own stack",
 ) -> Any:
+    named = {"name": f"F: {nodeid}", "contract": contract, "layers": list(layers)}
     properties = [("trace_suite_difference", asdict(difference))] if difference else []
     return SimpleNamespace(
         nodeid=nodeid,
         when=when,
         skipped=outcome == "skipped",
+        longrepr=("f.feature", 1, skip_reason) if outcome == "skipped" else None,
         keywords=SCENARIO,
         # Properties of other plugins, before and after this one's in name order.
-        user_properties=[("another", {"x": 1}), ("zzz", {"x": 1}), *properties],
+        user_properties=[
+            ("another", {"x": 1}),
+            ("trace_suite_scenario", named),
+            ("zzz", {"x": 1}),
+            *properties,
+        ],
     )
 
 
-def run(judgement: Judgement, nodeid: str, *phases: tuple[str, str, Difference | None]) -> None:
+def run(
+    judgement: Judgement,
+    nodeid: str,
+    *phases: tuple[str, str, Difference | None],
+    **named: Any,
+) -> None:
     for when, outcome, difference in phases:
-        judgement.pytest_runtest_logreport(report(nodeid, when, outcome, difference))
+        judgement.pytest_runtest_logreport(report(nodeid, when, outcome, difference, **named))
 
 
 def test_scenarios_are_counted_once_set_up_and_failures_from_any_phase() -> None:
@@ -75,7 +94,7 @@ def test_a_scenario_failing_twice_keeps_its_first_difference() -> None:
     judgement = Judgement({})
     run(judgement, "b", ("setup", "passed", None), ("call", "failed", FORBIDDEN))
     run(judgement, "b", ("teardown", "failed", MISSING))
-    assert judgement.as_json()["failed"] == [asdict(FORBIDDEN)]
+    assert judgement.as_json()["failed"] == [{**asdict(FORBIDDEN), "contract": True}]
 
 
 def test_tests_that_are_no_scenarios_are_not_counted() -> None:
@@ -109,14 +128,88 @@ def test_the_summary_names_what_was_judged_and_each_difference() -> None:
         "CLI: theirs",
         "handler: ours",
         "3 scenarios ran: 1 passed, 2 failed",
-        "✗ Downloading the trace of a task: Another user is refused and receives nothing",
+        "The round trip's contract: does not conform (2 of 3 scenarios failed, 0 not applicable)",
+        "This project's extras: 0 of 0 passed, 0 not applicable",
+        "layer       contract passed  failed  extras passed  failed  not applicable",
+        "agent                     0       0              0       0               0",
+        "handler                   0       0              0       0               0",
+        "cli                       1       2              0       0               0",
+        "✗ contract · Downloading the trace of a task: Another user is refused and "
+        "receives nothing",
         "    Then the download fails, telling him he does not have access to the task",
         "    wording: the wording of ... differs",
-        "✗ F: S [row | one]",
+        "✗ contract · F: S [row | one]",
         "    Then it says",
         "    no phrasebook entry: …",
         "The phrasebook has no entry for 1 message(s) the scenarios check:",
         '    "Gone"',
+    ]
+
+
+def test_the_verdict_tells_the_contract_from_the_extras_and_the_not_applicable() -> None:
+    judgement = Judgement({})
+    ok = (("setup", "passed", None), ("call", "passed", None))
+    run(judgement, "a", *ok, layers=("agent", "cli"))
+    run(judgement, "b", ("setup", "passed", None), ("call", "failed", BROKEN), contract=False)
+    run(judgement, "c", *ok, contract=False, layers=("handler",))
+    na = "Skipped: not applicable: the CLI has no setting for it"
+    run(judgement, "d", ("setup", "skipped", None), skip_reason=na)
+    run(judgement, "e", ("setup", "skipped", None), contract=False, skip_reason=na)
+    run(judgement, "f", ("setup", "skipped", None))  # the target lacks what it needs
+    run(judgement, "g", ("setup", "passed", None), ("call", "skipped", None), skip_reason=na)
+    judged = judgement.as_json()
+    assert judged["verdict"] == "conforms to the contract"
+    assert judged["contract"] == {"passed": 1, "failed": 0, "not_applicable": 2}
+    assert judged["extras"] == {"passed": 1, "failed": 1, "not_applicable": 1}
+    assert judged["layers"]["agent"]["contract"] == {"passed": 1, "failed": 0, "not_applicable": 0}
+    assert judged["layers"]["handler"]["extras"] == {"passed": 1, "failed": 0, "not_applicable": 0}
+    assert judged["layers"]["cli"]["extras"] == {"passed": 0, "failed": 1, "not_applicable": 1}
+    assert judged["not_applicable"] == [
+        {"scenario": f"F: {name}", "reason": "the CLI has no setting for it"}
+        for name in ("d", "e", "g")
+    ]
+    assert [d["contract"] for d in judged["failed"]] == [False]
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert "The round trip's contract: conforms (1 of 1 scenarios passed, 2 not applicable)" in (
+        terminal.lines
+    )
+    assert "This project's extras: 1 of 2 passed, 1 not applicable" in terminal.lines
+    assert "Not run on this target: 1 (needs the suite's own stack)" in terminal.lines
+    assert "✗ extra · F: T" in terminal.lines
+    assert "    F: d: the CLI has no setting for it" in terminal.lines
+
+
+def test_a_run_that_passed_nothing_of_the_contract_does_not_conform() -> None:
+    judgement = Judgement({})
+    na = "Skipped: not applicable: no sign-in"
+    run(judgement, "a", ("setup", "skipped", None), skip_reason=na)
+    assert judgement.as_json()["verdict"] == "does not conform"
+
+
+def test_failures_alike_in_set_up_are_told_once_and_others_with_what_the_layers_said() -> None:
+    judgement = Judgement({})
+    setup = Difference("F", "S", "", "before its steps", "behaviour", "the CLI's sign-in failed")
+    given = Difference("F", "S", "", "Given Alice ran a task", "behaviour", "boom")
+    said = Difference("F", "U", "", "Then x", "behaviour", "differs", said=["IAM: no ListBucket"])
+    for name in ("a", "b", "c"):
+        run(judgement, name, ("setup", "failed", setup))
+    run(judgement, "d", ("setup", "passed", None), ("call", "failed", given))
+    run(judgement, "e", ("setup", "passed", None), ("call", "failed", said))
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    failures = terminal.lines[terminal.lines.index("✗ 3 scenarios failed alike, in set-up:") :]
+    assert failures == [
+        "✗ 3 scenarios failed alike, in set-up:",
+        "    before its steps",
+        "    behaviour: the CLI's sign-in failed",
+        "✗ contract · F: S",
+        "    Given Alice ran a task",
+        "    behaviour: boom",
+        "✗ contract · F: U",
+        "    Then x",
+        "    behaviour: differs",
+        "    IAM: no ListBucket",
     ]
 
 
@@ -221,6 +314,7 @@ def scenario_item(**stashed: Any) -> Any:
         name="test_a_traced_task_downloads",
         stash=pytest.Stash(),
         get_closest_marker=lambda name: name == "integration" or None,
+        iter_markers=lambda: [SimpleNamespace(name=n) for n in ("integration", "extra", "cli")],
     )
     for key, value in stashed.items():
         item.stash[key] = value
@@ -233,7 +327,15 @@ def scenario_item(**stashed: Any) -> Any:
 )
 def test_a_failure_outside_any_step_says_where_and_what(when: str, where: str) -> None:
     report = made_report(scenario_item(), when, crash="AssertionError: boom\nassert 1 == 2")
-    [(name, difference)] = report.user_properties
+    [named, (name, difference)] = report.user_properties
+    assert named == (
+        "trace_suite_scenario",
+        {
+            "name": "trace_download.feature: A traced task downloads",
+            "contract": False,
+            "layers": ["cli"],
+        },
+    )
     assert name == "trace_suite_difference"
     assert difference == asdict(
         Difference(
@@ -250,10 +352,17 @@ def test_a_failure_outside_any_step_says_where_and_what(when: str, where: str) -
 def test_a_failed_step_is_reported_as_the_step_said_and_a_pass_carries_nothing() -> None:
     item = scenario_item()
     item.stash[conformance._STEP_FAILED] = FORBIDDEN
-    assert made_report(item, "call").user_properties == [
+    assert made_report(item, "call").user_properties[1:] == [
         ("trace_suite_difference", asdict(FORBIDDEN))
     ]
-    assert made_report(item, "call", failed=False).user_properties == []
+    assert [n for n, _ in made_report(item, "call", failed=False).user_properties] == [
+        "trace_suite_scenario"
+    ]
+    witnessed = scenario_item()
+    witnessed.stash[conformance._STEP_FAILED] = Difference("F", "S", "", "Then x", "behaviour", "")
+    witnessed.stash[conformance.WITNESSES] = lambda: ["the CLI said: no\nmore", "IAM: " + "x" * 500]
+    said = made_report(witnessed, "call").user_properties[1][1]["said"]
+    assert said == ["the CLI said: no", "IAM: " + "x" * 394 + "…"]
     other = scenario_item()
     other.get_closest_marker = lambda name: None  # a test that is no scenario
     assert made_report(other, "call").user_properties == []
