@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from testkit.aws.endpoint import PROJECT_ROOT
+from testkit.aws.endpoint import (
+    PROJECT_ROOT,
+    REGION,
+    TEST_ACCESS_KEY_ID,
+    TEST_SECRET_ACCESS_KEY,
+    MotoServer,
+)
+from testkit.aws.resources import create_task_table, create_trace_bucket
 from testkit.lambda_.function_code import BRIDGE, node_handler
 from testkit.lambda_.local_lambda import (
     LOG_TRUNCATED,
@@ -24,7 +32,7 @@ from testkit.lambda_.local_lambda import (
     InvocationFailed,
     LocalLambda,
 )
-from trace_infra.definitions import GET_TRACE_URL, FunctionDefinition
+from trace_infra.definitions import GET_TRACE_URL, FunctionDefinition, trace_object_key
 
 EVENT = {
     "resource": "/tasks/{task_id}/trace",
@@ -644,3 +652,88 @@ def test_the_handlers_own_copy_of_an_sdk_package_comes_before_the_runtimes(
         source = commonjs(source)
     with running(tmp_path, source, name=name) as local:
         assert local.invoke(EVENT) == ["OwnS3Client", "DynamoDBClient"]
+
+
+TEST_HANDLER = Path(__file__).parent / "implementations" / "node_handler" / "handler.js"
+
+
+@pytest.fixture
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer.launch().ready()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_another_teams_unbundled_handler_answers_by_the_contract(moto: MotoServer) -> None:
+    """The CommonJS handler of tests/harness/implementations, with the runtime's SDK,
+    against moto: its clients reach the endpoints the AWS_ENDPOINT_URL_* variables name."""
+    assert moto.endpoint is not None
+    s3, dynamodb = moto.client("s3"), moto.client("dynamodb")
+    create_trace_bucket(s3, "traces")
+    create_task_table(dynamodb, "tasks")
+    key = trace_object_key("user-a", "t-1")
+    s3.put_object(Bucket="traces", Key=key, Body=b"\x1f\x8btrace")
+    for task_id, uri in (("t-1", f"s3://traces/{key}"), ("t-2", "s3://traces/traces/x/t")):
+        item = {"task_id": task_id, "user_id": "user-a", "trace_s3_uri": uri}
+        dynamodb.put_item(TableName="tasks", Item={k: {"S": v} for k, v in item.items()})
+    environment = {
+        "TASKS_TABLE": "tasks",
+        "TRACES_BUCKET": "traces",
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+        "AWS_ENDPOINT_URL_S3": moto.endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    code = node_handler(TEST_HANDLER, "handler")
+    local = LocalLambda(GET_TRACE_URL, environment, name="GetTraceUrl", code=code)
+    local.start()
+    try:
+        found = local.invoke(event_for("t-1"))
+        link = body_of(found)["data"]
+        downloaded = requests.get(link["url"], timeout=10).content
+        refused = [local.invoke(event_for(task_id)) for task_id in ("t-2", "t-3")]
+        s3.delete_object(Bucket="traces", Key=key)
+        refused.append(local.invoke(event_for("t-1")))
+        refused.append(local.invoke({**EVENT, "requestContext": {"requestId": "api-2"}}))
+        records = local.log_records()
+    finally:
+        local.stop()
+
+    assert set(link) == {"url", "expires_at"}
+    assert link["url"].startswith(f"{moto.endpoint}/traces/{key}?")  # path-style
+    assert "X-Amz-Expires=900" in link["url"]
+    assert downloaded == b"\x1f\x8btrace"
+    assert found["headers"] == {
+        "Content-Type": "application/json",
+        "Access-Control-Allow-Origin": "*",
+        "X-Request-Id": "api-1",
+    }
+    assert [refusal(answer) for answer in refused] == [
+        (403, "FORBIDDEN"),
+        (404, "TASK_NOT_FOUND"),
+        (404, "TRACE_NOT_AVAILABLE"),
+        (401, "UNAUTHORIZED"),
+    ]
+    # Its own error records: JSON in their message (beside, on Node.js 20, the SDK's
+    # warning that its later versions need Node.js 22).
+    errors = [
+        json.loads(r["message"])
+        for r in records
+        if r["level"] == "ERROR" and r["message"].startswith("{")
+    ]
+    assert [(e["task_id"], e["error"], e["error_name"]) for e in errors] == [
+        ("t-2", "trace key outside the caller's prefix", "FORBIDDEN")
+    ]
+
+
+def event_for(task_id: str) -> dict[str, Any]:
+    return {**EVENT, "pathParameters": {"task_id": task_id}}
+
+
+def refusal(answer: dict[str, Any]) -> tuple[int, str]:
+    return answer["statusCode"], json.loads(answer["body"])["error"]["code"]
