@@ -295,7 +295,7 @@ def _probe(running: LocalStack, *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.agent_probe", *args],
         cwd=ROOT,
-        env={**os.environ, **running.agent_environment()},
+        env={**os.environ, **running.resources.agent.environment},
         capture_output=True,
         text=True,
         check=True,

@@ -222,7 +222,7 @@ def _profile(named: str) -> Profile:
     if not named:
         return Profile(Path())
     try:
-        return Profile.load(Path(named).expanduser().resolve())
+        return Profile.load(Path(os.path.abspath(Path(named).expanduser())))
     except ProfileError as unusable:
         raise SettingsError(f"{ENV_PROFILE}: {unusable}") from None
 

@@ -105,7 +105,7 @@ def _suite_instructions(running: LocalStack) -> str:
         ENV_USER_POOL_ID: resources.pool.id,
         ENV_CLIENT_ID: resources.pool.client_id,
         # The suite stands in for the agent runtime: its environment, and its role.
-        **running.agent_environment(),
+        **running.resources.agent.environment,
     }
     lines = "\n".join(f"  export {name}={value}" for name, value in exports.items())
     return (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import uuid
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,7 +15,7 @@ from pytest_bdd import given, parsers, then, when
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.scene import Scene
-from testkit.settings import needs_local_stack
+from testkit.settings import Settings, needs_local_stack
 from testkit.stack.resources import Resources
 from testkit.stack.session import Stack
 from trace_infra.definitions import trace_object_key
@@ -55,12 +58,29 @@ def agent_logged_missing_put(
 def api_logged_refused_check(scene: Scene, function: LocalLambda, phrasebook: Phrasebook) -> None:
     task_id = scene.current_task().task_id
     errors = [
-        record
-        for record in function.log_records()
-        if record.get("task_id") == task_id and record.get("level") == "ERROR"
+        fields
+        for fields in map(_fields, function.log_records())
+        if fields.get("task_id") == task_id and fields.get("level") == "ERROR"
     ]
     assert len(errors) == 1, f"{len(errors)} error records of the task in the function's log"
-    phrasebook.judge(STORAGE_REFUSED_CHECK, str(errors[0].get("reason")), task=task_id)
+    field = Settings.read().function.log_reason
+    assert field in errors[0], (
+        f"the error record has no {field!r} field to say why (its fields: "
+        f"{', '.join(sorted(errors[0]))}); a profile names the field its handler uses"
+    )
+    phrasebook.judge(STORAGE_REFUSED_CHECK, str(errors[0][field]), task=task_id)
+
+
+def _fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A log record's fields, with those of a JSON object it logged as its message (as
+    ``console.error(JSON.stringify({...}))`` or ``console.error({...})`` logs them)."""
+    message = record.get("message")
+    if isinstance(message, str) and message.startswith("{"):
+        with contextlib.suppress(ValueError):
+            message = json.loads(message)
+    if isinstance(message, dict):
+        return {**record, **message, "level": record.get("level")}
+    return record
 
 
 @when("the agent runtime tries to store a file outside the trace prefix", target_fixture="refusal")

@@ -71,6 +71,17 @@ class ResourceArns:
     def table_arn(self, table: str) -> str:
         return f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{table}"
 
+    def substitute(self, written: str) -> str:
+        """A policy's resource with its placeholders made this stack's own."""
+        for placeholder, value in (
+            ("${TraceBucket}", self.bucket),
+            ("${TaskTable}", self.table),
+            ("${Region}", self.region),
+            ("${Account}", ACCOUNT_ID),
+        ):
+            written = written.replace(placeholder, value)
+        return written
+
 
 def statements_for(grants: Iterable[Grant], arns: ResourceArns) -> list[Statement]:
     return [Statement(grant.actions, (arns.of(grant.scope),)) for grant in grants]

@@ -286,7 +286,10 @@ def implementations(settings: Settings) -> dict[str, str]:
         handler = f"the deployed API's, at {settings.deployed.api_url}"
     else:
         handler = ("" if settings.handler else "this project's handler, ") + code.description
+        if settings.function.policy is not None:
+            handler += f", under the policy {settings.function.policy_source}"
     book = settings.phrasebook
+    agent = settings.agent
     return {
         "CLI": (
             "this project's bgagent, in-process (bgagent.main.run)"
@@ -294,6 +297,10 @@ def implementations(settings: Settings) -> dict[str, str]:
             else f"{shlex.join(settings.cli)}, as a process of its own"
         ),
         "handler": handler,
+        "agent": "this project's pipeline (trace_agent.pipeline.run_task)"
+        if agent is None
+        else f"{agent.dump} and {agent.upload}"
+        + (f", then {agent.finish}" if agent.finish else ", then this project's terminal write"),
         "phrasebook": str(book)
         + (" (this project's wording)" if book == DEFAULT_PHRASEBOOK else ""),
     }

@@ -19,10 +19,12 @@ layer the profile does not name is this project's.
     code = "dist/handler.js:handler"
     policy = "handler-policy.json"   # its role's IAM policy; ${TraceBucket}, ${TaskTable}
     environment = { TASKS_TABLE = "task table", TRACES_BUCKET = "trace bucket" }
+    log_reason = "error"             # the field of its error record that says why
 
     [agent]
     dump = "their_agent.adapter:dump"      # (task_id, events) -> gzipped JSON Lines | None
     upload = "their_agent.adapter:upload"  # (body, task_id, user_id) -> s3:// URI | None
+    finish = "their_agent.adapter:finish"  # (task_id, status, trace_s3_uri); optional
 
 The kit never writes a profiled CLI's files: it signs people in through the CLI, and
 refuses a sign-in at the API Gateway, never by editing what the CLI keeps.
@@ -31,6 +33,7 @@ refuses a sign-in at the API Gateway, never by editing what the CLI keeps.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,12 +99,14 @@ class HandlerProfile:
     policy: tuple[PolicyStatement, ...] | None = None  # None: this project's grants
     policy_source: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)  # name -> a RESOURCES
+    log_reason: str = "reason"  # the field of its error record that says why
 
 
 @dataclass(frozen=True)
 class AgentProfile:
     dump: str
     upload: str
+    finish: str = ""  # "": this project's terminal write stands in for the agent's
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,9 @@ class _Reader:
         return value
 
     def resolve(self, value: str) -> Path:
-        return (self.path.parent / Path(value).expanduser()).resolve()
+        # Absolute, but symbolic links kept: a virtual environment's python is a link, and
+        # what it links to runs without the environment's packages.
+        return Path(os.path.normpath(self.path.parent / Path(value).expanduser()))
 
     def command(self, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
         value = table.get(key.rpartition(".")[2])
@@ -177,8 +184,8 @@ class _Reader:
 
     def beside(self, word: str) -> str:
         """A word naming a file beside the profile, as an absolute path; others as they are."""
-        found = self.path.parent / word
-        return str(found.resolve()) if not Path(word).is_absolute() and found.exists() else word
+        found = self.resolve(word)
+        return str(found) if not Path(word).is_absolute() and found.exists() else word
 
     def cli(self, table: Mapping[str, Any]) -> CliProfile:
         known = {"command", "sign_in", "configure", "home", "download_deadline"}
@@ -199,7 +206,7 @@ class _Reader:
         )
 
     def handler(self, table: Mapping[str, Any]) -> HandlerProfile:
-        self.only(table, "handler", {"code", "policy", "environment"})
+        self.only(table, "handler", {"code", "policy", "environment", "log_reason"})
         environment = table.get("environment", {})
         if not isinstance(environment, dict) or not all(
             isinstance(v, str) and v in RESOURCES for v in environment.values()
@@ -216,6 +223,7 @@ class _Reader:
             policy=self.policy(self.resolve(policy)) if policy else None,
             policy_source=str(self.resolve(policy)) if policy else "",
             environment=dict(environment),
+            log_reason=self.text(table, "log_reason", "reason") or "reason",
         )
 
     def policy(self, path: Path) -> tuple[PolicyStatement, ...]:
@@ -249,10 +257,12 @@ class _Reader:
         return tuple(read)
 
     def agent(self, table: Mapping[str, Any]) -> AgentProfile:
-        self.only(table, "agent", {"dump", "upload"})
+        self.only(table, "agent", {"dump", "upload", "finish"})
         named = {}
-        for key in ("dump", "upload"):
+        for key in ("dump", "upload", "finish"):
             value = self.text(table, key, None)
+            if key == "finish" and value is None:
+                continue
             module, colon, attribute = (value or "").partition(":")
             if not (module and colon and attribute):
                 raise self.fail(f"agent.{key}", "must name a callable as module:attribute")

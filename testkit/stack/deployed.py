@@ -27,6 +27,7 @@ from testkit.settings import DeployedTarget, NotOnThisTarget
 from testkit.stack.footprint import Footprint, SessionTag
 from testkit.stack.resources import AgentRuntime, Resources
 from testkit.stack.users import UserDirectory, UserPool
+from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,12 @@ class DeployedStack:
         # The agent runtime's clients, from this shell's environment (endpoints included).
         session: Any = boto3.session.Session(region_name=where.region)
         agent = AgentRuntime(
-            session.client("s3"), session.client("dynamodb"), where.bucket, where.table
+            session.client("s3"),
+            session.client("dynamodb"),
+            where.bucket,
+            where.table,
+            # The shell's credentials reach the stack; the names are the stack's.
+            environment={ENV_TRACE_BUCKET: where.bucket, ENV_TASK_TABLE: where.table},
         )
         users = UserDirectory(cognito, pool, tag=str(tag))
         try:

@@ -14,11 +14,12 @@ from typing import Any
 
 from testkit.apigw.authorizer import CognitoAuthorizer
 from testkit.apigw.gateway import LocalApiGateway
-from testkit.aws.auth import ResourceArns, Role, Roles, statements_for
+from testkit.aws.auth import ResourceArns, Role, Roles, Statement, statements_for
 from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
 from testkit.aws.resources import create_task_table, create_trace_bucket
 from testkit.aws.s3_gate import S3Gate
+from testkit.conformance.profile import HandlerProfile
 from testkit.lambda_.function_code import FunctionCode
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.stack.footprint import PREFIX, SessionTag, left_over
@@ -53,11 +54,6 @@ class LocalStack:
         named = {"agent runtime": self.agent_role, "trace API": self.function_role}
         return self.roles.revoke(named[role], action)
 
-    def agent_environment(self) -> dict[str, str]:
-        """What an agent runtime process would get: its role's credentials, the names and
-        the gated endpoints."""
-        return function_environment(self.endpoints, self.names, self.agent_role)
-
     def cli_environment(self) -> dict[str, str]:
         assert self.aws.endpoint is not None
         return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
@@ -88,13 +84,16 @@ class LocalStack:
         emulator: str | None = None,
         moto: MotoServer | None = None,
         code: FunctionCode | None = None,
+        function: HandlerProfile | None = None,
     ) -> Iterator[LocalStack]:
         """Everything started, and stopped (with what it created) on the way out.
 
         ``emulator``: an AWS emulator that is already running, instead of moto's server;
         ``moto``: moto's server already launched (``MotoServer.launch``), stopped here;
-        ``code``: the handler the function runs, this project's by default.
+        ``code``: the handler the function runs, this project's by default;
+        ``function``: the role and environment another team's handler runs with.
         """
+        function = function or HandlerProfile()
         tag = SessionTag.new()
         names = ResourceNames.for_session(tag)
         with ExitStack() as stopping:
@@ -110,9 +109,14 @@ class LocalStack:
                 _remove_leftover_stacks(aws, tag)
             roles = Roles()
             arns = ResourceArns(names.bucket, names.table, REGION)
-            function_role = roles.create(
-                f"{FUNCTION_NAME} role", statements_for(GET_TRACE_URL_GRANTS, arns)
-            )
+            if function.policy is None:
+                granted = statements_for(GET_TRACE_URL_GRANTS, arns)
+            else:
+                granted = [
+                    Statement(s.actions, tuple(map(arns.substitute, s.resources)))
+                    for s in function.policy
+                ]
+            function_role = roles.create(f"{FUNCTION_NAME} role", granted)
             agent_role = roles.create(
                 "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
             )
@@ -124,14 +128,15 @@ class LocalStack:
             stopping.callback(dynamodb_gate.stop)
             endpoints = GatedEndpoints(aws.endpoint, gate.url, dynamodb_gate.url)
             # The function's cold start overlaps with building the resources.
-            function = LocalLambda(
-                GET_TRACE_URL,
-                function_environment(endpoints, names, function_role),
-                name=FUNCTION_NAME,
-                code=code,
-            )
-            function.start()
-            stopping.callback(function.stop)
+            environment = function_environment(endpoints, names, function_role)
+            if function.environment:  # the variables another team's handler reads
+                for name in GET_TRACE_URL.environment_names:
+                    del environment[name]
+                named = {"trace bucket": names.bucket, "task table": names.table}
+                environment |= {v: named[r] for v, r in function.environment.items()}
+            lambda_ = LocalLambda(GET_TRACE_URL, environment, name=FUNCTION_NAME, code=code)
+            lambda_.start()
+            stopping.callback(lambda_.stop)
 
             cognito = aws.client("cognito-idp")
             create_trace_bucket(aws.client("s3"), names.bucket)
@@ -140,19 +145,20 @@ class LocalStack:
             if emulator:
                 stopping.callback(_remove_stack, aws, names, pool.id)
 
-            gateway = LocalApiGateway(function.invoke)
+            gateway = LocalApiGateway(lambda_.invoke)
             gateway.authorizer = CognitoAuthorizer(pool)
             gateway.start()
             stopping.callback(gateway.stop)
             # A handler that cannot load stops the stack now, saying why, rather than
             # failing every scenario with a 502.
-            function.wait_started()
+            lambda_.wait_started()
 
             agent = AgentRuntime(
                 s3=_client("s3", gate.url, agent_role),
                 dynamodb=_client("dynamodb", dynamodb_gate.url, agent_role),
                 bucket=names.bucket,
                 table=names.table,
+                environment=function_environment(endpoints, names, agent_role),
             )
             resources = Resources(aws, agent, pool, gateway.url, names.bucket, names.table)
             yield cls(
@@ -163,7 +169,7 @@ class LocalStack:
                 roles=roles,
                 agent_role=agent_role,
                 function_role=function_role,
-                function=function,
+                function=lambda_,
                 gateway=gateway,
                 resources=resources,
                 users=UserDirectory(cognito, pool, tag=str(tag)),

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from testkit.aws.endpoint import AwsEndpoint
+from testkit.conformance.agent import run_other_agent
+from testkit.settings import Settings
 from testkit.stack.footprint import SessionTag
 from testkit.stack.users import UserPool
 from trace_agent.pipeline import TaskOutcome, run_task
@@ -42,6 +44,8 @@ class AgentRuntime:
     dynamodb: Any
     bucket: str
     table: str
+    # What an agent runtime process gets: another team's agent reads it.
+    environment: Mapping[str, str]
 
     def records(self) -> TaskRecords:
         return TaskRecords(self.table, self.dynamodb)
@@ -72,8 +76,20 @@ class Resources:
         trace_max_bytes: int | None = None,
     ) -> TaskOutcome:
         """A task submitted for its owner and run to its end by the real pipeline, as the
-        agent runtime runs it: with its own clients and the names its environment gives."""
+        agent runtime runs it: with its own clients and the names its environment gives.
+        Another team's agent (``TRACE_SUITE_PROFILE``'s ``[agent]``) finishes it instead."""
         self.submit_task(task_id, user_id, trace=trace)
+        other = Settings.read().agent
+        if other is not None:
+            return run_other_agent(
+                other,
+                task_id,
+                user_id,
+                events,
+                trace=trace,
+                environment=self.agent.environment,
+                records=self.agent.records(),
+            )
         capped = {} if trace_max_bytes is None else {"trace_max_bytes": trace_max_bytes}
         return run_task(
             TaskConfig(task_id=task_id, user_id=user_id, trace=trace, **capped),

@@ -81,7 +81,9 @@ def open_stack(
     if settings.deployed:
         return DeployedStack.session(settings.deployed)
     code = function_code(GET_TRACE_URL.handler, settings.handler)
-    return LocalStack.running(emulator=settings.emulator, moto=moto, code=code)
+    return LocalStack.running(
+        emulator=settings.emulator, moto=moto, code=code, function=settings.function
+    )
 
 
 def handler_code(settings: Settings) -> FunctionCode | None:

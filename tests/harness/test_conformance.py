@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -281,3 +282,96 @@ def test_a_handler_that_logs_past_the_bound_in_a_scenario_fails_it_unchecked(
         "    after its steps\n    behaviour: the function's log passed its bound in this "
         "scenario: it was not all checked"
     ) in judged(done)
+
+
+IMPLEMENTATIONS = ROOT / "tests" / "harness" / "implementations"
+
+
+def another_teams_profile(folder: Path) -> Path:
+    """The checked-in profile of another team's three layers, copied with its paths made
+    absolute and its CLI run by this Python."""
+    text = (IMPLEMENTATIONS / "profile.toml").read_text(encoding="utf-8")
+    replacements = {
+        '"../../../.venv/bin/python"': json.dumps(sys.executable),
+        **{
+            f'"{relative}': f'"{IMPLEMENTATIONS / relative}'
+            for relative in (
+                "phrasebook.toml",
+                "other_cli.py",
+                "node_handler/handler.js",
+                "node_handler/policy.json",
+            )
+        },
+    }
+    for written, absolute in replacements.items():
+        assert written in text, f"profile.toml no longer names {written}"
+        text = text.replace(written, absolute)
+    copied = folder / "profile.toml"
+    copied.write_text(text, encoding="utf-8")
+    return copied
+
+
+def test_another_teams_layers_fail_exactly_the_contract_they_break(tmp_path: Path) -> None:
+    """Another team's CLI (sign-in by argument, files of its own, no deadline setting,
+    exit 1 on Ctrl-C, a -o written in place), Node.js handler (unbundled, on the runtime's
+    SDK, its role without s3:ListBucket, variables of its own) and agent (which stores a
+    Content-Encoding), judged in one run with their profile."""
+    report = tmp_path / "conformance.json"
+    done = run_acceptance_suite(
+        "features/",
+        f"--conformance-report={report}",
+        env={"TRACE_SUITE_PROFILE": str(another_teams_profile(tmp_path))},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    verdict = json.loads(report.read_text())
+    assert verdict["verdict"] == "does not conform"
+    broken = {
+        (d["scenario"], d["example"].partition(" | ")[0])
+        for d in verdict["failed"]
+        if d["contract"]
+    }
+    assert broken == {
+        # The CLI: its -o is written in place, and emptied before the download.
+        ("A broken download to a file leaves no file behind", "a connection reset mid-body"),
+        (
+            "A broken download to a file leaves no file behind",
+            "a body shorter than its stated length",
+        ),
+        ("A broken download to a file leaves no file behind", "access denied"),
+        ("A broken download to a file leaves no file behind", "a server error"),
+        ("A broken download never replaces an earlier file, even with --force", ""),
+        ("Interrupting a download with Ctrl-C leaves nothing behind", ""),
+        # The handler: without s3:ListBucket, a trace that left storage is a 500.
+        (
+            "The API refuses the download, and the user sees why",
+            "the task's trace has since expired from storage",
+        ),
+        # The agent: a Content-Encoding on the stored trace.
+        ("The stored trace carries no content encoding, so any HTTP client gets it as stored", ""),
+    }
+    [expired] = [d for d in verdict["failed"] if "expired from storage" in d["example"]]
+    assert any(
+        said.startswith("IAM: GetTraceUrl role is not allowed s3:ListBucket on arn:aws:s3:::")
+        and said.endswith("so S3 answered 403, not 404, to its HEAD of a missing key")
+        for said in expired["said"]
+    ), expired["said"]
+    for failed in verdict["failed"]:
+        if failed["scenario"] == "A broken download to a file leaves no file behind":
+            assert failed["step"] == "And nothing was downloaded" or not failed["contract"]
+    # What the CLI and the agent do not offer is not applicable, never failed.
+    reasons = {item["reason"] for item in verdict["not_applicable"]}
+    assert reasons == {
+        "the CLI has no setting for how long its downloads may take",
+        "it drives this project's agent pipeline; the agent judged is another",
+    }
+    # Every other scenario of the contract passes; its extras (a checksum, a blank-id
+    # check) fail as extras.
+    assert verdict["contract"] == {"passed": 36, "failed": 8, "not_applicable": 11}
+    assert verdict["extras"] == {"passed": 0, "failed": 3, "not_applicable": 0}
+    assert {d["scenario"] for d in verdict["failed"] if not d["contract"]} == {
+        "A broken download to a file leaves no file behind",
+        "The CLI refuses a blank task id itself",
+    }
+    summary = judged(done)
+    assert "The round trip's contract: does not conform (8 of 44 scenarios failed" in summary
+    assert "The CLI refuses a blank task id itself" in summary

@@ -237,6 +237,7 @@ def test_the_implementations_are_named_from_the_environment() -> None:
         "CLI": "node 'their cli/bgagent.js', as a process of its own",
         "handler": "trace_infra.handlers.get_trace_url.lambda_handler "
         "(Python, under the runtime interface client)",
+        "agent": "this project's pipeline (trace_agent.pipeline.run_task)",
         "phrasebook": "/zzz/theirs.toml",
     }
     named = conformance.implementations(Settings(phrasebook=DEFAULT_PHRASEBOOK))
