@@ -1,0 +1,247 @@
+"""A profile of another implementation: what each key says, and the one line a profile
+the suite cannot use stops the run with."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from testkit.aws.auth import ResourceArns, Statement
+from testkit.conformance.profile import (
+    CONFIGURE,
+    DOWNLOAD_DEADLINE,
+    SIGN_IN,
+    CliProfile,
+    PolicyStatement,
+    Profile,
+    ProfileError,
+)
+from testkit.settings import Settings, SettingsError
+from tests.harness.suite_runs import STACK_NOT_CREATED_HERE, run_acceptance_suite
+
+POLICY = """{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${TraceBucket}/traces/*"},
+  {"Sid": "Tasks", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+   "Resource": ["arn:aws:dynamodb:${Region}:${Account}:table/${TaskTable}"]}]}"""
+
+
+def written(folder: Path, text: str, name: str = "profile.toml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_profile_names_each_layer_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "cli.js").write_text("")
+    written(tmp_path, POLICY, "policy.json")
+    profile = Profile.load(
+        written(
+            tmp_path,
+            f"""
+phrasebook = "words.toml"
+[cli]
+command = ["{sys.executable}", "bin/cli.js", "--quiet"]
+sign_in = ["signin", "-u", "{{username}}", "-p", "{{password}}"]
+home = "THEIR_HOME"
+interrupted_status = 1
+[handler]
+code = "bin/cli.js:handler"
+policy = "policy.json"
+environment = {{ TABLE = "task table", BUCKET = "trace bucket" }}
+log_reason = "error"
+[agent]
+dump = "their.agent:Accumulator.dump"
+upload = "their.agent:upload"
+""",
+        )
+    )
+    assert profile.cli_command == (sys.executable, str(tmp_path / "bin/cli.js"), "--quiet")
+    assert profile.cli == CliProfile(
+        configure=CONFIGURE,
+        sign_in=("signin", "-u", "{username}", "-p", "{password}"),
+        home="THEIR_HOME",
+        download_deadline=None,
+        interrupted_status=1,
+        keeps_our_files=False,
+    )
+    assert not profile.cli.password_on_stdin
+    assert profile.phrasebook == tmp_path / "words.toml"
+    assert profile.handler.code == f"{tmp_path / 'bin/cli.js'}:handler"
+    assert profile.handler.environment == {"TABLE": "task table", "BUCKET": "trace bucket"}
+    assert profile.handler.log_reason == "error"
+    assert profile.handler.policy == (
+        PolicyStatement(("s3:GetObject",), ("arn:aws:s3:::${TraceBucket}/traces/*",)),
+        PolicyStatement(
+            ("dynamodb:GetItem", "dynamodb:Query"),
+            ("arn:aws:dynamodb:${Region}:${Account}:table/${TaskTable}",),
+        ),
+    )
+    assert profile.agent is not None
+    assert (profile.agent.dump, profile.agent.finish) == ("their.agent:Accumulator.dump", "")
+
+
+def test_without_a_cli_section_the_cli_is_this_projects(tmp_path: Path) -> None:
+    profile = Profile.load(written(tmp_path, '[handler]\ncode = "their.handler"\n'))
+    assert profile.cli_command is None
+    assert profile.cli == CliProfile()
+    assert (profile.cli.sign_in, profile.cli.download_deadline) == (SIGN_IN, DOWNLOAD_DEADLINE)
+    assert profile.cli.password_on_stdin
+    assert profile.cli.keeps_our_files
+    assert profile.handler.code == "their.handler"  # a Python handler, by module path
+
+
+def test_a_policys_placeholders_become_the_sessions_own_names() -> None:
+    arns = ResourceArns("b", "t", "eu-west-1")
+    statement = PolicyStatement(("s3:GetObject",), ("arn:aws:s3:::${TraceBucket}/traces/*",))
+    assert Statement(statement.actions, tuple(map(arns.substitute, statement.resources))).allows(
+        "s3:GetObject", "arn:aws:s3:::b/traces/u/t.jsonl.gz"
+    )
+    assert (
+        arns.substitute("arn:aws:dynamodb:${Region}:${Account}:table/${TaskTable}")
+        == "arn:aws:dynamodb:eu-west-1:123456789012:table/t"
+    )
+
+
+def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
+    profile = written(tmp_path, f'phrasebook = "w.toml"\n[cli]\ncommand = ["{sys.executable}"]\n')
+    settings = Settings.read({"TRACE_SUITE_PROFILE": str(profile)})
+    assert settings.cli == (sys.executable,)
+    assert settings.phrasebook == tmp_path / "w.toml"
+    assert settings.profile == profile
+    assert settings.lacks(["needs_download_deadline"]) == (
+        "the CLI has no setting for how long its downloads may take"
+    )
+    assert settings.lacks(["needs_our_agent", "cli"]) is None
+    agent = written(tmp_path, '[agent]\ndump = "a:b"\nupload = "a:c"\n', "agent.toml")
+    assert Settings.read({"TRACE_SUITE_PROFILE": str(agent)}).lacks(["needs_our_agent"]) == (
+        "it drives this project's agent pipeline; the agent judged is another"
+    )
+    assert Settings().lacks(["needs_download_deadline", "needs_our_agent"]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[cli\n", "Expected ']'"),
+        ("cli = 3\n", "cli: must be a table"),
+        ("[client]\n", "client: unknown; known are agent, cli, handler, phrasebook"),
+        ("[cli]\nsign_in = ['x']\n", "cli.command: must be a list of words"),
+        ('[cli]\ncommand = "bgagent"\n', "cli.command: must be a list of words"),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nsign_in = ["login"]\n',
+            "cli.sign_in: must name the {username}",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = 300\n',
+            "cli.interrupted_status: must be an exit status, not 300",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = true\n',
+            "cli.interrupted_status: must be an exit status, not True",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\npassword = "x"\n',
+            "[cli] password: unknown",
+        ),
+        ("[handler]\nenvironment = { T = 'the table' }\n", "handler.environment: must map"),
+        ("[handler]\nlog_reason = 1\n", "log_reason: must be text, not 1"),
+        ('[handler]\npolicy = "absent.json"\n', "handler.policy: "),
+        ('[agent]\ndump = "a.b"\nupload = "a:b"\n', "agent.dump: must name a callable"),
+        ('[agent]\ndump = "a:b"\n', "agent.upload: must name a callable"),
+        ('phrasebook = ["a"]\n', "phrasebook: must be text"),
+    ],
+)
+def test_a_profile_the_suite_cannot_use_is_one_line(tmp_path: Path, text: str, said: str) -> None:
+    with pytest.raises(ProfileError) as stopped:
+        Profile.load(written(tmp_path, text))
+    line = str(stopped.value)
+    assert said in line
+    assert "\n" not in line
+    assert line.startswith(f"profile {tmp_path / 'profile.toml'}: ")
+
+
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        ("[", "policy.json: Expecting value"),
+        ('{"Statement": []}', "no Statement list"),
+        ('{"Statement": ["x"]}', "statement 1: not an object"),
+        (
+            '{"Statement": {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}}',
+            "statement 1: Effect 'Deny' is beyond what the local stack enforces",
+        ),
+        (
+            '{"Statement": [{"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}]}',
+            "statement 1: NotAction is beyond what the local stack enforces",
+        ),
+        (
+            '{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",'
+            ' "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}',
+            "statement 1: Condition is beyond what the local stack enforces",
+        ),
+        ('{"Statement": [{"Effect": "Allow", "Action": [], "Resource": "*"}]}', ": Action"),
+        ('{"Statement": [{"Effect": "Allow", "Action": "s3:*"}]}', ": Resource"),
+    ],
+)
+def test_a_policy_the_local_stack_cannot_enforce_is_refused(
+    tmp_path: Path, policy: str, said: str
+) -> None:
+    written(tmp_path, policy, "policy.json")
+    with pytest.raises(ProfileError, match=r"handler\.policy: ") as stopped:
+        Profile.load(written(tmp_path, '[handler]\npolicy = "policy.json"\n'))
+    assert said in str(stopped.value)
+
+
+def test_a_profile_that_is_no_regular_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ProfileError, match="is no regular file"):
+        Profile.load(fifo)  # a FIFO nobody writes: opening it to read would wait for ever
+    with pytest.raises(ProfileError, match="is no regular file"):
+        Profile.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"TRACE_SUITE_PROFILE": "absent.toml"}, "TRACE_SUITE_PROFILE: profile "),
+        ({"TRACE_SUITE_CLI": "bgagent"}, "TRACE_SUITE_CLI and the profile"),
+        ({"TRACE_SUITE_HANDLER": "x.y"}, "TRACE_SUITE_HANDLER and the profile"),
+        ({"TRACE_SUITE_PHRASEBOOK": "p.toml"}, "TRACE_SUITE_PHRASEBOOK and the profile"),
+        (STACK_NOT_CREATED_HERE, "TRACE_SUITE_PROFILE's [handler] needs the suite's own stack"),
+    ],
+)
+def test_a_layer_named_twice_or_a_profile_not_found_stops_the_run(
+    tmp_path: Path, environ: dict[str, str], said: str
+) -> None:
+    profile = written(
+        tmp_path,
+        f'phrasebook = "w.toml"\n[cli]\ncommand = ["{sys.executable}"]\n'
+        '[handler]\ncode = "their.handler"\n',
+    )
+    with pytest.raises(SettingsError, match=said.replace("[", r"\[")):
+        Settings.read({"TRACE_SUITE_PROFILE": str(profile), **environ})
+
+
+def test_a_cli_the_profile_names_that_cannot_run_is_one_line(tmp_path: Path) -> None:
+    profile = written(tmp_path, '[cli]\ncommand = ["no-such-cli", "x"]\n')
+    with pytest.raises(SettingsError, match=f"^{profile}: 'no-such-cli' is no command"):
+        Settings.read({"TRACE_SUITE_PROFILE": str(profile)})
+
+
+def test_an_unusable_profile_stops_the_scenarios_before_they_start(tmp_path: Path) -> None:
+    done = run_acceptance_suite(
+        "features/",
+        env={"TRACE_SUITE_PROFILE": str(written(tmp_path, "[cli]\ncommand = 1\n"))},
+        timeout=60,
+    )
+    assert done.returncode == 4, done.stdout[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors == [
+        f"ERROR: TRACE_SUITE_PROFILE: profile {tmp_path / 'profile.toml'}: cli.command: "
+        "must be a list of words, the command first"
+    ]
