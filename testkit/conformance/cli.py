@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -26,12 +27,17 @@ from pathlib import Path
 
 from bgagent.config import load_credentials
 from bgagent.main import run
+from testkit.process_tree import end_tree, marked
 from testkit.scene import CliRun, Person
 from testkit.settings import Settings
 from testkit.stack.users import User, UserPool, user_tokens
 
 _RUN_SECONDS = 60
-_SLICE_SECONDS = 1.0  # how often a run that has not ended is looked at
+_SLICE_SECONDS = 1.0  # how long its pipes may stay open after its end
+_POLL_SECONDS = 0.1  # how often a run is looked at while it says nothing
+_CHUNK = 65536
+# The most of its stdout (a trace printed whole) and of its stderr that is kept.
+OUTPUT_LIMITS = (256 * 1024 * 1024, 1024 * 1024)
 
 
 def run_bgagent(
@@ -84,7 +90,7 @@ def run_command(
     stdin: str = "",
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
-    environ = _environ(person, env)
+    environ, mark = marked(_environ(person, env))
     with _sigint_handled(interrupt_when):  # a child inherits SIGINT ignored, not handled
         process = subprocess.Popen(
             [*command, *args],
@@ -92,50 +98,75 @@ def run_command(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,  # it and what it starts: one group, ended as a whole
+            start_new_session=True,  # it and what it starts: one group
         )
     # Ctrl-C at a terminal reaches the foreground process group, not one process.
     with process, _pressed_when(interrupt_when, lambda: _signal(process, signal.SIGINT)):
         try:
-            stdout, stderr = _output(process, stdin.encode())
-        finally:  # whatever it left, and the whole group should the suite be stopped
-            _signal(process, signal.SIGKILL)
+            stdout, stderr = _output(process, mark, stdin.encode())
+        finally:  # whatever it left, and all of it should the suite be stopped
+            end_tree(process.pid, mark)
+    process.wait()
     # As a shell reports it: 128 + the signal that ended it.
     status = process.returncode if process.returncode >= 0 else 128 - process.returncode
     return _ran(CliRun([*command, *args], status, stdout, stderr.decode("utf-8", "replace")))
 
 
-def _output(process: subprocess.Popen[bytes], given: bytes) -> tuple[bytes, bytes]:
-    """Its stdout and stderr once it has ended and its pipes have closed, within
-    _RUN_SECONDS; after that its whole group is ended. A process it left holding its
-    pipes a second after its end is ended too (in its group), and said; one it moved to
-    a session of its own may hold them still: what came until then is what it said."""
-    deadline = time.monotonic() + _RUN_SECONDS
-    pending: bytes | None = given
-    notes, seen_ended = b"", False
-    while True:
-        try:
-            stdout, stderr = process.communicate(pending, timeout=_SLICE_SECONDS)
-            return stdout, stderr + notes
-        except subprocess.TimeoutExpired as waiting:
-            pending = None  # given once, whole
-            if process.poll() is None and time.monotonic() < deadline:
-                continue
-            if process.poll() is None:
+def _output(process: subprocess.Popen[bytes], mark: str, given: bytes) -> tuple[bytes, bytes]:
+    """Its stdout and stderr (at most OUTPUT_LIMITS bytes of each kept) once it has
+    ended and its pipes have closed, within _RUN_SECONDS; after that it is ended with
+    all it started. Whatever it left holding its pipes a second after its end is ended
+    too, and said."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stdin, out, err = (s.fileno() for s in (process.stdin, process.stdout, process.stderr))
+    kept = {out: bytearray(), err: bytearray()}
+    room = dict(zip(kept, OUTPUT_LIMITS, strict=True))
+    notes, pending = b"", memoryview(given)
+    with selectors.DefaultSelector() as watched:
+        for reading in kept:
+            watched.register(reading, selectors.EVENT_READ)
+        watched.register(stdin, selectors.EVENT_WRITE)
+        deadline = time.monotonic() + _RUN_SECONDS
+        ended_at: float | None = None
+        while watched.get_map():
+            now = time.monotonic()
+            if ended_at is None and process.poll() is not None:
+                ended_at = now
+            if ended_at is None and now > deadline:
                 notes += f"\n(the run was ended after {_RUN_SECONDS} s)".encode()
-            elif not seen_ended:  # a second more, for its pipes to close after its end
-                seen_ended = True
-                continue
-            elif notes:  # what it left holds its pipes even once its group is ended
-                for stream in (process.stdout, process.stderr):
-                    if stream is not None:
-                        stream.close()
-                return waiting.stdout or b"", (waiting.stderr or b"") + notes
-            else:
+                end_tree(process.pid, mark)
+                ended_at = deadline = now
+            elif ended_at is not None and now > ended_at + _SLICE_SECONDS:
+                if deadline == ended_at:  # held still, out of reach: that was all it said
+                    break
                 notes += b"\n(its output was held open by a process it left)"
-            _signal(process, signal.SIGKILL)
-            process.wait()
-            deadline = time.monotonic()  # one more second for the pipes, then no more
+                end_tree(process.pid, mark)
+                ended_at = deadline = now
+            for key, _ in watched.select(timeout=_POLL_SECONDS):
+                if key.fd == stdin:
+                    try:
+                        pending = (
+                            pending[os.write(stdin, pending[:_CHUNK]) :] if pending else pending
+                        )
+                    except BrokenPipeError:  # it reads no more: the rest is not for it
+                        pending = pending[:0]
+                    if not pending:
+                        watched.unregister(stdin)
+                        process.stdin.close()
+                    continue
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    watched.unregister(key.fd)
+                elif len(chunk) > room[key.fd] >= 0:
+                    kept[key.fd] += chunk[: room[key.fd]]
+                    room[key.fd] = -1  # said once; nothing more is kept
+                    notes += b"\n(its output passed its bound: the rest was not kept)"
+                elif room[key.fd] > 0:
+                    kept[key.fd] += chunk
+                    room[key.fd] -= len(chunk)
+    return bytes(kept[out]), bytes(kept[err]) + notes
 
 
 def _environ(person: Person, env: Mapping[str, str] | None) -> dict[str, str]:

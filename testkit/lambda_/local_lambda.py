@@ -21,7 +21,6 @@ import json
 import os
 import queue
 import select
-import signal
 import socket
 import subprocess
 import threading
@@ -35,6 +34,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from testkit.aws import local_server
 from testkit.lambda_.function_code import FunctionCode, python_handler
+from testkit.process_tree import end_tree, marked
 from trace_infra.definitions import FunctionDefinition
 
 _API = "/2018-06-01/runtime"
@@ -67,6 +67,7 @@ class _Instance:
     invocations queued for it."""
 
     process: subprocess.Popen[bytes]  # started once its Runtime API listens
+    mark: str  # what its process tree carries in its environment
 
     def __init__(self) -> None:
         self.server: BaseWSGIServer | None = None
@@ -80,10 +81,9 @@ class _Instance:
         self.init_timer: threading.Timer | None = None
 
     def kill(self) -> None:
-        """End the instance: its runtime and every process it started (they hold its
-        log's pipe open)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """End the instance: its runtime and every process it started, in its group or
+        not (they hold its log's pipe open)."""
+        end_tree(self.process.pid, self.mark)
 
 
 class LocalLambda:
@@ -172,6 +172,7 @@ class LocalLambda:
             **dict(self.code.runtime_environment),
             **self._environment,
         }
+        runtime_env, instance.mark = marked(runtime_env)
         instance.process = subprocess.Popen(
             self.code.command,
             env=runtime_env,

@@ -130,15 +130,18 @@ def test_what_an_invocation_logged_is_in_the_log_when_its_answer_arrives(
             assert local.log_lines()[-1] == f"last of {number}"
 
 
+@pytest.mark.parametrize("own_session", [False, True], ids=["in-its-group", "in-a-session"])
 def test_a_stopped_function_leaves_no_process_thread_or_descriptor_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_session: bool
 ) -> None:
+    """Also a helper the handler moved out of its process group into a session of its
+    own: it holds the log's pipe open, and is ended with the function."""
     gc.collect()  # what earlier tests left for the collector closes now, not midway
     threads, descriptors = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
     source = (
         "import subprocess\n"
         "def handle(event, context):\n"
-        "    return subprocess.Popen(['sleep', '600']).pid\n"  # holds the log's pipe open
+        f"    return subprocess.Popen(['sleep', '600'], start_new_session={own_session}).pid\n"
     )
     with running(tmp_path, monkeypatch, source) as local:
         runtime, spawned = local.runtime_pid, local.invoke({})

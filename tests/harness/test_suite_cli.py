@@ -3,7 +3,6 @@ process of its own, for every sign-in, download and interruption."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -64,8 +63,8 @@ def run_script(tmp_path: Path, source: str) -> CliRun:
 def test_what_a_cli_said_is_kept_when_a_helper_it_left_holds_its_output(
     tmp_path: Path, own_session: bool
 ) -> None:
-    """The helper is ended with it (its process group); one it moved out of the group
-    cannot hold the run up. Either way what it said is kept, and the held pipe said."""
+    """The helper is ended with it, also one it moved out of its process group into a
+    session of its own; what it said is kept, and the held pipe said."""
     helper = tmp_path / "helper.pid"
     ran = run_script(
         tmp_path,
@@ -74,12 +73,53 @@ def test_what_a_cli_said_is_kept_when_a_helper_it_left_holds_its_output(
         f"open({str(helper)!r}, 'w').write(str(kept.pid))\n"
         "print('done', flush=True)\n",
     )
-    held = int(helper.read_text())
-    if own_session:
-        os.kill(held, signal.SIGKILL)  # out of the harness's reach
     assert (ran.exit_code, ran.stdout) == (0, b"done\n")
     assert ran.stderr.endswith("(its output was held open by a process it left)")
-    assert ended(held)
+    assert ended(int(helper.read_text()))
+
+
+def test_a_helper_that_lets_go_of_the_output_still_ends_with_the_run(tmp_path: Path) -> None:
+    """A daemon it started, in a session of its own and with its output closed, does not
+    outlive the run."""
+    helper = tmp_path / "helper.pid"
+    ran = run_script(
+        tmp_path,
+        "import subprocess\n"
+        "kept = subprocess.Popen(['sleep', '60'], start_new_session=True,\n"
+        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f"open({str(helper)!r}, 'w').write(str(kept.pid))\n",
+    )
+    assert (ran.exit_code, ran.stderr) == (0, "")
+    assert ended(int(helper.read_text()))
+
+
+def test_what_a_cli_prints_is_kept_within_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "OUTPUT_LIMITS", (1000, 100))
+    ran = run_script(
+        tmp_path,
+        "import sys\n"
+        "for _ in range(2000):\n"
+        "    sys.stdout.write('x' * 1000)\n"
+        "    sys.stderr.write('e' * 1000)\n",
+    )
+    assert (ran.exit_code, ran.stdout) == (0, b"x" * 1000)
+    assert ran.stderr.startswith("e" * 100 + "\n(its output passed its bound")
+    assert ran.stderr.count("passed its bound") == 2
+
+
+def test_what_is_given_on_stdin_reaches_it_whole_or_as_far_as_it_reads(tmp_path: Path) -> None:
+    person = Person("Alice", User("alice", "password", "sub"), tmp_path / "home")
+    given = "y" * 300_000  # more than a pipe holds
+    whole = cli.run_command(
+        [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"], person, [], stdin=given
+    )
+    assert whole.stdout == b"300000\n"
+    closed = cli.run_command(
+        [sys.executable, "-c", "import os; os.close(0); print('ok')"], person, [], stdin=given
+    )
+    assert (closed.exit_code, closed.stdout) == (0, b"ok\n")
 
 
 def test_a_cli_that_does_not_end_is_ended_with_its_group_and_said(
@@ -113,7 +153,7 @@ def test_a_suite_stopped_mid_run_ends_the_cli_and_all_it_started(
         "kept.wait()\n"
     )
 
-    def stopped(process: object, given: bytes) -> tuple[bytes, bytes]:
+    def stopped(process: object, mark: str, given: bytes) -> tuple[bytes, bytes]:
         for _ in range(1000):  # polled, for at most 10 s, for the CLI's word that it runs
             if started.exists() and started.read_text():
                 break
