@@ -159,20 +159,39 @@ def _judged_html(judged: Node) -> str:
     )
     failed = "".join(
         f'<li class="failed"><span class="mark">{STATUS_MARK["failed"]}</span>'
-        f"<b>{escape(': '.join(p for p in (d['feature'], d['scenario']) if p))}</b>"
+        + ("" if d.get("contract", True) else '<span class="kind">extra</span> ')
+        + f"<b>{escape(': '.join(p for p in (d['feature'], d['scenario']) if p))}</b>"
         + (f" [{escape(d['example'])}]" if d["example"] else "")
         + f'<div class="step">{escape(d["step"])}</div>'
-        f'<div><span class="kind">{escape(d["kind"])}</span>: {escape(d["detail"])}</div></li>'
+        f'<div><span class="kind">{escape(d["kind"])}</span>: {escape(d["detail"])}</div>'
+        + "".join(f'<div class="said">{escape(said)}</div>' for said in d.get("said", []))
+        + "</li>"
         for d in judged["failed"]
     )
     missing = "".join(f"<li>{escape(m)}</li>" for m in judged["missing_from_phrasebook"])
+    not_applicable = "".join(
+        f"<li>{escape(n['scenario'])}: {escape(n['reason'])}</li>"
+        for n in judged.get("not_applicable", [])
+    )
     ran = judged["scenarios"]
+    verdict = ""
+    if "verdict" in judged:
+        contract, extras = judged["contract"], judged["extras"]
+        verdict = (
+            f"<p><b>The round trip's contract: {escape(judged['verdict'])}</b> "
+            f"({contract['passed']} passed, {contract['failed']} failed, "
+            f"{contract['not_applicable']} not applicable). This project's extras: "
+            f"{extras['passed']} passed, {extras['failed']} failed, "
+            f"{extras['not_applicable']} not applicable.</p>"
+        )
     return (
         '<section class="judged"><h2>What was judged</h2>'
         f"<dl>{named}</dl>"
+        f"{verdict}"
         f"<p>{ran['ran']} scenarios ran: {ran['passed']} passed, {len(judged['failed'])} failed."
         "</p>"
         + (f'<ul class="differences">{failed}</ul>' if failed else "")
+        + (f"<p>Not applicable:</p><ul>{not_applicable}</ul>" if not_applicable else "")
         + (
             f"<p>The phrasebook has no entry for these messages:</p><ul>{missing}</ul>"
             if missing

@@ -148,7 +148,10 @@ def test_the_command_writes_the_page(tmp_path: Path) -> None:
 
 JUDGED = {
     "implementations": {"CLI": "node <their>/bgagent.js, as a process of its own"},
-    "scenarios": {"ran": 3, "passed": 2},
+    "verdict": "does not conform",
+    "contract": {"passed": 1, "failed": 1, "not_applicable": 2},
+    "extras": {"passed": 1, "failed": 1, "not_applicable": 0},
+    "scenarios": {"ran": 4, "passed": 2},
     "failed": [
         {
             "feature": "Things",
@@ -157,8 +160,21 @@ JUDGED = {
             "step": "Then it says two",
             "kind": "wording",
             "detail": "the CLI said 'deux'",
-        }
+            "said": ["IAM: <role> is not allowed s3:ListBucket"],
+            "contract": True,
+        },
+        {
+            "feature": "Things",
+            "scenario": "Extra",
+            "example": "",
+            "step": "Then it checks",
+            "kind": "behaviour",
+            "detail": "no check",
+            "said": [],
+            "contract": False,
+        },
     ],
+    "not_applicable": [{"scenario": "Things: Slow", "reason": "no <deadline> setting"}],
     "missing_from_phrasebook": ["it says <three>"],
 }
 
@@ -168,8 +184,15 @@ def test_the_page_names_what_was_judged_and_where_each_failure_differed(
 ) -> None:
     judged = section(rendered(tmp_path, judged=JUDGED), "What was judged")
     assert "<dt>CLI</dt><dd>node &lt;their&gt;/bgagent.js, as a process of its own</dd>" in judged
-    assert "3 scenarios ran: 2 passed, 1 failed." in judged
+    assert "4 scenarios ran: 2 passed, 2 failed." in judged
+    assert (
+        "<b>The round trip's contract: does not conform</b> (1 passed, 1 failed, "
+        "2 not applicable). This project's extras: 1 passed, 1 failed, 0 not applicable."
+    ) in judged
     assert "<b>Things: Many</b> [2 | two]" in judged
+    assert '<div class="said">IAM: &lt;role&gt; is not allowed s3:ListBucket</div>' in judged
+    assert '<span class="kind">extra</span> <b>Things: Extra</b>' in judged
+    assert "<li>Things: Slow: no &lt;deadline&gt; setting</li>" in judged
     assert '<div class="step">Then it says two</div>' in judged
     assert '<span class="kind">wording</span>: the CLI said &#x27;deux&#x27;' in judged
     assert "<li>it says &lt;three&gt;</li>" in judged
