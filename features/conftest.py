@@ -29,6 +29,8 @@ from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.endpoint import MotoServer
 from testkit.aws.s3_gate import S3Gate
 from testkit.conformance import judgement
+from testkit.conformance.agent import AgentCodeError, stop_agents
+from testkit.conformance.agent import check as check_agent
 from testkit.conformance.cli import RUNS, SignIns, sign_in
 from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
@@ -93,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not config.option.collectonly and not controller:
         with contextlib.suppress(OSError):  # then the session starts its own
-            config.stash[_LAUNCHED] = launch_moto(Settings.read())
+            config.stash[_LAUNCHED] = launch_moto(Settings.current())
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -116,7 +118,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     moto = pytestconfig.stash.get(_LAUNCHED, None)
     pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
     try:
-        opened = open_stack(Settings.read(), moto=moto)
+        opened = open_stack(Settings.current(), moto=moto)
     except SettingsError as unusable:
         if moto is not None:
             moto.stop()
@@ -126,6 +128,13 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
             running = stopping.enter_context(opened)
         except InvocationFailed as failed:  # the handler under judgement cannot run
             pytest.exit(f"the trace API's handler cannot run: {failed}", returncode=4)
+        agent = Settings.current().agent
+        if agent is not None:
+            stopping.callback(stop_agents)
+            try:
+                check_agent(agent, running.resources.agent.environment)
+            except AgentCodeError as failed:
+                pytest.exit(f"the agent cannot run: {failed}", returncode=4)
         shell = stopping.enter_context(pytest.MonkeyPatch.context())
         # The users' shell: for a local stack, bgagent login reaches its user pool.
         for name, value in running.cli_environment().items():
@@ -205,7 +214,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Scenarios that need what the chosen target lacks are skipped, and say why; those
     that need what the implementation under judgement lacks are not applicable."""
     try:
-        settings = Settings.read()
+        settings = Settings.current()
     except SettingsError as unusable:
         if selects_scenarios(config):
             raise pytest.UsageError(str(unusable)) from None

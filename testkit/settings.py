@@ -23,6 +23,7 @@ target lacks is skipped, and says why.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -150,6 +151,18 @@ class Settings:
     profile: Path | None = None
 
     @classmethod
+    def current(cls) -> Settings:
+        """This process's settings, read once for as long as the environment names the
+        same (a relative path is what it named from where the run started, and a profile
+        edited mid-run, or a layer that changes the working folder, changes nothing)."""
+        named = tuple(
+            (name, value)
+            for name, value in sorted(os.environ.items())
+            if name.startswith("TRACE_SUITE_") or name in _ALSO_READ
+        )
+        return _read_once(named)
+
+    @classmethod
     def read(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         def setting(name: str) -> str:
             return environ.get(name, "").strip()
@@ -216,6 +229,16 @@ class Settings:
                 frozenset({"needs_local_stack"}),
             )
         return OWN_MOTO
+
+
+_ALSO_READ = frozenset(
+    {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", ENV_TRACE_BUCKET, ENV_TASK_TABLE}
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_once(named: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.read(dict(named))
 
 
 def _profile(named: str) -> Profile:

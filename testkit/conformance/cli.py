@@ -14,28 +14,23 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from bgagent.config import load_credentials
 from bgagent.main import run
-from testkit.process_tree import end_tree, marked
+from testkit.process_tree import run_tree
 from testkit.scene import CliRun, Person
 from testkit.settings import Settings
 from testkit.stack.users import User, UserPool, user_tokens
 
 _RUN_SECONDS = 60
-_SLICE_SECONDS = 1.0  # how long its pipes may stay open after its end
-_POLL_SECONDS = 0.1  # how often a run is looked at while it says nothing
-_CHUNK = 65536
 # The most of its stdout (a trace printed whole) and of its stderr that is kept.
 OUTPUT_LIMITS = (256 * 1024 * 1024, 1024 * 1024)
 
@@ -48,7 +43,7 @@ def run_bgagent(
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
     """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set."""
-    command = Settings.read().cli
+    command = Settings.current().cli
     if command is not None:
         return run_command(
             command, person, args, env=env, stdin=stdin, interrupt_when=interrupt_when
@@ -78,7 +73,7 @@ def installed_bgagent() -> str:
 
 def run_bgagent_process(person: Person, *args: str) -> CliRun:
     """The command users run: the CLI under judgement, or this project's installed one."""
-    return run_command(Settings.read().cli or (installed_bgagent(),), person, args)
+    return run_command(Settings.current().cli or (installed_bgagent(),), person, args)
 
 
 def run_command(
@@ -90,88 +85,26 @@ def run_command(
     stdin: str = "",
     interrupt_when: threading.Event | None = None,
 ) -> CliRun:
-    environ, mark = marked(_environ(person, env))
+    def pressing(process: subprocess.Popen[bytes]) -> AbstractContextManager[None]:
+        # Ctrl-C at a terminal reaches the foreground process group, not one process.
+        return _pressed_when(interrupt_when, lambda: _signal(process, signal.SIGINT))
+
     with _sigint_handled(interrupt_when):  # a child inherits SIGINT ignored, not handled
-        process = subprocess.Popen(
+        done = run_tree(
             [*command, *args],
-            env=environ,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # it and what it starts: one group
+            env=_environ(person, env),
+            stdin=stdin.encode(),
+            seconds=_RUN_SECONDS,
+            limits=OUTPUT_LIMITS,
+            while_running=pressing,
         )
-    # Ctrl-C at a terminal reaches the foreground process group, not one process.
-    with process, _pressed_when(interrupt_when, lambda: _signal(process, signal.SIGINT)):
-        try:
-            stdout, stderr = _output(process, mark, stdin.encode())
-        finally:  # whatever it left, and all of it should the suite be stopped
-            end_tree(process.pid, mark)
-    process.wait()
-    # As a shell reports it: 128 + the signal that ended it.
-    status = process.returncode if process.returncode >= 0 else 128 - process.returncode
-    return _ran(CliRun([*command, *args], status, stdout, stderr.decode("utf-8", "replace")))
-
-
-def _output(process: subprocess.Popen[bytes], mark: str, given: bytes) -> tuple[bytes, bytes]:
-    """Its stdout and stderr (at most OUTPUT_LIMITS bytes of each kept) once it has
-    ended and its pipes have closed, within _RUN_SECONDS; after that it is ended with
-    all it started. Whatever it left holding its pipes a second after its end is ended
-    too, and said."""
-    assert process.stdin is not None
-    assert process.stdout is not None
-    assert process.stderr is not None
-    stdin, out, err = (s.fileno() for s in (process.stdin, process.stdout, process.stderr))
-    kept = {out: bytearray(), err: bytearray()}
-    room = dict(zip(kept, OUTPUT_LIMITS, strict=True))
-    notes, pending = b"", memoryview(given)
-    with selectors.DefaultSelector() as watched:
-        for reading in kept:
-            watched.register(reading, selectors.EVENT_READ)
-        watched.register(stdin, selectors.EVENT_WRITE)
-        deadline = time.monotonic() + _RUN_SECONDS
-        ended_at: float | None = None
-        while watched.get_map():
-            now = time.monotonic()
-            if ended_at is None and process.poll() is not None:
-                ended_at = now
-            if ended_at is None and now > deadline:
-                notes += f"\n(the run was ended after {_RUN_SECONDS} s)".encode()
-                end_tree(process.pid, mark)
-                ended_at = deadline = now
-            elif ended_at is not None and now > ended_at + _SLICE_SECONDS:
-                if deadline == ended_at:  # held still, out of reach: that was all it said
-                    break
-                notes += b"\n(its output was held open by a process it left)"
-                end_tree(process.pid, mark)
-                ended_at = deadline = now
-            for key, _ in watched.select(timeout=_POLL_SECONDS):
-                if key.fd == stdin:
-                    try:
-                        pending = (
-                            pending[os.write(stdin, pending[:_CHUNK]) :] if pending else pending
-                        )
-                    except BrokenPipeError:  # it reads no more: the rest is not for it
-                        pending = pending[:0]
-                    if not pending:
-                        watched.unregister(stdin)
-                        process.stdin.close()
-                    continue
-                chunk = os.read(key.fd, _CHUNK)
-                if not chunk:
-                    watched.unregister(key.fd)
-                elif len(chunk) > room[key.fd] >= 0:
-                    kept[key.fd] += chunk[: room[key.fd]]
-                    room[key.fd] = -1  # said once; nothing more is kept
-                    notes += b"\n(its output passed its bound: the rest was not kept)"
-                elif room[key.fd] > 0:
-                    kept[key.fd] += chunk
-                    room[key.fd] -= len(chunk)
-    return bytes(kept[out]), bytes(kept[err]) + notes
+    stderr = done.stderr.decode("utf-8", "replace")
+    return _ran(CliRun([*command, *args], done.status, done.stdout, stderr))
 
 
 def _environ(person: Person, env: Mapping[str, str] | None) -> dict[str, str]:
     """The person's shell: this one's, the scenario's settings, and their own folder."""
-    home = Settings.read().cli_profile.home
+    home = Settings.current().cli_profile.home
     return {**os.environ, **(env or {}), home: str(person.config_dir)}
 
 
@@ -235,7 +168,7 @@ def sign_in(name: str, user: User, api_url: str, pool: UserPool, config_dir: Pat
     in the words of the CLI's profile. The person's tokens are the CLI's own where it
     keeps this project's credentials file; otherwise the kit's own sign-in of the same
     user, for the steps that call the API as a plain client would."""
-    profile = Settings.read().cli_profile
+    profile = Settings.current().cli_profile
     person = Person(name, user, config_dir)
     values = {
         "api_url": api_url,

@@ -321,7 +321,7 @@ def begin(config: pytest.Config) -> None:
 
 def _usable() -> tuple[dict[str, str], Phrasebook]:
     try:
-        settings = Settings.read()
+        settings = Settings.current()
         default = Phrasebook.load(DEFAULT_PHRASEBOOK)
         path = settings.phrasebook
         book = default if path == DEFAULT_PHRASEBOOK else Phrasebook.load(path, names_from=default)

@@ -79,7 +79,7 @@ class Resources:
         agent runtime runs it: with its own clients and the names its environment gives.
         Another team's agent (``TRACE_SUITE_PROFILE``'s ``[agent]``) finishes it instead."""
         self.submit_task(task_id, user_id, trace=trace)
-        other = Settings.read().agent
+        other = Settings.current().agent
         if other is not None:
             return run_other_agent(
                 other,

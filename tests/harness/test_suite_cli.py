@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit import process_tree
 from testkit.conformance import cli
 from testkit.scene import CliRun, Person
 from testkit.stack.users import User
@@ -153,14 +154,14 @@ def test_a_suite_stopped_mid_run_ends_the_cli_and_all_it_started(
         "kept.wait()\n"
     )
 
-    def stopped(process: object, mark: str, given: bytes) -> tuple[bytes, bytes]:
+    def stopped(process: object, *given: object) -> tuple[bytes, bytes]:
         for _ in range(1000):  # polled, for at most 10 s, for the CLI's word that it runs
             if started.exists() and started.read_text():
                 break
             time.sleep(0.01)
         raise KeyboardInterrupt  # Ctrl-C on the suite itself
 
-    monkeypatch.setattr(cli, "_output", stopped)
+    monkeypatch.setattr(process_tree, "_output", stopped)
     person = Person("Alice", User("alice", "password", "sub"), tmp_path / "home")
     with pytest.raises(KeyboardInterrupt):
         cli.run_command([sys.executable, str(script)], person, [])
