@@ -54,7 +54,7 @@ def sign_in_not_accepted(name: str, scene: Scene, stack: Stack) -> None:
     try:
         authorizer = stack.gateway.authorizer
     except NotOnThisTarget:
-        if not Settings.read().cli_profile.keeps_our_files:
+        if not Settings.current().cli_profile.keeps_our_files:
             not_applicable("the kit cannot refuse a sign-in of a CLI whose files it cannot edit")
         header, payload, signature = person.id_token.split(".")
         forged = f"{header}.{payload}.{signature[::-1]}"  # the signature no longer matches
@@ -69,7 +69,7 @@ def sign_in_not_accepted(name: str, scene: Scene, stack: Stack) -> None:
 @given(parsers.parse("{name}'s downloads give up after {seconds:g} seconds"))
 def download_time_limit(name: str, seconds: float, scene: Scene) -> None:
     scene.person(name)
-    setting = Settings.read().cli_profile.download_deadline
+    setting = Settings.current().cli_profile.download_deadline
     if setting is None:
         not_applicable("the CLI has no setting for how long its downloads may take")
     scene.cli_env[setting] = f"{seconds:g}"

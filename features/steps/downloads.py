@@ -320,7 +320,7 @@ def fails_with_message(name: str, message: str, scene: Scene, phrasebook: Phrase
 @then(parsers.re(r"the download stops, telling (?:him|her) nothing was saved"))
 def interrupted(scene: Scene, phrasebook: Phrasebook) -> None:
     run = scene.last_run()
-    interrupted_status = Settings.read().cli_profile.interrupted_status  # 130 for this CLI
+    interrupted_status = Settings.current().cli_profile.interrupted_status  # 130 for this CLI
     assert run.exit_code == interrupted_status, (
         f"exit status {run.exit_code}, not {interrupted_status} (interrupted by Ctrl-C)"
     )

@@ -63,7 +63,7 @@ def api_logged_refused_check(scene: Scene, function: LocalLambda, phrasebook: Ph
         if fields.get("task_id") == task_id and fields.get("level") == "ERROR"
     ]
     assert len(errors) == 1, f"{len(errors)} error records of the task in the function's log"
-    field = Settings.read().function.log_reason
+    field = Settings.current().function.log_reason
     assert field in errors[0], (
         f"the error record has no {field!r} field to say why (its fields: "
         f"{', '.join(sorted(errors[0]))}); a profile names the field its handler uses"
