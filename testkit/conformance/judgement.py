@@ -35,7 +35,8 @@ from testkit.conformance.phrasebook import (
     Phrasebook,
     PhrasebookError,
 )
-from testkit.settings import NOT_APPLICABLE, Settings, SettingsError
+from testkit.settings import NOT_APPLICABLE as NOT_APPLICABLE_PREFIX
+from testkit.settings import Settings, SettingsError
 from testkit.stack.session import handler_code
 
 _DETAIL_CHARACTERS = 400
@@ -68,6 +69,14 @@ class Difference:
     detail: str
     message: str = ""  # for a missing entry: the message the phrasebook lacks
     said: list[str] = field(default_factory=list)  # what the layers said, "who: what"
+    in_setup: bool = False  # before its steps, or in a Given step: it judged nothing yet
+
+
+# How a scenario came out. One set up but never ended (a crash, a stopped run) is not
+# finished; one whose set-up failed judged nothing, and no layer is counted for it.
+PASSED, FAILED, SETUP_FAILED, UNFINISHED = "passed", "failed", "set-up failed", "not finished"
+NOT_APPLICABLE, NOT_RUN = "not applicable", "not run here"
+_COUNTED = (PASSED, FAILED, NOT_APPLICABLE, SETUP_FAILED, UNFINISHED)
 
 
 @dataclass
@@ -77,7 +86,7 @@ class Scenario:
     name: str  # "<feature file>: <scenario> [<example>]"
     contract: bool
     layers: list[str]
-    outcome: str = "passed"  # or "failed", "not applicable", "not run here"
+    outcome: str = UNFINISHED  # until its steps have passed, or it failed or was skipped
     reason: str = ""  # why it was not applicable or not run
 
 
@@ -89,10 +98,11 @@ class Judgement:
         self.implementations = implementations
         self.scenarios: dict[str, Scenario] = {}  # by test id
         self.differences: dict[str, Difference] = {}  # by test id
+        self.deselected = 0  # scenarios left out of the run (-k, -m, --lf), where known
 
     @property
     def ran(self) -> set[str]:
-        return {i for i, s in self.scenarios.items() if s.outcome in ("passed", "failed")}
+        return {i for i, s in self.scenarios.items() if s.outcome in (PASSED, FAILED)}
 
     @property
     def missing(self) -> list[str]:
@@ -105,26 +115,34 @@ class Judgement:
             if s.contract is contract and (layer is None or layer in s.layers)
         ]
         return {
-            outcome.replace(" ", "_"): sum(s.outcome == outcome for s in chosen)
-            for outcome in ("passed", "failed", "not applicable")
+            outcome.replace(" ", "_").replace("-", "_"): sum(s.outcome == outcome for s in chosen)
+            for outcome in _COUNTED
         }
 
     @property
-    def conforms(self) -> bool:
+    def verdict(self) -> str:
         counts = self._count(contract=True)
-        return counts["failed"] == 0 and counts["passed"] > 0
+        if counts["failed"] or counts["set_up_failed"] or counts["not_finished"]:
+            return "does not conform"
+        if not counts["passed"]:
+            return "not judged: no scenario of the contract ran"
+        return "conforms to the contract"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "implementations": self.implementations,
-            "verdict": "conforms to the contract" if self.conforms else "does not conform",
+            "verdict": self.verdict,
             "contract": self._count(contract=True),
             "extras": self._count(contract=False),
             "layers": {
                 layer: {"contract": self._count(True, layer), "extras": self._count(False, layer)}
                 for layer in LAYERS
             },
-            "scenarios": {"ran": len(self.ran), "passed": len(self.ran - set(self.differences))},
+            "scenarios": {
+                "ran": len(self.ran),
+                "passed": len(self.ran - set(self.differences)),
+                "deselected": self.deselected,
+            },
             "failed": [
                 {**asdict(d), "contract": self.scenarios[i].contract}
                 for i, d in self.differences.items()
@@ -133,30 +151,56 @@ class Judgement:
             "not_applicable": [
                 {"scenario": s.name, "reason": s.reason}
                 for s in self.scenarios.values()
-                if s.outcome == "not applicable"
+                if s.outcome == NOT_APPLICABLE
             ],
+            "not_finished": [s.name for s in self.scenarios.values() if s.outcome == UNFINISHED],
             "missing_from_phrasebook": self.missing,
         }
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += sum(item.get_closest_marker("integration") is not None for item in items)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """A scenario ran once it was set up; one skipped, or expected to fail, judged
-        nothing: not applicable when the implementation lacks what it needs, not run
-        when the target does."""
-        if "integration" not in report.keywords:
+        """A scenario passed once its steps did; one skipped judged nothing: not
+        applicable when the implementation lacks what it needs, not run when the target
+        does. A failure counts whenever it came, also one reported for a crashed worker
+        (which carries none of the scenario's own properties)."""
+        known = self.scenarios.get(report.nodeid)
+        if known is None and "integration" not in report.keywords:
             return
-        named = dict(report.user_properties).get(_SCENARIO)
-        if not isinstance(named, dict):
+        properties = dict(report.user_properties)
+        named = properties.get(_SCENARIO)
+        scenario = known or self.scenarios.setdefault(
+            report.nodeid,
+            Scenario(**named) if isinstance(named, dict) else Scenario(report.nodeid, True, []),
+        )
+        if report.failed:
+            if report.nodeid not in self.differences:
+                difference = properties.get(_PROPERTY)
+                self.differences[report.nodeid] = (
+                    Difference(**difference)
+                    if isinstance(difference, dict)
+                    else Difference(
+                        feature="",
+                        scenario=scenario.name,
+                        example="",
+                        step=_PHASES.get(report.when, "while it ran"),
+                        kind="behaviour",
+                        detail=first_line(str(report.longrepr)),
+                        in_setup=report.when == "setup",
+                    )
+                )
+            in_setup = self.differences[report.nodeid].in_setup
+            scenario.outcome = SETUP_FAILED if in_setup else FAILED
+        elif scenario.outcome in (FAILED, SETUP_FAILED):
             return
-        scenario = self.scenarios.setdefault(report.nodeid, Scenario(**named))
-        if report.skipped and scenario.outcome != "failed":
+        elif report.skipped:
             reason = _skip_reason(report)
-            applicable = not reason.startswith(NOT_APPLICABLE)
-            scenario.outcome = "not run here" if applicable else "not applicable"
-            scenario.reason = reason if applicable else reason.removeprefix(NOT_APPLICABLE)
-        for name, value in report.user_properties:
-            if name == _PROPERTY and isinstance(value, dict):
-                self.differences.setdefault(report.nodeid, Difference(**value))
-                scenario.outcome = "failed"  # a failure is a run, whenever it came
+            applicable = not reason.startswith(NOT_APPLICABLE_PREFIX)
+            scenario.outcome = NOT_RUN if applicable else NOT_APPLICABLE
+            scenario.reason = reason if applicable else reason.removeprefix(NOT_APPLICABLE_PREFIX)
+        elif report.when == "call" and scenario.outcome == UNFINISHED:
+            scenario.outcome = PASSED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.scenarios:
@@ -168,31 +212,19 @@ class Judgement:
         judged = self.as_json()
         counts, failed = judged["scenarios"], len(self.differences)
         write(f"{counts['ran']} scenarios ran: {counts['passed']} passed, {failed} failed")
-        contract, extras = judged["contract"], judged["extras"]
-        applicable = contract["passed"] + contract["failed"]
-        if self.conforms:
-            write(
-                f"The round trip's contract: conforms ({contract['passed']} of {applicable} "
-                f"scenarios passed, {contract['not_applicable']} not applicable)",
-                green=True,
-            )
-        else:
-            write(
-                f"The round trip's contract: does not conform ({contract['failed']} of "
-                f"{applicable} scenarios failed, {contract['not_applicable']} not applicable)",
-                red=True,
-            )
-        write(
-            f"This project's extras: {extras['passed']} of {extras['passed'] + extras['failed']} "
-            f"passed, {extras['not_applicable']} not applicable"
-        )
-        elsewhere = [s for s in self.scenarios.values() if s.outcome == "not run here"]
+        for line, colour in _verdict_lines(self.verdict, judged, self.deselected):
+            write(line, **colour)
+        elsewhere = [s for s in self.scenarios.values() if s.outcome == NOT_RUN]
         if elsewhere:
             write(f"Not run on this target: {len(elsewhere)} ({elsewhere[0].reason})")
         for line in _table(judged["layers"]):
             write(line)
         for line in _failures(list(self.differences.items()), self.scenarios):
             write(line, red=line.startswith("✗"))
+        if judged["not_finished"]:
+            write(f"Not finished ({len(judged['not_finished'])}):", red=True)
+            for name in judged["not_finished"]:
+                write(f"    {name}")
         if judged["not_applicable"]:
             write(f"Not applicable ({len(judged['not_applicable'])}):")
             for item in judged["not_applicable"]:
@@ -211,6 +243,38 @@ class Judgement:
             written = Path(path)
             written.parent.mkdir(parents=True, exist_ok=True)
             written.write_text(json.dumps(self.as_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def _verdict_lines(
+    verdict: str, judged: dict[str, Any], deselected: int
+) -> list[tuple[str, dict[str, bool]]]:
+    contract, extras = judged["contract"], judged["extras"]
+    applicable = contract["passed"] + contract["failed"]
+    selected = f"; {deselected} scenarios deselected" if deselected else ""
+    beside = f"{contract['not_applicable']} not applicable{selected}"
+    if contract["set_up_failed"] or contract["not_finished"]:
+        beside += (
+            f"; {contract['set_up_failed']} could not be set up, "
+            f"{contract['not_finished']} did not finish"
+        )
+    if verdict == "conforms to the contract":
+        said = f"conforms ({contract['passed']} of {applicable} scenarios passed, {beside})"
+        colour = {"green": True}
+    elif verdict == "does not conform":
+        said = f"does not conform ({contract['failed']} of {applicable} scenarios failed, {beside})"
+        colour = {"red": True}
+    else:
+        said, colour = f"{verdict} ({beside})", {"yellow": True}
+    lines = [(f"The round trip's contract: {said}", colour)]
+    judged_extras = extras["passed"] + extras["failed"]
+    lines.append(
+        (
+            f"This project's extras: {extras['passed']} of {judged_extras} passed, "
+            f"{extras['not_applicable']} not applicable",
+            {},
+        )
+    )
+    return lines
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -242,7 +306,7 @@ def _failures(
     alike: dict[tuple[str, str], list[str]] = {}
     lines = []
     for test_id, difference in differences:
-        if difference.step == _PHASES["setup"] or difference.step.startswith("Given "):
+        if difference.in_setup:
             alike.setdefault((difference.step, difference.detail), []).append(test_id)
     told: set[tuple[str, str]] = set()
     for test_id, difference in differences:
@@ -256,6 +320,7 @@ def _failures(
             continue
         scenario = scenarios.get(test_id)
         which = "contract" if scenario is None or scenario.contract else "extra"
+        which += ", in set-up" if difference.in_setup else ""
         where = ": ".join(p for p in (difference.feature, difference.scenario) if p)
         example = f" [{difference.example}]" if difference.example else ""
         lines.append(f"✗ {which} · {where}{example}")
@@ -371,6 +436,7 @@ def pytest_bdd_step_error(
         if isinstance(exception, AssertionError)
         else f"{type(exception).__name__}: {first_line(str(exception))}",
         message=message,
+        in_setup=getattr(step, "type", "") == "given",  # an "And" after a Given is one too
     )
 
 
@@ -410,6 +476,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             detail=first_line(crash.message if crash else str(report.longrepr)).removeprefix(
                 "AssertionError: "
             ),
+            in_setup=report.when == "setup",
         )
     witnesses = item.stash.get(WITNESSES, None)
     if witnesses is not None and not difference.said:

@@ -46,7 +46,8 @@ def report(
         nodeid=nodeid,
         when=when,
         skipped=outcome == "skipped",
-        longrepr=("f.feature", 1, skip_reason) if outcome == "skipped" else None,
+        failed=outcome == "failed",
+        longrepr=("f.feature", 1, skip_reason) if outcome == "skipped" else "it broke",
         keywords=SCENARIO,
         # Properties of other plugins, before and after this one's in name order.
         user_properties=[
@@ -79,7 +80,7 @@ def test_scenarios_are_counted_once_set_up_and_failures_from_any_phase() -> None
     run(judgement, "f", ("setup", "passed", None), ("call", "skipped", None), *ok[2:])  # xfail
     run(judgement, "g", ("setup", "skipped", None), ("teardown", "failed", BROKEN))
     judged = judgement.as_json()
-    assert judged["scenarios"] == {"ran": 5, "passed": 1}
+    assert judged["scenarios"] == {"ran": 5, "passed": 1, "deselected": 0}
     assert [d["step"] for d in judged["failed"]] == [
         FORBIDDEN.step,
         MISSING.step,
@@ -102,7 +103,7 @@ def test_tests_that_are_no_scenarios_are_not_counted() -> None:
     unit = report("u", "setup")
     unit.keywords = {"test_unit": 1}
     judgement.pytest_runtest_logreport(unit)
-    assert judgement.as_json()["scenarios"] == {"ran": 0, "passed": 0}
+    assert judgement.as_json()["scenarios"] == {"ran": 0, "passed": 0, "deselected": 0}
 
 
 class Terminal:
@@ -159,11 +160,11 @@ def test_the_verdict_tells_the_contract_from_the_extras_and_the_not_applicable()
     run(judgement, "g", ("setup", "passed", None), ("call", "skipped", None), skip_reason=na)
     judged = judgement.as_json()
     assert judged["verdict"] == "conforms to the contract"
-    assert judged["contract"] == {"passed": 1, "failed": 0, "not_applicable": 2}
-    assert judged["extras"] == {"passed": 1, "failed": 1, "not_applicable": 1}
-    assert judged["layers"]["agent"]["contract"] == {"passed": 1, "failed": 0, "not_applicable": 0}
-    assert judged["layers"]["handler"]["extras"] == {"passed": 1, "failed": 0, "not_applicable": 0}
-    assert judged["layers"]["cli"]["extras"] == {"passed": 0, "failed": 1, "not_applicable": 1}
+    assert judged["contract"] == counts(passed=1, not_applicable=2)
+    assert judged["extras"] == counts(passed=1, failed=1, not_applicable=1)
+    assert judged["layers"]["agent"]["contract"] == counts(passed=1)
+    assert judged["layers"]["handler"]["extras"] == counts(passed=1)
+    assert judged["layers"]["cli"]["extras"] == counts(failed=1, not_applicable=1)
     assert judged["not_applicable"] == [
         {"scenario": f"F: {name}", "reason": "the CLI has no setting for it"}
         for name in ("d", "e", "g")
@@ -180,17 +181,90 @@ def test_the_verdict_tells_the_contract_from_the_extras_and_the_not_applicable()
     assert "    F: d: the CLI has no setting for it" in terminal.lines
 
 
-def test_a_run_that_passed_nothing_of_the_contract_does_not_conform() -> None:
+def counts(**given: int) -> dict[str, int]:
+    outcomes = ("passed", "failed", "not_applicable", "set_up_failed", "not_finished")
+    return {outcome: given.get(outcome, 0) for outcome in outcomes}
+
+
+def test_a_run_that_passed_nothing_of_the_contract_is_not_judged() -> None:
     judgement = Judgement({})
     na = "Skipped: not applicable: no sign-in"
     run(judgement, "a", ("setup", "skipped", None), skip_reason=na)
-    assert judgement.as_json()["verdict"] == "does not conform"
+    run(judgement, "b", ("setup", "passed", None), ("call", "passed", None), contract=False)
+    assert judgement.as_json()["verdict"] == "not judged: no scenario of the contract ran"
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert (
+        "The round trip's contract: not judged: no scenario of the contract ran (1 not applicable)"
+    ) in terminal.lines
+
+
+def test_a_scenario_that_never_finished_or_crashed_its_worker_never_passes() -> None:
+    """A run stopped mid-scenario sends its set-up but no call; a crashed parallel worker's
+    report carries none of the scenario's properties, nor even its keywords."""
+    judgement = Judgement({})
+    run(judgement, "a", ("setup", "passed", None), ("call", "passed", None))
+    run(judgement, "stopped", ("setup", "passed", None))
+    run(judgement, "crashed", ("setup", "passed", None))
+    crash = SimpleNamespace(
+        nodeid="crashed",
+        when="???",
+        skipped=False,
+        failed=True,
+        longrepr="worker 'gw0' crashed while running 'crashed'",
+        keywords={},
+        user_properties=[],
+    )
+    judgement.pytest_runtest_logreport(crash)  # type: ignore[arg-type]
+    judged = judgement.as_json()
+    assert judged["verdict"] == "does not conform"
+    assert judged["contract"] == counts(passed=1, failed=1, not_finished=1)
+    assert judged["not_finished"] == ["F: stopped"]
+    [crashed] = judged["failed"]
+    assert (crashed["scenario"], crashed["step"]) == ("F: crashed", "while it ran")
+    assert crashed["detail"] == "worker 'gw0' crashed while running 'crashed'"
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert "Not finished (1):" in terminal.lines
+    assert "    F: stopped" in terminal.lines
+
+
+def test_a_scenario_that_could_not_be_set_up_counts_for_no_layer() -> None:
+    judgement = Judgement({})
+    setup = Difference("F", "S", "", "Given Alice ran a task", "behaviour", "no", in_setup=True)
+    run(judgement, "a", ("setup", "passed", None), ("call", "failed", setup), layers=("agent",))
+    judged = judgement.as_json()
+    assert judged["verdict"] == "does not conform"
+    assert judged["contract"] == counts(set_up_failed=1)
+    assert judged["layers"]["agent"]["contract"] == counts(set_up_failed=1)
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert "agent                     0       0              0       0               0" in (
+        terminal.lines
+    )
+    assert "✗ contract, in set-up · F: S" in terminal.lines
+
+
+def test_a_partial_selection_is_said() -> None:
+    judgement = Judgement({})
+    scenario = SimpleNamespace(get_closest_marker=lambda name: name == "integration" or None)
+    unit = SimpleNamespace(get_closest_marker=lambda name: None)
+    judgement.pytest_deselected([scenario, scenario, unit])  # type: ignore[list-item]
+    run(judgement, "a", ("setup", "passed", None), ("call", "passed", None))
+    terminal = Terminal()
+    judgement.pytest_terminal_summary(terminal)  # type: ignore[arg-type]
+    assert (
+        "The round trip's contract: conforms (1 of 1 scenarios passed, 0 not applicable; "
+        "2 scenarios deselected)"
+    ) in terminal.lines
 
 
 def test_failures_alike_in_set_up_are_told_once_and_others_with_what_the_layers_said() -> None:
     judgement = Judgement({})
-    setup = Difference("F", "S", "", "before its steps", "behaviour", "the CLI's sign-in failed")
-    given = Difference("F", "S", "", "Given Alice ran a task", "behaviour", "boom")
+    setup = Difference(
+        "F", "S", "", "before its steps", "behaviour", "the CLI's sign-in failed", in_setup=True
+    )
+    given = Difference("F", "S", "", "And Alice ran a task", "behaviour", "boom", in_setup=True)
     said = Difference("F", "U", "", "Then x", "behaviour", "differs", said=["IAM: no ListBucket"])
     for name in ("a", "b", "c"):
         run(judgement, name, ("setup", "failed", setup))
@@ -203,8 +277,8 @@ def test_failures_alike_in_set_up_are_told_once_and_others_with_what_the_layers_
         "✗ 3 scenarios failed alike, in set-up:",
         "    before its steps",
         "    behaviour: the CLI's sign-in failed",
-        "✗ contract · F: S",
-        "    Given Alice ran a task",
+        "✗ contract, in set-up · F: S",
+        "    And Alice ran a task",
         "    behaviour: boom",
         "✗ contract · F: U",
         "    Then x",
@@ -346,6 +420,7 @@ def test_a_failure_outside_any_step_says_where_and_what(when: str, where: str) -
             step=where,
             kind="behaviour",
             detail="boom",
+            in_setup=when == "setup",
         )
     )
 
