@@ -85,14 +85,14 @@ Feature: Downloading the trace of a task
     When Alice's trace link is fetched by an ordinary HTTP client
     Then the client receives exactly the gzip artifact stored for the task
 
-  @regression @cli
+  @regression @extra @cli
   Scenario: A trace an older agent marked with a gzip content encoding still saves byte for byte
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And an older agent stored the task's trace marked with a gzip content encoding
     When Alice saves the task's trace to a file
     Then the file holds exactly the artifact stored for the task
 
-  @regression @cli
+  @regression @extra @cli
   Scenario: A trace an older agent marked with a gzip content encoding still prints intact
     Given Alice ran a task with trace on, which finished after 2 turns of agent work
     And an older agent stored the task's trace marked with a gzip content encoding

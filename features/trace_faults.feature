@@ -95,7 +95,7 @@ Feature: A download or an upload that goes wrong loses nothing
     Then the download stops, telling her nothing was saved
     And nothing was downloaded
 
-  @needs_local_stack @agent @needs_our_agent
+  @needs_local_stack @agent
   Scenario: A task whose trace cannot be stored still finishes
     Given the trace storage refuses the agent's uploads
     And Alice ran a task with trace on, which finished after 2 turns of agent work

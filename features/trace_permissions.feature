@@ -22,7 +22,7 @@ Feature: Each layer may do only what its role allows
     Then the download fails and Alice is told "Internal server error. (INTERNAL_ERROR, request id …)"
     And the trace API logged an error: the trace storage refused to let it check the trace
 
-  @needs_local_stack @agent
+  @needs_local_stack @agent @needs_our_agent
   Scenario: The agent runtime may store nothing outside the trace prefix
     When the agent runtime tries to store a file outside the trace prefix
     Then the trace storage refuses it

@@ -70,8 +70,8 @@ CAPABILITIES = {
 NEEDS = {
     "needs_download_deadline": "sets how long the CLI's downloads may take",
     "needs_our_agent": (
-        "drives this project's agent pipeline: its trace cap, its cancel, crash and refusal "
-        "paths, its log"
+        "judges this project's agent: its pipeline (the trace cap, the cancel, crash and "
+        "refusal paths, its log) or its runtime's role"
     ),
 }
 
@@ -214,7 +214,7 @@ class Settings:
             if tag == "needs_download_deadline" and self.cli_profile.download_deadline is None:
                 return "the CLI has no setting for how long its downloads may take"
             if tag == "needs_our_agent" and self.agent is not None:
-                return "it drives this project's agent pipeline; the agent judged is another"
+                return "it judges this project's agent or its role; the agent judged is another"
         return None
 
     @property

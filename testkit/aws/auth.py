@@ -50,7 +50,8 @@ class Statement:
     resources: tuple[str, ...]
 
     def allows(self, action: str, resource: str) -> bool:
-        return any(fnmatchcase(action, a) for a in self.actions) and any(
+        # IAM reads action names without regard to case; resources are case-sensitive.
+        return any(fnmatchcase(action.lower(), a.lower()) for a in self.actions) and any(
             fnmatchcase(resource, r) for r in self.resources
         )
 

@@ -1,4 +1,4 @@
-"""What another implementation offers, in one small TOML file (``TRACE_SUITE_PROFILE``):
+r"""What another implementation offers, in one small TOML file (``TRACE_SUITE_PROFILE``):
 its CLI and how it signs in, its handler with its role and settings, its agent, and its
 phrasebook. Paths in the file are relative to it; every section is optional, and a
 layer the profile does not name is this project's.
@@ -14,6 +14,7 @@ layer the profile does not name is this project's.
     home = "BGAGENT_CONFIG_DIR"      # the variable naming each person's own folder
     download_deadline = ""           # the variable giving the deadline in seconds; "": none
     interrupted_status = 1           # its exit status after Ctrl-C
+    stderr_noise = '\(node:\d+\) .*'  # lines on stderr that say nothing of the run
 
     [handler]
     code = "dist/handler.js:handler"
@@ -34,11 +35,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import regex
 
 from testkit.conformance.phrasebook import read_bounded
 
@@ -59,6 +63,11 @@ HOME = "BGAGENT_CONFIG_DIR"
 DOWNLOAD_DEADLINE = "BGAGENT_DOWNLOAD_TIMEOUT"
 INTERRUPTED_STATUS = 130  # as a shell reports Ctrl-C: 128 + SIGINT
 
+# What the CLI's configure and sign-in templates may name.
+TEMPLATE_VALUES = ("api_url", "region", "user_pool_id", "client_id", "username", "password")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
 # What a handler's environment variable may name.
 RESOURCES = ("trace bucket", "task table")
 # What a policy's resources may say, replaced by the session's own.
@@ -76,6 +85,9 @@ class CliProfile:
     home: str = HOME
     download_deadline: str | None = DOWNLOAD_DEADLINE
     interrupted_status: int = INTERRUPTED_STATUS
+    # Lines it writes to stderr that say nothing of the run (a runtime's deprecation
+    # warning): a regular expression a whole line must match; "": none.
+    stderr_noise: str = ""
     # Whether it keeps this project's files (config.json, credentials.json), which the
     # kit may then read and, on a stack it did not create, edit.
     keeps_our_files: bool = True
@@ -132,9 +144,7 @@ class Profile:
         book = reader.text(document, "phrasebook", None)
         return cls(
             path=path,
-            cli_command=tuple(map(reader.beside, reader.command(cli, "cli.command")))
-            if cli
-            else None,
+            cli_command=reader.command_words(reader.command(cli, "cli.command")) if cli else None,
             cli=reader.cli(cli) if cli else CliProfile(),
             handler=reader.handler(handler),
             agent=reader.agent(agent) if agent else None,
@@ -185,25 +195,62 @@ class _Reader:
     def beside(self, word: str) -> str:
         """A word naming a file beside the profile, as an absolute path; others as they are."""
         found = self.resolve(word)
-        return str(found) if not Path(word).is_absolute() and found.exists() else word
+        return str(found) if not Path(word).is_absolute() and found.is_file() else word
+
+    def command_words(self, words: tuple[str, ...]) -> tuple[str, ...]:
+        """The command as a shell beside the profile would run it: a first word with a
+        slash is a path from there, one without is found on PATH; a later word naming a
+        file there is that file."""
+        first, *rest = words
+        program = str(self.resolve(first)) if "/" in first else first
+        return (program, *map(self.beside, rest))
 
     def cli(self, table: Mapping[str, Any]) -> CliProfile:
         known = {"command", "sign_in", "configure", "home", "download_deadline"}
-        self.only(table, "cli", known | {"interrupted_status"})
+        self.only(table, "cli", known | {"interrupted_status", "stderr_noise"})
         sign_in = self.command(table, "cli.sign_in") if "sign_in" in table else SIGN_IN
         if not any("{username}" in part for part in sign_in):
             raise self.fail("cli.sign_in", "must name the {username}")
+        configure = self.command(table, "cli.configure") if "configure" in table else CONFIGURE
+        for key, template in (("cli.sign_in", sign_in), ("cli.configure", configure)):
+            self.template(key, template)
+        noise = self.text(table, "stderr_noise", "") or ""
+        try:
+            regex.compile(noise)
+        except regex.error as err:
+            raise self.fail("cli.stderr_noise", str(err)) from None
         status = table.get("interrupted_status", INTERRUPTED_STATUS)
         if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= 255:
             raise self.fail("cli.interrupted_status", f"must be an exit status, not {status!r}")
         return CliProfile(
-            configure=self.command(table, "cli.configure") if "configure" in table else CONFIGURE,
+            configure=configure,
             sign_in=sign_in,
-            home=self.text(table, "home", HOME) or HOME,
-            download_deadline=self.text(table, "download_deadline", "") or None,
+            home=self.variable("cli.home", self.text(table, "home", HOME) or HOME),
+            download_deadline=self.variable(
+                "cli.download_deadline", self.text(table, "download_deadline", "") or ""
+            )
+            or None,
             interrupted_status=status,
+            stderr_noise=noise,
             keeps_our_files=False,
         )
+
+    def template(self, key: str, words: tuple[str, ...]) -> None:
+        """Each word's placeholders must be ones the kit fills in."""
+        for word in words:
+            try:
+                word.format_map({name: "" for name in TEMPLATE_VALUES})
+            except (KeyError, ValueError, IndexError) as err:
+                raise self.fail(
+                    key,
+                    f"{word!r}: {err!r}; a word may name {', '.join(TEMPLATE_VALUES)} "
+                    "(in braces; double a brace to keep it)",
+                ) from None
+
+    def variable(self, key: str, name: str) -> str:
+        if name and not _VARIABLE.fullmatch(name):
+            raise self.fail(key, f"{name!r} is no environment variable's name")
+        return name
 
     def handler(self, table: Mapping[str, Any]) -> HandlerProfile:
         self.only(table, "handler", {"code", "policy", "environment", "log_reason"})
@@ -215,6 +262,8 @@ class _Reader:
                 "handler.environment",
                 f"must map each variable to one of {', '.join(map(repr, RESOURCES))}",
             )
+        for name in environment:
+            self.variable("handler.environment", name)
         policy = self.text(table, "policy", None)
         code = self.text(table, "code", "") or ""
         file, colon, export = code.rpartition(":")
@@ -248,10 +297,19 @@ class _Reader:
             if statement.get("Effect") != "Allow" or beyond:
                 what = beyond[0] if beyond else f"Effect {statement.get('Effect')!r}"
                 raise self.fail(key, f"{where}: {what} is beyond what the local stack enforces")
+            resources = _words(statement.get("Resource"), self.fail(key, f"{where}: Resource"))
+            for resource in resources:
+                unknown = set(_PLACEHOLDER.findall(resource)) - set(POLICY_PLACEHOLDERS)
+                if unknown:
+                    raise self.fail(
+                        key,
+                        f"{where}: {sorted(unknown)[0]} is no placeholder the kit fills in "
+                        f"({', '.join(POLICY_PLACEHOLDERS)})",
+                    )
             read.append(
                 PolicyStatement(
                     _words(statement.get("Action"), self.fail(key, f"{where}: Action")),
-                    _words(statement.get("Resource"), self.fail(key, f"{where}: Resource")),
+                    resources,
                 )
             )
         return tuple(read)

@@ -84,6 +84,17 @@ upload = "their.agent:upload"
     assert (profile.agent.dump, profile.agent.finish) == ("their.agent:Accumulator.dump", "")
 
 
+def test_a_command_is_read_as_a_shell_beside_the_profile_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "othercli").mkdir()  # a folder: a module's name, not a file
+    (tmp_path / "tool").write_text("")
+    profile = written(tmp_path, '[cli]\ncommand = ["python3", "-m", "othercli", "tool"]\n')
+    assert Profile.load(profile).cli_command == ("python3", "-m", "othercli", f"{tmp_path}/tool")
+    on_path = written(tmp_path, '[cli]\ncommand = ["tool", "x"]\n')
+    assert Profile.load(on_path).cli_command == ("tool", "x")  # found on PATH, as a shell does
+    by_path = written(tmp_path, '[cli]\ncommand = ["./bin/cli", "x"]\n')
+    assert Profile.load(by_path).cli_command == (f"{tmp_path}/bin/cli", "x")
+
+
 def test_without_a_cli_section_the_cli_is_this_projects(tmp_path: Path) -> None:
     profile = Profile.load(written(tmp_path, '[handler]\ncode = "their.handler"\n'))
     assert profile.cli_command is None
@@ -106,6 +117,13 @@ def test_a_policys_placeholders_become_the_sessions_own_names() -> None:
     )
 
 
+def test_iam_reads_action_names_without_regard_to_case_and_resources_with_it() -> None:
+    statement = Statement(("S3:getobject",), ("arn:aws:s3:::b/traces/*",))
+    assert statement.allows("s3:GetObject", "arn:aws:s3:::b/traces/x")
+    assert not statement.allows("s3:GetObject", "arn:aws:s3:::B/traces/x")
+    assert not statement.allows("s3:GetObjectAcl", "arn:aws:s3:::b/traces/x")
+
+
 def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
     profile = written(tmp_path, f'phrasebook = "w.toml"\n[cli]\ncommand = ["{sys.executable}"]\n')
     settings = Settings.read({"TRACE_SUITE_PROFILE": str(profile)})
@@ -118,7 +136,7 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
     assert settings.lacks(["needs_our_agent", "cli"]) is None
     agent = written(tmp_path, '[agent]\ndump = "a:b"\nupload = "a:c"\n', "agent.toml")
     assert Settings.read({"TRACE_SUITE_PROFILE": str(agent)}).lacks(["needs_our_agent"]) == (
-        "it drives this project's agent pipeline; the agent judged is another"
+        "it judges this project's agent or its role; the agent judged is another"
     )
     assert Settings().lacks(["needs_download_deadline", "needs_our_agent"]) is None
 
@@ -148,6 +166,34 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
             "[cli] password: unknown",
         ),
         ("[handler]\nenvironment = { T = 'the table' }\n", "handler.environment: must map"),
+        (
+            "[handler]\nenvironment = { 'A=B' = 'task table' }\n",
+            "handler.environment: 'A=B' is no environment variable's name",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nsign_in = ["{{username}}", "{{pasword}}"]\n',
+            "cli.sign_in: '{pasword}': KeyError('pasword'); a word may name api_url, region",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nconfigure = ["{{0}}"]\n',
+            "cli.configure: '{0}': ValueError('Format string contains positional fields')",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nconfigure = ["{{"]\n',
+            "cli.configure: '{': ValueError(",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nhome = "A=B"\n',
+            "cli.home: 'A=B' is no environment variable's name",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\ndownload_deadline = "1X"\n',
+            "cli.download_deadline: '1X' is no environment variable's name",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\nstderr_noise = "(unclosed"\n',
+            "cli.stderr_noise: missing )",
+        ),
         ("[handler]\nlog_reason = 1\n", "log_reason: must be text, not 1"),
         ('[handler]\npolicy = "absent.json"\n', "handler.policy: "),
         ('[agent]\ndump = "a.b"\nupload = "a:b"\n', "agent.dump: must name a callable"),
@@ -184,6 +230,11 @@ def test_a_profile_the_suite_cannot_use_is_one_line(tmp_path: Path, text: str, s
             "statement 1: Condition is beyond what the local stack enforces",
         ),
         ('{"Statement": [{"Effect": "Allow", "Action": [], "Resource": "*"}]}', ": Action"),
+        (
+            '{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject",'
+            ' "Resource": "arn:aws:s3:::${TracesBucket}/*"}]}',
+            "statement 1: ${TracesBucket} is no placeholder the kit fills in",
+        ),
         ('{"Statement": [{"Effect": "Allow", "Action": "s3:*"}]}', ": Resource"),
     ],
 )

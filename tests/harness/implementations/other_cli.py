@@ -1,8 +1,9 @@
 """Another team's trace CLI, for the tests: honest and working, it differs from bgagent
-where another implementation may (settings and session files of its own in OTHERCLI_HOME,
-else BGAGENT_CONFIG_DIR; `login --password` only; a fixed 120 s download timeout; Ctrl-C
-ends with 1; no checksum; its own words) and has one defect on purpose: `-o FILE` is
-written in place as bytes arrive, so a broken download leaves a partial file behind."""
+where another implementation may (a runtime's warning on stderr at every run; settings
+and session files of its own in OTHERCLI_HOME, else BGAGENT_CONFIG_DIR; `login
+--password` only; a fixed 120 s download timeout; Ctrl-C ends with 1; no checksum; its
+own words) and has one defect on purpose: `-o FILE` is written in place as bytes arrive,
+so a broken download leaves a partial file behind."""
 
 from __future__ import annotations
 
@@ -234,6 +235,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = parser().parse_args()
+    # As Node 20 with the AWS SDK warns on every run: a line that says nothing of the run.
+    print(
+        f"(node:{os.getpid()}) NodeVersionSupportWarning: this SDK will soon need Node 22",
+        file=sys.stderr,
+    )
     try:
         args.run(args)
         return 0
