@@ -31,7 +31,7 @@ from testkit.aws.s3_gate import S3Gate
 from testkit.conformance import judgement
 from testkit.conformance.agent import AgentCodeError, stop_agents
 from testkit.conformance.agent import check as check_agent
-from testkit.conformance.cli import RUNS, SignIns, sign_in
+from testkit.conformance.cli import RUNS, SignIns, shows_a_token, sign_in
 from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LOG_TRUNCATED, InvocationFailed, LocalLambda
@@ -274,6 +274,7 @@ def _secrets_stay_secret(
     secrets |= _link_signatures(stack) | _tokens_presented(stack)
     for what, secret in secrets.items():
         assert not secret or secret not in text, f"{what} was shown"
+    assert not shows_a_token(text), "a token was shown (a JSON Web Token the suite did not know)"
 
 
 def _link_signatures(stack: Stack) -> dict[str, str]:

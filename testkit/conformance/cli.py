@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -160,7 +161,17 @@ SignIns = Callable[[str, Path], Person]  # a person's sign-in, copied into a sce
 
 
 class SignInFailed(AssertionError):
-    """The CLI could not configure or sign a person in, as its profile says it does."""
+    """The CLI could not configure or sign a person in, as its profile says it does, or
+    showed a token while it did."""
+
+
+# A JSON Web Token, as Cognito's ID and access tokens are: whatever CLI shows one, and
+# whatever token it is, it was shown.
+A_TOKEN = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}")
+
+
+def shows_a_token(text: str) -> bool:
+    return A_TOKEN.search(text) is not None
 
 
 def sign_in(name: str, user: User, api_url: str, pool: UserPool, config_dir: Path) -> Person:
@@ -186,6 +197,8 @@ def sign_in(name: str, user: User, api_url: str, pool: UserPool, config_dir: Pat
             raise SignInFailed(
                 f"the CLI's {step} of {name} ended with status {done.exit_code}: {said[0][:300]}"
             )
+        if shows_a_token(done.stderr + done.stdout.decode("utf-8", "replace")):
+            raise SignInFailed(f"the CLI's {step} of {name} showed a token")
     if profile.keeps_our_files:
         cached = load_credentials(person.config_dir)
         person.id_token, person.refresh_token = cached.id_token, cached.refresh_token

@@ -124,6 +124,36 @@ def test_a_failure_after_the_steps_is_reported_with_its_reason(tmp_path: Path) -
     ) in summary
 
 
+def test_a_cli_that_shows_a_token_of_its_own_fails_whenever_it_shows_it(tmp_path: Path) -> None:
+    """A token the suite cannot know (another CLI keeps its own), shown at sign-in or in
+    a download, is still found: a JSON Web Token is never for the user's eyes."""
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0aGVpcnMifQ.c2lnbmF0dXJlLW9mLXRoZWlyLW93bg"
+    summary = judged_with_cli(
+        tmp_path,
+        "token_showing_bgagent",
+        "import os, sys\n"
+        "if sys.argv[1:3] == ['trace', 'download']:\n"
+        f"    print({token!r}, flush=True)\n"
+        "os.execv(BGAGENT, [BGAGENT, *sys.argv[1:]])\n",
+        "features/test_trace_download.py",
+        "-k",
+        "keeps_the_stored_artifact_byte_for_byte",
+    )
+    assert "behaviour: a token was shown (a JSON Web Token the suite did not know)" in summary
+    at_sign_in = judged_with_cli(
+        tmp_path,
+        "token_showing_login",
+        "import os, sys\n"
+        "if sys.argv[1:2] == ['login']:\n"
+        f"    print('signed in with', {token!r}, flush=True)\n"
+        "os.execv(BGAGENT, [BGAGENT, *sys.argv[1:]])\n",
+        "features/test_trace_download.py",
+        "-k",
+        "keeps_the_stored_artifact_byte_for_byte",
+    )
+    assert "the CLI's sign-in of Alice showed a token" in at_sign_in
+
+
 def test_a_cli_that_says_more_than_one_line_or_a_stack_trace_differs_in_behaviour(
     tmp_path: Path,
 ) -> None:
