@@ -267,6 +267,8 @@ class _Reader:
         policy = self.text(table, "policy", None)
         code = self.text(table, "code", "") or ""
         file, colon, export = code.rpartition(":")
+        if colon and not self.resolve(file).is_file():
+            raise self.fail("handler.code", f"no file {self.resolve(file)}")
         return HandlerProfile(
             code=f"{self.beside(file)}:{export}" if colon else code,
             policy=self.policy(self.resolve(policy)) if policy else None,

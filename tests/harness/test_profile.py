@@ -196,6 +196,7 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
         ),
         ("[handler]\nlog_reason = 1\n", "log_reason: must be text, not 1"),
         ('[handler]\npolicy = "absent.json"\n', "handler.policy: "),
+        ('[handler]\ncode = "dist/absent.js:handler"\n', "handler.code: no file /"),
         ('[agent]\ndump = "a.b"\nupload = "a:b"\n', "agent.dump: must name a callable"),
         ('[agent]\ndump = "a:b"\n', "agent.upload: must name a callable"),
         ('phrasebook = ["a"]\n', "phrasebook: must be text"),
