@@ -93,7 +93,7 @@ def user_tokens(pool: UserPool, user: User) -> tuple[str, str]:
     cognito = boto3.client(
         "cognito-idp",
         region_name=pool.region,
-        endpoint_url=pool.endpoint,
+        endpoint_url=pool.endpoint or None,  # a deployed pool: where the shell says
         config=Config(signature_version=UNSIGNED),
     )
     answer = cognito.initiate_auth(
