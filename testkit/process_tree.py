@@ -83,6 +83,7 @@ def run_tree(
     stdin: bytes,
     seconds: float,
     limits: tuple[int, int],
+    cwd: Path | None = None,
     while_running: Callable[[subprocess.Popen[bytes]], AbstractContextManager[None]] | None = None,
 ) -> Finished:
     """``argv`` in a process group and session of its own, marked; given ``stdin``; its
@@ -92,6 +93,7 @@ def run_tree(
     process = subprocess.Popen(
         list(argv),
         env=environ,
+        cwd=cwd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

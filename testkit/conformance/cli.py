@@ -97,6 +97,9 @@ def run_command(
             stdin=stdin.encode(),
             seconds=_RUN_SECONDS,
             limits=OUTPUT_LIMITS,
+            # The folder the person's own is in, the scenario's: whatever a CLI writes
+            # where it runs stays in the run's temporary folders, never in the project.
+            cwd=person.home.parent,
             while_running=pressing,
         )
     stderr = done.stderr.decode("utf-8", "replace")

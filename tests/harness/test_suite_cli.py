@@ -180,3 +180,10 @@ def ended(pid: int) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_what_a_cli_writes_where_it_runs_stays_in_the_scenarios_folder(tmp_path: Path) -> None:
+    ran = run_script(tmp_path, "open('stray.txt', 'w').write('x')\n")
+    assert ran.exit_code == 0
+    assert (tmp_path / "stray.txt").exists()  # the person's folder's parent
+    assert not (Path.cwd() / "stray.txt").exists()
