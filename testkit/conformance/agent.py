@@ -21,8 +21,10 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -90,9 +92,12 @@ class _AgentProcess:
                 **environment,
             }
         )
+        # Where it runs: a folder of its own, removed with it, never the project's.
+        self.folder = tempfile.mkdtemp(prefix="trace-suite-agent-")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "testkit.conformance.agent_process"],
             env=env,
+            cwd=self.folder,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -146,6 +151,7 @@ class _AgentProcess:
     def stop(self) -> None:
         end_tree(self.process.pid, self.mark)
         self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):

@@ -108,6 +108,16 @@ def test_what_an_agent_changes_in_its_process_stays_there(adapter: str) -> None:
     assert (dict(os.environ), os.getcwd()) == (before, where)
 
 
+def test_an_agent_runs_in_a_folder_of_its_own_removed_with_it(adapter: str) -> None:
+    assert run(adapter, "upload") is not None
+    [running] = agent._RUNNING.values()
+    folder = Path(running.folder)
+    assert folder.is_dir()
+    assert folder != Path.cwd()
+    stop_agents()
+    assert not folder.exists()
+
+
 def test_a_profile_naming_what_cannot_load_is_told_before_any_task(adapter: str) -> None:
     check(AgentProfile(f"{adapter}:dump", f"{adapter}:upload"), {})
     with pytest.raises(AgentCodeError, match="no_such_module:dump cannot be loaded"):
