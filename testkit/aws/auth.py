@@ -36,6 +36,8 @@ from trace_infra.definitions import TRACE_KEY_PREFIX, Grant, Scope
 ACCOUNT_ID = "123456789012"  # moto's default account
 ALGORITHM = "AWS4-HMAC-SHA256"
 ALLOWED_SKEW = timedelta(minutes=15)
+# What another team's policy may say for this stack's own names (testkit.conformance.profile).
+POLICY_PLACEHOLDERS = ("${TraceBucket}", "${TaskTable}", "${Region}", "${Account}")
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
@@ -74,12 +76,8 @@ class ResourceArns:
 
     def substitute(self, written: str) -> str:
         """A policy's resource with its placeholders made this stack's own."""
-        for placeholder, value in (
-            ("${TraceBucket}", self.bucket),
-            ("${TaskTable}", self.table),
-            ("${Region}", self.region),
-            ("${Account}", ACCOUNT_ID),
-        ):
+        values = (self.bucket, self.table, self.region, ACCOUNT_ID)
+        for placeholder, value in zip(POLICY_PLACEHOLDERS, values, strict=True):
             written = written.replace(placeholder, value)
         return written
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import regex
 
+from testkit.aws.auth import POLICY_PLACEHOLDERS
 from testkit.conformance.phrasebook import read_bounded
 
 # What this project's CLI is, described as a profile describes another.
@@ -70,8 +71,6 @@ _PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 # What a handler's environment variable may name.
 RESOURCES = ("trace bucket", "task table")
-# What a policy's resources may say, replaced by the session's own.
-POLICY_PLACEHOLDERS = ("${TraceBucket}", "${TaskTable}", "${Region}", "${Account}")
 
 
 class ProfileError(Exception):
