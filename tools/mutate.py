@@ -248,10 +248,16 @@ def _copy_tracked_files(destination: Path) -> None:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # The harness's Node.js packages (npm ci), untracked: the Node bridge offers a
+    # handler the runtime's SDK from them. Shared, never mutated.
+    if (ROOT / "node_modules").is_dir():
+        (destination / "node_modules").symlink_to(ROOT / "node_modules")
 
 
 def _copy_tree(source: Path, destination: Path) -> Path:
-    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        source, destination, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
     return destination
 
 
