@@ -147,8 +147,10 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
         ("[cli\n", "Expected ']'"),
         ("cli = 3\n", "cli: must be a table"),
         ("[client]\n", "client: unknown; known are agent, cli, handler, phrasebook"),
+        ("[server]\n[client]\n", "client: unknown; known are"),  # the first, in order
         ("[cli]\nsign_in = ['x']\n", "cli.command: must be a list of words"),
         ('[cli]\ncommand = "bgagent"\n', "cli.command: must be a list of words"),
+        (f'[cli]\ncommand = ["{sys.executable}", 1]\n', "cli.command: must be a list of words"),
         (
             f'[cli]\ncommand = ["{sys.executable}"]\nsign_in = ["login"]\n',
             "cli.sign_in: must name the {username}",
@@ -156,6 +158,14 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
         (
             f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = 300\n',
             "cli.interrupted_status: must be an exit status, not 300",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = 256\n',
+            "cli.interrupted_status: must be an exit status, not 256",
+        ),
+        (
+            f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = -1\n',
+            "cli.interrupted_status: must be an exit status, not -1",
         ),
         (
             f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = true\n',
@@ -199,6 +209,8 @@ def test_the_settings_take_the_profiles_layers(tmp_path: Path) -> None:
         ('[handler]\ncode = "dist/absent.js:handler"\n', "handler.code: no file /"),
         ('[agent]\ndump = "a.b"\nupload = "a:b"\n', "agent.dump: must name a callable"),
         ('[agent]\ndump = "a:b"\n', "agent.upload: must name a callable"),
+        ('[agent]\nupload = "a:b"\n', "agent.dump: must name a callable"),
+        ('[agent]\ndump = ":b"\nupload = "a:b"\n', "agent.dump: must name a callable"),
         ('phrasebook = ["a"]\n', "phrasebook: must be text"),
     ],
 )
@@ -209,6 +221,14 @@ def test_a_profile_the_suite_cannot_use_is_one_line(tmp_path: Path, text: str, s
     assert said in line
     assert "\n" not in line
     assert line.startswith(f"profile {tmp_path / 'profile.toml'}: ")
+
+
+@pytest.mark.parametrize("status", [0, 255])
+def test_a_clis_status_after_ctrl_c_may_be_any_exit_status(tmp_path: Path, status: int) -> None:
+    profile = written(
+        tmp_path, f'[cli]\ncommand = ["{sys.executable}"]\ninterrupted_status = {status}\n'
+    )
+    assert Profile.load(profile).cli.interrupted_status == status
 
 
 @pytest.mark.parametrize(
@@ -230,11 +250,29 @@ def test_a_profile_the_suite_cannot_use_is_one_line(tmp_path: Path, text: str, s
             ' "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}',
             "statement 1: Condition is beyond what the local stack enforces",
         ),
+        (
+            '{"Statement": [{"Effect": "Allow", "NotAction": "s3:*", "NotResource": "*",'
+            ' "Condition": {}}]}',
+            "statement 1: Condition is beyond",  # the first, in order
+        ),
+        (
+            '{"Statement": [{"Action": "s3:*", "Resource": "*"}]}',
+            "statement 1: Effect None is beyond what the local stack enforces",
+        ),
         ('{"Statement": [{"Effect": "Allow", "Action": [], "Resource": "*"}]}', ": Action"),
+        (
+            '{"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", 1], "Resource": "*"}]}',
+            ": Action",
+        ),
         (
             '{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject",'
             ' "Resource": "arn:aws:s3:::${TracesBucket}/*"}]}',
             "statement 1: ${TracesBucket} is no placeholder the kit fills in",
+        ),
+        (
+            '{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject",'
+            ' "Resource": "arn:aws:s3:::${Zone}/${TracesBucket}/*"}]}',
+            "statement 1: ${TracesBucket} is no placeholder",  # the first, in order
         ),
         ('{"Statement": [{"Effect": "Allow", "Action": "s3:*"}]}', ": Resource"),
     ],
