@@ -45,6 +45,7 @@ from testkit.settings import (
     SettingsError,
     needs_local_stack,
 )
+from testkit.stack.footprint import TAG_KEY
 from testkit.stack.resources import Resources
 from testkit.stack.session import Stack, launch_moto, open_stack
 from testkit.stack.users import UserPool, create_user_pool
@@ -198,13 +199,16 @@ def signed_in(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> SignIns
 
 @pytest.fixture
 def other_user_pool(resources: Resources) -> Iterator[UserPool]:
-    """A user pool of someone else's, removed after the scenario."""
+    """A user pool of someone else's, removed after the scenario; marked as the
+    session's, so that a run killed mid-scenario leaves nothing a later one cannot
+    prove its own."""
     cognito = resources.aws.client("cognito-idp")
     other = create_user_pool(
         cognito,
-        name="someone-elses-users",
+        name=f"{resources.mark.session}-elsewhere",
         region=resources.pool.region,
         endpoint=resources.pool.endpoint,
+        tags={TAG_KEY: str(resources.mark)},
     )
     yield other
     cognito.delete_user_pool(UserPoolId=other.id)

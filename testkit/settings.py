@@ -14,6 +14,9 @@
 - ``TRACE_SUITE_API_URL``, with ``TRACE_SUITE_USER_POOL_ID``, ``TRACE_SUITE_CLIENT_ID``,
   the stack's bucket and table variables and ``AWS_REGION``: a stack the suite did not
   create (``testkit.stack.deployed``).
+- ``TRACE_SUITE_LEASE_SECONDS``: on a stack the suite shares (another emulator, or a
+  stack it did not create), how long a session's lease lasts unrenewed before a later
+  session may remove what it left (``testkit.stack.footprint``); 300 unless set.
 
 A setting the suite cannot use stops the run before it starts, in one line. The
 settings choose the suite's target (its own moto, another emulator, or a stack it did
@@ -43,6 +46,7 @@ from testkit.conformance.profile import (
     Profile,
     ProfileError,
 )
+from testkit.stack.footprint import DEFAULT_LEASE_SECONDS
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
 
 ENV_CLI = "TRACE_SUITE_CLI"
@@ -53,6 +57,10 @@ ENV_AWS_ENDPOINT = "TRACE_SUITE_AWS_ENDPOINT"
 ENV_API_URL = "TRACE_SUITE_API_URL"
 ENV_USER_POOL_ID = "TRACE_SUITE_USER_POOL_ID"
 ENV_CLIENT_ID = "TRACE_SUITE_CLIENT_ID"
+ENV_LEASE_SECONDS = "TRACE_SUITE_LEASE_SECONDS"
+# A lease is renewed four times per length: shorter would renew faster than S3's
+# one-second clock can tell.
+LEASE_SECONDS_RANGE = range(2, 7 * 24 * 3600 + 1)
 
 
 # Each capability is a tag a scenario can carry, with what it means.
@@ -149,6 +157,7 @@ class Settings:
     function: HandlerProfile = field(default_factory=HandlerProfile)
     agent: AgentProfile | None = None  # None: this project's agent
     profile: Path | None = None
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
 
     @classmethod
     def current(cls) -> Settings:
@@ -205,6 +214,7 @@ class Settings:
             function=profile.handler,
             agent=profile.agent,
             profile=profile.path if setting(ENV_PROFILE) else None,
+            lease_seconds=_lease_seconds(setting(ENV_LEASE_SECONDS)),
         )
 
     def lacks(self, tags: Iterable[str]) -> str | None:
@@ -248,6 +258,17 @@ def _profile(named: str) -> Profile:
         return Profile.load(Path(os.path.abspath(Path(named).expanduser())))
     except ProfileError as unusable:
         raise SettingsError(f"{ENV_PROFILE}: {unusable}") from None
+
+
+def _lease_seconds(named: str) -> int:
+    if not named:
+        return DEFAULT_LEASE_SECONDS
+    if named.isascii() and named.isdigit() and int(named) in LEASE_SECONDS_RANGE:
+        return int(named)
+    low, high = LEASE_SECONDS_RANGE[0], LEASE_SECONDS_RANGE[-1]
+    raise SettingsError(
+        f"{ENV_LEASE_SECONDS}={named!r}: give a whole number of seconds, {low} to {high}"
+    )
 
 
 def _is_command(name: str) -> bool:

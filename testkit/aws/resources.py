@@ -4,6 +4,7 @@ build them the same way, so a change to the infrastructure reaches them all."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from trace_infra.definitions import (
@@ -15,14 +16,23 @@ from trace_infra.definitions import (
 
 
 def create_trace_bucket(
-    s3: Any, name: str, definition: TraceBucketDefinition = TRACE_BUCKET
+    s3: Any,
+    name: str,
+    definition: TraceBucketDefinition = TRACE_BUCKET,
+    *,
+    tags: Mapping[str, str] | None = None,
 ) -> None:
-    """The trace bucket as TraceArtifactsBucket defines it (less the TLS-only policy).
+    """The trace bucket as TraceArtifactsBucket defines it (less the TLS-only policy),
+    with ``tags`` of the caller's besides.
 
     moto denies every request under a policy with any Deny statement, so the
     TLS-only policy cannot be carried here; it is checked in the template instead.
     """
     s3.create_bucket(Bucket=name)
+    if tags:
+        s3.put_bucket_tagging(
+            Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        )
     if definition.block_public_access:
         s3.put_public_access_block(
             Bucket=name,
@@ -60,9 +70,14 @@ def create_trace_bucket(
 
 
 def create_task_table(
-    dynamodb: Any, name: str, definition: TaskTableDefinition = TASK_TABLE
+    dynamodb: Any,
+    name: str,
+    definition: TaskTableDefinition = TASK_TABLE,
+    *,
+    tags: Mapping[str, str] | None = None,
 ) -> None:
-    """The task table as TaskTable defines it: keys, GSIs, billing, TTL, PITR."""
+    """The task table as TaskTable defines it: keys, GSIs, billing, TTL, PITR; with
+    ``tags`` of the caller's besides."""
     indexes = []
     for index in definition.global_indexes:
         schema = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
@@ -84,6 +99,7 @@ def create_task_table(
         KeySchema=[{"AttributeName": definition.partition_key, "KeyType": "HASH"}],
         BillingMode=definition.billing_mode,
         GlobalSecondaryIndexes=indexes,
+        **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}),
     )
     dynamodb.update_time_to_live(
         TableName=name,

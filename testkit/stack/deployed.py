@@ -4,13 +4,14 @@ or the sandbox in another shell standing in for one.
 Set ``TRACE_SUITE_API_URL`` and the suite drives that API instead of starting moto,
 the S3 gate and its local API Gateway. It runs the agent's code here, writing to
 the stack's bucket and table as the agent runtime would, with the credentials the
-environment holds, and creates its users (tagged with the session, with random
-passwords) in the stack's user pool.
+environment holds, and creates its users (with random passwords) in the stack's
+user pool.
 
-Nothing else of the stack is changed: no policy, no other user, no other item.
-What the session added (its users, their task records and stored traces) is
-removed when it ends, and what sessions that were killed left behind is removed
-when the next one starts (``testkit.stack.footprint``).
+Nothing else of the stack is changed: no policy, no tag, no other user, item or
+object. What the session added (its lease, its users, their task records and
+stored traces), all carrying its marker, is removed when it ends; what a session
+that is over (killed, or crashed) left behind is removed by a later one, once its
+lease is over (``testkit.stack.footprint``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import boto3
 
 from testkit.aws.endpoint import AwsEndpoint
 from testkit.settings import DeployedTarget, NotOnThisTarget
-from testkit.stack.footprint import Footprint, SessionTag
+from testkit.stack.footprint import Footprint, Mark
 from testkit.stack.resources import AgentRuntime, Resources
 from testkit.stack.users import UserDirectory, UserPool
 from trace_infra.definitions import ENV_TASK_TABLE, ENV_TRACE_BUCKET
@@ -70,8 +71,8 @@ class DeployedStack:
 
     @classmethod
     @contextmanager
-    def session(cls, where: DeployedTarget) -> Iterator[DeployedStack]:
-        tag = SessionTag.new()
+    def session(cls, where: DeployedTarget, *, lease_seconds: int) -> Iterator[DeployedStack]:
+        mark = Mark.new()
         aws = AwsEndpoint(where.aws_endpoint, where.region, fake_credentials=False)
         pool = UserPool(where.user_pool_id, where.client_id, where.region, "")
         cognito = aws.client("cognito-idp")
@@ -83,7 +84,9 @@ class DeployedStack:
             where.table,
             where.bucket,
         )
-        footprint.remove_leftovers(tag)
+        footprint.remove_leftovers(mark)
+        lease = footprint.lease(mark, lease_seconds)
+        lease.hold()  # before anything is created, so that it proves it all
         # The agent runtime's clients, from this shell's environment (endpoints included).
         session: Any = boto3.session.Session(region_name=where.region)
         agent = AgentRuntime(
@@ -94,12 +97,17 @@ class DeployedStack:
             # The shell's credentials reach the stack; the names are the stack's.
             environment={ENV_TRACE_BUCKET: where.bucket, ENV_TASK_TABLE: where.table},
         )
-        users = UserDirectory(cognito, pool, tag=str(tag))
+        users = UserDirectory(cognito, pool, mark=mark)
         try:
             yield cls(
-                resources=Resources(aws, agent, pool, where.api_url, where.bucket, where.table),
+                resources=Resources(
+                    aws, agent, pool, where.api_url, where.bucket, where.table, mark
+                ),
                 users=users,
             )
         finally:
+            lease.stop()
             for user in users.created():
-                footprint.remove_user(user.username, user.sub)
+                footprint.remove_user(user.username, user.sub, mark)
+            # Only once all it proves is gone: a removal cut short is finished later.
+            lease.release()

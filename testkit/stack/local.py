@@ -22,7 +22,15 @@ from testkit.aws.s3_gate import S3Gate
 from testkit.conformance.profile import HandlerProfile
 from testkit.lambda_.function_code import FunctionCode
 from testkit.lambda_.local_lambda import LocalLambda
-from testkit.stack.footprint import PREFIX, SessionTag, left_over
+from testkit.stack.footprint import (
+    DEFAULT_LEASE_SECONDS,
+    TAG_KEY,
+    Clients,
+    Lease,
+    Mark,
+    remove_leftover_stacks,
+    remove_stack,
+)
 from testkit.stack.resources import AgentRuntime, ResourceNames, Resources
 from testkit.stack.users import User, UserDirectory, create_user, create_user_pool
 from trace_infra.definitions import (
@@ -85,17 +93,20 @@ class LocalStack:
         moto: MotoServer | None = None,
         code: FunctionCode | None = None,
         function: HandlerProfile | None = None,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
     ) -> Iterator[LocalStack]:
         """Everything started, and stopped (with what it created) on the way out.
 
         ``emulator``: an AWS emulator that is already running, instead of moto's server;
         ``moto``: moto's server already launched (``MotoServer.launch``), stopped here;
         ``code``: the handler the function runs, this project's by default;
-        ``function``: the role and environment another team's handler runs with.
+        ``function``: the role and environment another team's handler runs with;
+        ``lease_seconds``: how long the session's lease on an emulator it shares lasts
+        unrenewed (``testkit.stack.footprint``).
         """
         function = function or HandlerProfile()
-        tag = SessionTag.new()
-        names = ResourceNames.for_session(tag)
+        mark = Mark.new()
+        names = ResourceNames.for_session(mark)
         with ExitStack() as stopping:
             if emulator and moto:
                 moto.stop()  # launched for nothing
@@ -105,8 +116,9 @@ class LocalStack:
             if isinstance(aws, MotoServer):
                 aws.ready()
             assert aws.endpoint is not None
+            clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
             if emulator:
-                _remove_leftover_stacks(aws, tag)
+                remove_leftover_stacks(clients, mark)
             roles = Roles()
             arns = ResourceArns(names.bucket, names.table, REGION)
             if function.policy is None:
@@ -138,12 +150,25 @@ class LocalStack:
             lambda_.start()
             stopping.callback(lambda_.stop)
 
-            cognito = aws.client("cognito-idp")
-            create_trace_bucket(aws.client("s3"), names.bucket)
-            create_task_table(aws.client("dynamodb"), names.table)
-            pool = create_user_pool(cognito, name=names.pool, region=REGION, endpoint=aws.endpoint)
+            tags = {TAG_KEY: str(mark)}
+            create_trace_bucket(clients.s3, names.bucket, tags=tags)
+            lease = Lease(clients.s3, names.bucket, mark, lease_seconds)
+            if emulator:  # taken before anything else is created, so it proves it all
+                lease.hold()
+                stopping.callback(lease.stop)
+            create_task_table(clients.dynamodb, names.table, tags=tags)
+            pool = create_user_pool(
+                clients.cognito, name=names.pool, region=REGION, endpoint=aws.endpoint, tags=tags
+            )
             if emulator:
-                stopping.callback(_remove_stack, aws, names, pool.id)
+                stopping.callback(
+                    remove_stack,
+                    clients,
+                    bucket=names.bucket,
+                    table=names.table,
+                    pool_id=pool.id,
+                    lease=lease,
+                )
 
             gateway = LocalApiGateway(lambda_.invoke)
             gateway.authorizer = CognitoAuthorizer(pool)
@@ -160,7 +185,7 @@ class LocalStack:
                 table=names.table,
                 environment=function_environment(endpoints, names, agent_role),
             )
-            resources = Resources(aws, agent, pool, gateway.url, names.bucket, names.table)
+            resources = Resources(aws, agent, pool, gateway.url, names.bucket, names.table, mark)
             yield cls(
                 aws=aws,
                 gate=gate,
@@ -172,7 +197,7 @@ class LocalStack:
                 function=lambda_,
                 gateway=gateway,
                 resources=resources,
-                users=UserDirectory(cognito, pool, tag=str(tag)),
+                users=UserDirectory(clients.cognito, pool, mark=mark),
             )
 
 
@@ -232,33 +257,3 @@ def _client(service: str, endpoint: str, role: Role) -> Any:
         aws_secret_access_key=role.secret_access_key,
         region_name=REGION,
     )
-
-
-def _remove_stack(aws: AwsEndpoint, names: ResourceNames, pool_id: str) -> None:
-    """Delete a session's bucket (emptied first), table and pool on an emulator that
-    outlives the session."""
-    s3 = aws.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=names.bucket):
-        for stored in page.get("Contents", []):
-            s3.delete_object(Bucket=names.bucket, Key=stored["Key"])
-    s3.delete_bucket(Bucket=names.bucket)
-    aws.client("dynamodb").delete_table(TableName=names.table)
-    aws.client("cognito-idp").delete_user_pool(UserPoolId=pool_id)
-
-
-def _remove_leftover_stacks(aws: AwsEndpoint, current: SessionTag) -> None:
-    """What killed sessions left on a shared emulator: their buckets, tables and pools."""
-    s3, dynamodb, cognito = aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp")
-    pools = cognito.list_user_pools(MaxResults=60).get("UserPools", [])
-    for pool in pools:
-        if pool["Name"].startswith(PREFIX) and left_over(pool["Name"], current):
-            cognito.delete_user_pool(UserPoolId=pool["Id"])
-    for bucket in s3.list_buckets().get("Buckets", []):
-        if left_over(bucket["Name"], current):
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
-                for stored in page.get("Contents", []):
-                    s3.delete_object(Bucket=bucket["Name"], Key=stored["Key"])
-            s3.delete_bucket(Bucket=bucket["Name"])
-    for table in dynamodb.list_tables().get("TableNames", []):
-        if left_over(table, current):
-            dynamodb.delete_table(TableName=table)

@@ -12,7 +12,7 @@ from typing import Any
 from testkit.aws.endpoint import AwsEndpoint
 from testkit.conformance.agent import run_other_agent
 from testkit.settings import Settings
-from testkit.stack.footprint import SessionTag
+from testkit.stack.footprint import ITEM_MARKER, Mark
 from testkit.stack.users import UserPool
 from trace_agent.pipeline import TaskOutcome, run_task
 from trace_agent.task_config import TaskConfig
@@ -22,17 +22,17 @@ from trace_agent.upload import TraceStorage
 
 @dataclass(frozen=True)
 class ResourceNames:
-    """Names of the bucket, table and user pool a session creates: tagged with the
-    session, so that sessions sharing an emulator never meet and a killed session's
-    resources can be found and removed."""
+    """Names of the bucket, table and user pool a session creates: led by the session's
+    name, so that sessions sharing an emulator never meet."""
 
     bucket: str
     table: str
     pool: str
 
     @classmethod
-    def for_session(cls, tag: SessionTag) -> ResourceNames:
-        return cls(f"{tag}-traces", f"{tag}-tasks", f"{tag}-users")
+    def for_session(cls, mark: Mark) -> ResourceNames:
+        session = mark.session
+        return cls(f"{session}-traces", f"{session}-tasks", f"{session}-users")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class AgentRuntime:
 @dataclass(frozen=True)
 class Resources:
     """The stack as the scenarios see it, whichever target runs it: the harness's own
-    clients (``aws``), the agent runtime's, and the names of its resources."""
+    clients (``aws``), the agent runtime's, and the names of its resources; ``mark``
+    is what the session writes on all it creates (``testkit.stack.footprint``)."""
 
     aws: AwsEndpoint
     agent: AgentRuntime
@@ -65,6 +66,7 @@ class Resources:
     api_url: str
     bucket: str
     table: str
+    mark: Mark
 
     def run_task(
         self,
@@ -110,6 +112,7 @@ class Resources:
                 "created_at": {"S": now},
                 "status_created_at": {"S": f"RUNNING#{now}"},
                 "trace": {"BOOL": trace},
+                ITEM_MARKER: {"S": str(self.mark)},
             },
         )
 

@@ -79,10 +79,14 @@ def open_stack(
     """The session's stack, running until the context ends; ``moto``, when given, is
     the server ``launch_moto`` started, and the stack's to stop."""
     if settings.deployed:
-        return DeployedStack.session(settings.deployed)
+        return DeployedStack.session(settings.deployed, lease_seconds=settings.lease_seconds)
     code = function_code(GET_TRACE_URL.handler, settings.handler)
     return LocalStack.running(
-        emulator=settings.emulator, moto=moto, code=code, function=settings.function
+        emulator=settings.emulator,
+        moto=moto,
+        code=code,
+        function=settings.function,
+        lease_seconds=settings.lease_seconds,
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
+
+from testkit.stack.footprint import USER_MARKER, Mark
 
 ID_TOKEN_ALGORITHM = "RS256"
 
@@ -37,8 +40,12 @@ class User:
     sub: str
 
 
-def create_user_pool(cognito: Any, *, name: str, region: str, endpoint: str) -> UserPool:
-    pool_id = cognito.create_user_pool(PoolName=name)["UserPool"]["Id"]
+def create_user_pool(
+    cognito: Any, *, name: str, region: str, endpoint: str, tags: Mapping[str, str] | None = None
+) -> UserPool:
+    pool_id = cognito.create_user_pool(PoolName=name, UserPoolTags=dict(tags or {}))["UserPool"][
+        "Id"
+    ]
     client_id = cognito.create_user_pool_client(
         UserPoolId=pool_id,
         ClientName="bgagent-cli",
@@ -47,13 +54,24 @@ def create_user_pool(cognito: Any, *, name: str, region: str, endpoint: str) -> 
     return UserPool(pool_id, client_id, region, endpoint)
 
 
-def create_user(cognito: Any, pool: UserPool, username: str, password: str) -> User:
-    cognito.admin_create_user(UserPoolId=pool.id, Username=username, MessageAction="SUPPRESS")
+def create_user(
+    cognito: Any,
+    pool: UserPool,
+    username: str,
+    password: str,
+    *,
+    attributes: Mapping[str, str] | None = None,
+) -> User:
+    created = cognito.admin_create_user(
+        UserPoolId=pool.id,
+        Username=username,
+        MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": k, "Value": v} for k, v in (attributes or {}).items()],
+    )["User"]
     cognito.admin_set_user_password(
         UserPoolId=pool.id, Username=username, Password=password, Permanent=True
     )
-    attributes = cognito.admin_get_user(UserPoolId=pool.id, Username=username)["UserAttributes"]
-    sub = next(attr["Value"] for attr in attributes if attr["Name"] == "sub")
+    sub = next(attr["Value"] for attr in created["Attributes"] if attr["Name"] == "sub")
     return User(username, password, sub)
 
 
@@ -66,21 +84,27 @@ class UserDirectory:
     """Users of one pool, each created once, on first use: signing up is not what the
     scenarios are about, and each costs moto time.
 
-    Usernames carry the session's tag, so that a shared pool's other users are never
-    touched and a killed session's users can be found later.
+    Usernames start with the session's name, for a person reading the pool; each user
+    carries the session's marker (``testkit.stack.footprint``), which is what clean-up
+    reads.
     """
 
-    def __init__(self, cognito: Any, pool: UserPool, *, tag: str) -> None:
+    def __init__(self, cognito: Any, pool: UserPool, *, mark: Mark) -> None:
         self._cognito = cognito
         self.pool = pool
-        self._tag = tag
+        self.mark = mark
         self._users: dict[str, User] = {}
 
     def user(self, name: str) -> User:
         if name not in self._users:
-            username = f"{self._tag}-{name.lower()}"
-            password = random_password()
-            self._users[name] = create_user(self._cognito, self.pool, username, password)
+            username = f"{self.mark.session}-{name.lower()}"
+            self._users[name] = create_user(
+                self._cognito,
+                self.pool,
+                username,
+                random_password(),
+                attributes={USER_MARKER: str(self.mark)},
+            )
         return self._users[name]
 
     def created(self) -> list[User]:

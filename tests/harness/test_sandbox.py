@@ -7,17 +7,20 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from testkit.stack.footprint import Mark, over_sessions
 
 SANDBOX = [sys.executable, "-m", "tools.sandbox"]
 
@@ -164,18 +167,80 @@ FOREIGN_POLICY = {
         }
     ],
 }
+# What the stack's owners keep in it, some of it named as the suite names its own.
+FOREIGN_USERS = (
+    "bgsuite-1-abcdef-999999-abcd-dana",  # a tag of the suite's older naming
+    "bgsuite-19e0c2b7a00-0badf00d-erin",  # this naming, and a marker whose proof is wrong
+    "frank",
+)
+FORGED_MARKER = f"bgsuite-19e0c2b7a00-0badf00d.{'0' * 32}"
+
+
+def _seed_the_stack(target: dict[str, str]) -> None:
+    """A bucket policy, tags, users, task records and stored objects of the stack's own."""
+    s3, ddb, cognito = (_client(target, name) for name in ("s3", "dynamodb", "cognito-idp"))
+    bucket, table = target["TRACE_ARTIFACTS_BUCKET_NAME"], target["TASK_TABLE_NAME"]
+    pool = target["TRACE_SUITE_USER_POOL_ID"]
+    s3.put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps(FOREIGN_POLICY).replace("{bucket}", bucket)
+    )
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "ours"}]})
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ours"}])
+    for username in FOREIGN_USERS:
+        created = cognito.admin_create_user(
+            UserPoolId=pool,
+            Username=username,
+            MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "profile", "Value": FORGED_MARKER}],
+        )["User"]
+        sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "task_id": {"S": f"{username}-task"},
+                "user_id": {"S": sub},
+                "status": {"S": "SUCCEEDED"},
+                "status_created_at": {"S": "SUCCEEDED#2026-12-01T00:00:00.000Z"},
+                "created_at": {"S": "2026-12-01T00:00:00.000Z"},
+                "suite_session": {"S": FORGED_MARKER},
+            },
+        )
+        s3.put_object(Bucket=bucket, Key=f"traces/{sub}/{username}-task.jsonl.gz", Body=b"x")
+    # Under the suite's lease prefix, and no lease the suite could have written.
+    s3.put_object(Bucket=bucket, Key="bgsuite-leases/notes.txt", Body=b"ours")
+    s3.put_object(
+        Bucket=bucket,
+        Key="bgsuite-leases/bgsuite-19e0c2b7a00-0badf00d.json",
+        Body=b'{"proof": "not the one", "seconds": 0}',
+    )
 
 
 def _stack_as_it_stands(target: dict[str, str]) -> dict[str, object]:
-    """What the suite must leave alone: the bucket policy, the pool's users, the items."""
+    """Everything the suite must leave byte for byte as it was: the bucket's policy and
+    tags, the table's tags, the pool's users with their attributes and dates, the
+    table's items, the bucket's objects with their bodies and metadata."""
     s3, ddb, cognito = (_client(target, name) for name in ("s3", "dynamodb", "cognito-idp"))
     bucket, table = target["TRACE_ARTIFACTS_BUCKET_NAME"], target["TASK_TABLE_NAME"]
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    objects = {}
+    for listed in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        got = s3.get_object(Bucket=bucket, Key=listed["Key"])
+        objects[listed["Key"]] = (
+            got["Body"].read(),
+            got["ETag"],
+            got["ContentType"],
+            got.get("Metadata"),
+            str(got["LastModified"]),
+        )
     users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
     return {
         "policy": s3.get_bucket_policy(Bucket=bucket)["Policy"],
-        "users": sorted(u["Username"] for u in users),
+        "bucket tags": s3.get_bucket_tagging(Bucket=bucket)["TagSet"],
+        "table tags": ddb.list_tags_of_resource(ResourceArn=arn)["Tags"],
+        "users": sorted(json.dumps(u, sort_keys=True, default=str) for u in users),
         "items": sorted(json.dumps(i, sort_keys=True) for i in ddb.scan(TableName=table)["Items"]),
-        "objects": sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
+        "objects": objects,
     }
 
 
@@ -189,30 +254,57 @@ def _client(target: dict[str, str], service: str) -> Any:
     return session.client(service, endpoint_url=target["AWS_ENDPOINT_URL"])
 
 
-def _give_the_stack_a_policy(target: dict[str, str]) -> None:
-    s3 = _client(target, "s3")
-    bucket = target["TRACE_ARTIFACTS_BUCKET_NAME"]
-    policy = json.dumps(FOREIGN_POLICY).replace("{bucket}", bucket)
-    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-
-
 def _wait_for_a_session_user(target: dict[str, str], suite: subprocess.Popen) -> None:
     """Until the running suite has signed up its first user (or has ended)."""
     cognito = _client(target, "cognito-idp")
     while suite.poll() is None:
         users = cognito.list_users(UserPoolId=target["TRACE_SUITE_USER_POOL_ID"])["Users"]
-        if any(u["Username"].startswith("bgsuite-") for u in users):
+        if any(u["Username"] not in FOREIGN_USERS for u in users if "bgsuite" in u["Username"]):
             return
         time.sleep(0.05)  # polling a server the suite is writing to; bounded by the suite
     raise AssertionError("the suite ended before signing anyone up")
 
 
+def _wait_for_its_lease_to_end(target: dict[str, str], *, within: float = 60) -> None:
+    """Until S3's clock says a session's lease is over (the killed run's)."""
+    s3, bucket = _client(target, "s3"), target["TRACE_ARTIFACTS_BUCKET_NAME"]
+    deadline = time.monotonic() + within
+    while not over_sessions(s3, bucket, Mark.new()):
+        assert time.monotonic() < deadline, "the killed run's lease never ended"
+        time.sleep(0.2)  # polling S3's clock, bounded above
+
+
+def _assert_kept(before: dict[str, Any], now: dict[str, Any]) -> None:
+    """All that was there before is there still, whatever was added."""
+    for part, was in before.items():
+        if isinstance(was, dict):
+            assert {k: now[part].get(k) for k in was} == was, part
+        elif part in ("users", "items"):
+            assert set(was) <= set(now[part]), part
+        else:
+            assert now[part] == was, part
+
+
+def _run_suite(env: dict[str, str], temp: Path, *, prefix: Sequence[str] = ()) -> subprocess.Popen:
+    temp.mkdir()
+    return subprocess.Popen(
+        [*prefix, *SUITE],
+        cwd=ROOT,
+        env={**env, "TMPDIR": str(temp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_the_suite_changes_nothing_of_a_stack_it_did_not_create(
     tmp_path: Path, clean_env: dict[str, str], start_sandbox
 ) -> None:
-    """The sandbox in a process of its own stands in for a deployed stack with a bucket
-    policy: a full run leaves the policy, the pool's users and the table's items as
-    they were; a run killed mid-way leaves what the next run removes."""
+    """The sandbox in a process of its own stands in for a deployed stack, seeded with
+    what its owners keep in it. A run killed mid-way, then two runs side by side (one
+    in a PID namespace of its own, as in another container of the same host name),
+    leave all of it byte for byte as it was, and what the killed run left is removed
+    once its lease is over."""
     env = clean_env
     sandbox = start_sandbox(tmp_path, env)
     try:
@@ -220,44 +312,41 @@ def test_the_suite_changes_nothing_of_a_stack_it_did_not_create(
         suite_part = printed.split("as against a deployed stack:", 1)[1]
         target = dict(re.findall(r"export (\w+)=(\S+)", suite_part))
         assert "TRACE_SUITE_API_URL" in target
-        _give_the_stack_a_policy(target)
+        _seed_the_stack(target)
         before = _stack_as_it_stands(target)
 
-        killed_temp = tmp_path / "killed-run-temp"  # what a killed run leaves stays here
-        killed_temp.mkdir()
-        killed = subprocess.Popen(
-            SUITE,
-            cwd=ROOT,
-            env={**env, **target, "TMPDIR": str(killed_temp)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        killed = _run_suite(
+            {**env, **target, "TRACE_SUITE_LEASE_SECONDS": "2"}, tmp_path / "killed-run-temp"
         )
         try:
             _wait_for_a_session_user(target, killed)
         finally:
             killed.kill()
-            killed.wait(timeout=20)
-        assert _stack_as_it_stands(target) != before  # the killed run left its users
+            killed.communicate(timeout=20)
+        left = _stack_as_it_stands(target)
+        assert left != before  # the killed run left its users: a later run removes them
+        _assert_kept(before, left)
+        _wait_for_its_lease_to_end(target)
 
-        temp = tmp_path / "system-temp"
-        temp.mkdir()
-        done = subprocess.run(
-            SUITE,
-            cwd=ROOT,
-            env={**env, **target, "TMPDIR": str(temp)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        runs = [
+            _run_suite({**env, **target}, tmp_path / "first-run-temp"),
+            _run_suite(
+                {**env, **target},
+                tmp_path / "second-run-temp",
+                prefix=["unshare", "--pid", "--fork"] if shutil.which("unshare") else [],
+            ),
+        ]
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
         after = _stack_as_it_stands(target)
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.communicate(timeout=20)
-    assert done.returncode == 0, done.stdout[-3000:]
-    counts = re.search(r"(\d+) passed, (\d+) skipped", done.stdout)
-    assert counts, done.stdout[-2000:]
-    assert int(counts.group(1)) >= 20
-    assert "TRACE_SUITE_API_URL points the suite at" in done.stdout
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+        counts = re.search(r"(\d+) passed, (\d+) skipped", output)
+        assert counts, output[-2000:]
+        assert int(counts.group(1)) >= 20
+        assert "TRACE_SUITE_API_URL points the suite at" in output
     assert after == before
-    assert list(temp.iterdir()) == []  # nothing of the run outlives it
+    for temp in ("first-run-temp", "second-run-temp"):
+        assert list((tmp_path / temp).iterdir()) == []  # nothing of a run outlives it

@@ -34,8 +34,10 @@ def test_each_setting_names_what_it_says(tmp_path: Path) -> None:
             "TRACE_SUITE_HANDLER": " their.handler ",
             "TRACE_SUITE_PHRASEBOOK": str(tmp_path / "theirs.toml"),
             "TRACE_SUITE_AWS_ENDPOINT": "http://127.0.0.1:4566",
+            "TRACE_SUITE_LEASE_SECONDS": " 2 ",
         }
     )
+    assert settings.lease_seconds == 2
     assert settings.cli == ("node", "their cli/bgagent.js")
     assert settings.handler == "their.handler"
     assert settings.phrasebook == tmp_path / "theirs.toml"
@@ -53,6 +55,13 @@ def test_a_stack_the_suite_did_not_create_is_named_whole() -> None:
 @pytest.mark.parametrize(
     ("environ", "said"),
     [
+        *(
+            (
+                {"TRACE_SUITE_LEASE_SECONDS": given},
+                f"TRACE_SUITE_LEASE_SECONDS={given!r}: give a whole number of seconds, 2 to 604800",
+            )
+            for given in ("5m", "1", "604801", "٣٠٠")
+        ),
         ({"TRACE_SUITE_CLI": "node 'unclosed"}, 'TRACE_SUITE_CLI="node \'unclosed": No closing'),
         (
             {"TRACE_SUITE_CLI": "no-such-bgagent trace"},
@@ -71,6 +80,10 @@ def test_a_stack_the_suite_did_not_create_is_named_whole() -> None:
         ),
     ],
     ids=[
+        "lease-not-a-number",
+        "lease-too-short",
+        "lease-too-long",
+        "lease-not-ascii",
         "badly-quoted-cli",
         "cli-not-found",
         "cli-a-folder",
