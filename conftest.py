@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -17,7 +16,7 @@ import pytest
 pytest.register_assert_rewrite("features", "testkit")
 
 from testkit.settings import names_a_deployed_stack  # noqa: E402  (rewritten, as above)
-from testkit.stack.footprint import is_running  # noqa: E402
+from testkit.temp_roots import claim_root, remove_roots_that_are_over  # noqa: E402
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -45,31 +44,25 @@ def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
 
 
-_ROOT_KEY = pytest.StashKey[str]()
+_ROOT_KEY = pytest.StashKey[tuple[str, IO[bytes]]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Each session's temporary directories under a root of its own: sessions running
-    side by side (two suites, a mutation run) never clean up each other's, and the
-    whole root goes when the session ends, so a run leaves nothing in the temp dir."""
+    """Each session's temporary directories under a root of its own
+    (``testkit.temp_roots``), removed whole when the session ends, so a run leaves
+    nothing in the temp dir."""
     if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT"):
         return
-    _remove_roots_of_sessions_that_are_gone()
-    root = tempfile.mkdtemp(prefix=f"pytest-bgagent-{os.getpid()}-")
+    remove_roots_that_are_over()
+    root, lock = claim_root()
     os.environ["PYTEST_DEBUG_TEMPROOT"] = root
-    config.stash[_ROOT_KEY] = root
+    config.stash[_ROOT_KEY] = (root, lock)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    root = config.stash.get(_ROOT_KEY, None)
-    if root is not None:
+    claimed = config.stash.get(_ROOT_KEY, None)
+    if claimed is not None:
+        root, lock = claimed
         shutil.rmtree(root, ignore_errors=True)
+        lock.close()
         os.environ.pop("PYTEST_DEBUG_TEMPROOT", None)
-
-
-def _remove_roots_of_sessions_that_are_gone() -> None:
-    """A session killed before its end left its root: the next one removes it."""
-    for root in Path(tempfile.gettempdir()).glob("pytest-bgagent-*-*"):
-        pid = root.name.split("-")[2]
-        if pid.isdigit() and not is_running(int(pid)):
-            shutil.rmtree(root, ignore_errors=True)

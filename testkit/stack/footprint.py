@@ -56,17 +56,6 @@ _LEASE_KEY = re.compile(rf"{re.escape(LEASE_PREFIX)}(?P<session>{_SESSION})\.jso
 _BY_USER = next(i.name for i in TASK_TABLE.global_indexes if i.partition_key == "user_id")
 
 
-def is_running(pid: int) -> bool:
-    """Whether a process of this machine still runs."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it runs, as another user
-        return True
-    return True
-
-
 @dataclass(frozen=True)
 class Mark:
     """A session's name and the proof its lease holds: what it writes on all it creates."""

@@ -16,7 +16,6 @@ import requests
 
 from testkit.aws.endpoint import PROJECT_ROOT, MotoServer
 from testkit.aws.moto_server import _service_of, incompatibility
-from testkit.stack.footprint import is_running
 
 
 def test_once_ready_it_answers_and_once_stopped_it_is_gone() -> None:
@@ -27,7 +26,8 @@ def test_once_ready_it_answers_and_once_stopped_it_is_gone() -> None:
     pid = moto._process.pid if moto._process else 0
     assert moto.client("s3").list_buckets()["Buckets"] == []
     moto.stop()
-    assert not is_running(pid)
+    with pytest.raises(ProcessLookupError):  # gone, and reaped
+        os.kill(pid, 0)
     try:
         requests.get(moto.endpoint, timeout=5)
     except requests.ConnectionError:
