@@ -11,7 +11,10 @@ import base64
 import contextlib
 import errno
 import hashlib
+import html
 import os
+import random
+import re
 import stat
 import tempfile
 import time
@@ -29,6 +32,24 @@ from bgagent.errors import CliError, printable
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
+
+# S3 asks to be tried again with these (SlowDown, InternalError, ServiceUnavailable, and
+# its front ends' 502 and 504), as the AWS SDKs' standard retry mode does: at most three
+# tries in all, after pauses of up to 1 s, then 2 s.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+MAX_TRIES = 3
+MAX_BACKOFF_SECONDS = 20.0
+_ERROR_BODY_BYTES = 8 * 1024  # S3's error document is a few hundred bytes
+_S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+_S3_MESSAGE = re.compile(rb"<Message>([^<]{0,1024})</Message>")
+_pause = time.sleep
+
+
+def backoff_seconds(retry: int) -> float:
+    """The pause before the ``retry``-th retry: "full jitter" (anywhere from 0 up to a
+    bound that doubles with each retry, at most MAX_BACKOFF_SECONDS), so that many
+    clients told to slow down at once do not all come back at once."""
+    return random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (retry - 1))
 
 
 class _Sha256:
@@ -85,12 +106,38 @@ class Download:
         self._timeout = timeout_seconds
         self._checksum = _Sha256(checksum_sha256)
         started = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            self._response = self._get(session, url, timeout_seconds - (time.monotonic() - started))
+            if self._response.ok:
+                break
+            # Nothing of the trace has been written yet: trying again is safe.
+            refusal = _Refusal.read(self._response, timeout_seconds - (time.monotonic() - started))
+            pause = backoff_seconds(tries)
+            if (
+                refusal.status in RETRYABLE_STATUSES
+                and tries < MAX_TRIES
+                and time.monotonic() - started + pause < timeout_seconds
+            ):
+                _pause(pause)
+                continue
+            raise DownloadFailed(refusal.message(tries))
+        # A stalled or trickling body cannot outlive the deadline: shutting the socket
+        # down from the clock's thread unblocks the read wherever it is. The clock runs
+        # only while the download waits for the network.
+        self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
+
+    def _get(self, session: requests.Session, url: str, seconds: float) -> requests.Response:
+        """The answer's status and headers, within ``seconds`` in all."""
+        if seconds <= 0:
+            raise DownloadTimeout(self._timeout_message())
         try:
             # The whole wait for the answer's headers is bounded, however slowly a
             # server trickles them (requests' timeout only bounds each read).
-            self._response = within(
-                timeout_seconds,
-                lambda: session.get(url, stream=True, timeout=timeout_seconds, auth=keep_headers),
+            return within(
+                seconds,
+                lambda: session.get(url, stream=True, timeout=seconds, auth=keep_headers),
             )
         except (Expired, requests.Timeout):
             raise DownloadTimeout(self._timeout_message()) from None
@@ -99,17 +146,6 @@ class Download:
             raise DownloadFailed(
                 f"Could not reach the trace storage ({type(err).__name__})."
             ) from None
-        if not self._response.ok:
-            status = self._response.status_code
-            self._response.close()
-            raise DownloadFailed(
-                f"The trace storage answered HTTP {status}. The link may have expired "
-                "(links last 15 minutes): run the command again for a new one."
-            )
-        # A stalled or trickling body cannot outlive the deadline: shutting the socket
-        # down from the clock's thread unblocks the read wherever it is. The clock runs
-        # only while the download waits for the network.
-        self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
 
     @property
     def size(self) -> int | None:
@@ -160,6 +196,68 @@ class Download:
                 "The downloaded bytes do not match the stored trace (checksum mismatch); "
                 "run the command again."
             )
+
+
+class _Refusal:
+    """What the trace storage said instead of handing over the trace: its HTTP status and,
+    from S3's error document, its code and message."""
+
+    def __init__(self, status: int, code: str | None, text: str | None) -> None:
+        self.status, self.code, self.text = status, code, text
+
+    @classmethod
+    def read(cls, response: requests.Response, seconds: float) -> _Refusal:
+        """The refusal in ``response`` (closed once read): a bounded start of its body,
+        read within ``seconds``; without it, the status alone."""
+        try:
+            body = within(
+                max(seconds, 0.0),
+                lambda: response.raw.read(_ERROR_BODY_BYTES, decode_content=False),
+            )
+        except (Expired, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            body = b""
+        finally:
+            response.close()
+        code, text = _S3_CODE.search(body), _S3_MESSAGE.search(body)
+        return cls(
+            response.status_code,
+            code.group(1).decode() if code else None,
+            printable(html.unescape(text.group(1).decode(errors="replace")), limit=200)
+            if text
+            else None,
+        )
+
+    @property
+    def expired(self) -> bool:
+        """S3's answer to a presigned link used after its lifetime."""
+        return (self.status, self.code, self.text) == (403, "AccessDenied", "Request has expired")
+
+    def message(self, tries: int) -> str:
+        said = f"{self.code}: {self.text}" if self.code and self.text else self.code or ""
+        status = f"HTTP {self.status}"
+        if self.expired:
+            return (
+                "The trace storage answered HTTP 403. The link may have expired "
+                "(links last 15 minutes): run the command again for a new one."
+            )
+        if self.status in RETRYABLE_STATUSES:
+            told = "tried once" if tries == 1 else f"tried {tries} times"
+            if self.code == "SlowDown":
+                what = f"is busy ({status} {said})"
+            else:
+                what = f"answered {status}" + (f" ({said})" if said else "")
+            return f"The trace storage {what}; {told}: run the command again in a minute."
+        answered = f"The trace storage answered {status}" + (f" ({said})" if said else "")
+        if self.status == 403:
+            return (
+                f"{answered}: it refused the link; run the command again, and report it "
+                "if it keeps happening."
+            )
+        if self.status == 404:
+            return f"{answered}: the trace is no longer stored."
+        if self.status == 414:
+            return f"{answered}: the link is too long for it; please report this."
+        return f"{answered}; run the command again."
 
 
 class _Gunzip:
