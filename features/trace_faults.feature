@@ -92,6 +92,14 @@ Feature: A download or an upload that goes wrong loses nothing
     And the file holds exactly the artifact stored for the task
 
   @needs_local_stack @cli
+  Scenario: A trace stored in parts, whose checksum covers only the parts, still saves intact
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage keeps the trace as a multipart upload, with a checksum of its parts
+    When Alice saves the task's trace to a file
+    Then the download succeeds
+    And the file holds exactly the artifact stored for the task
+
+  @needs_local_stack @cli
   Scenario: A broken download never replaces an earlier file, even with --force
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
     And Alice already has a file at the download target

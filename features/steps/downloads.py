@@ -12,7 +12,7 @@ import requests
 from pytest_bdd import given, parsers, then, when
 
 from testkit.aws.auth import ALGORITHM as SIGV4
-from testkit.aws.s3_gate import EtagStyle, Fault, S3Gate
+from testkit.aws.s3_gate import ChecksumStyle, EtagStyle, Fault, S3Gate
 from testkit.conformance.cli import run_bgagent, run_bgagent_process
 from testkit.conformance.phrasebook import MATCH_SECONDS, Phrasebook
 from testkit.scene import CliRun, Scene
@@ -164,6 +164,12 @@ def storage_fault(fault: str, gate: S3Gate) -> None:
 def storage_busy_once(gate: S3Gate) -> None:
     gate.fault = Fault.SLOW_DOWN
     gate.fault_times = 1
+
+
+@given("the trace storage keeps the trace as a multipart upload, with a checksum of its parts")
+def stored_in_parts(gate: S3Gate) -> None:
+    gate.etag_style = EtagStyle.MULTIPART
+    gate.checksum_style = ChecksumStyle.COMPOSITE
 
 
 @given(parsers.parse("{name}'s download starts {minutes:d} minutes after the link was issued"))
