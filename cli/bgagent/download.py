@@ -15,8 +15,8 @@ import html
 import os
 import random
 import re
+import secrets
 import stat
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -365,12 +365,22 @@ def _user_file_mode() -> int:
 class AtomicFile:
     """A file that appears at ``target`` complete, or not at all.
 
-    The bytes go to a hidden file beside ``target`` (a short name, so that any valid
-    target name works), created up front so that an unwritable place is found before
-    any download; ``commit`` moves it into place, with the mode the user's umask
-    gives new files. Without ``replace`` an existing ``target`` is never overwritten,
-    even one that appeared while the download ran. Leaving the ``with`` block
-    without a commit removes the hidden file.
+    The folder is opened once, up front, and every later step happens in it, whatever
+    it is called by then: the bytes go to a file of its own that has no name (or, where
+    the file system cannot make one, a hidden name beside ``target``: a short one, so
+    that any valid target name works), created up front so that an unwritable place is
+    found before any download; ``commit`` gives it the target's name, with the mode the
+    user's umask gives new files. Without ``replace`` an existing ``target`` is never
+    overwritten, even one that appeared while the download ran. Leaving the ``with``
+    block without a commit leaves nothing: a file without a name is gone once closed,
+    a hidden one is removed.
+
+    If the folder's name no longer leads to the folder the download started in (it was
+    moved, or replaced by another folder or a symbolic link), nothing is saved: the
+    file would land where the user did not ask for it, or where they would not find it.
+    A folder that lets files be added but never renamed or removed (append-only) gets
+    the file and nothing else; a file in it cannot be replaced, and then the complete
+    trace is kept under another name, which the error says.
     """
 
     def __init__(self, target: Path, *, replace: bool) -> None:
@@ -379,12 +389,54 @@ class AtomicFile:
             target = Path(os.path.realpath(target))
         self.target = target
         self._replace = replace
+        self._name = target.name
+        self._folder_named = target.parent
+        self._temp: str | None = None  # the file's hidden name, while it has one
         try:
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".bgagent-", suffix=".part")
+            self._folder = os.open(self._folder_named, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
         except OSError as err:
             raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
-        self._temp = Path(name)
-        self._handle = os.fdopen(fd, "wb")
+        try:
+            descriptor = self._unnamed_file()
+            if descriptor is None:
+                descriptor, self._temp = self._hidden_file()
+        except OSError as err:
+            os.close(self._folder)
+            raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
+        self._handle = os.fdopen(descriptor, "wb")
+
+    def _unnamed_file(self) -> int | None:
+        """A file in the folder that has no name yet (O_TMPFILE), if the file system
+        can make one and it can be given a name later; else None."""
+        if _O_TMPFILE is None:
+            return None
+        try:
+            descriptor = os.open(
+                ".", _O_TMPFILE | os.O_WRONLY | _CLOEXEC, 0o600, dir_fd=self._folder
+            )
+        except OSError:
+            return None
+        try:
+            # It is named later through /proc (linkat with AT_EMPTY_PATH needs a
+            # privilege): without /proc, it could never be named.
+            reachable = os.stat(_proc_path(descriptor))
+            mine = os.fstat(descriptor)
+            if (reachable.st_dev, reachable.st_ino) == (mine.st_dev, mine.st_ino):
+                return descriptor
+        except OSError:
+            pass
+        os.close(descriptor)
+        return None
+
+    def _hidden_file(self) -> tuple[int, str]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+        for _ in range(100):
+            name = _hidden_name()
+            try:
+                return os.open(name, flags, 0o600, dir_fd=self._folder), name
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "No usable temporary name")
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -394,8 +446,11 @@ class AtomicFile:
         # hidden file from going.
         with contextlib.suppress(OSError):
             self._handle.close()
-        with contextlib.suppress(OSError):  # gone already, or an append-only directory
-            self._temp.unlink()
+        if self._temp is not None:
+            with contextlib.suppress(OSError):  # gone already, or an append-only folder
+                os.unlink(self._temp, dir_fd=self._folder)
+        with contextlib.suppress(OSError):
+            os.close(self._folder)
 
     def write_all(self, chunks: Iterator[bytes]) -> int:
         size = 0
@@ -410,44 +465,128 @@ class AtomicFile:
             raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
         return size
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
+        """Gives the file the target's name; returns what the user should also know of
+        it (a second name that could not be removed), if anything."""
+        self._check_folder_is_where_named()
         try:
-            self._handle.close()
             if self._replace:
-                self._replace_regular_file()
-            else:
-                self._place_without_overwriting()
+                return self._replace_regular_file()
+            return self._place_without_overwriting()
         except FileExistsError:
             raise CliError(
                 f"{printable(self.target)} already exists; use --force to replace it."
             ) from None
         except OSError as err:
             raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
+        finally:
+            # A file without a name is gone once closed: only now, once it has one.
+            with contextlib.suppress(OSError):
+                self._handle.close()
 
-    def _replace_regular_file(self) -> None:
+    def _check_folder_is_where_named(self) -> None:
         try:
-            existing = self.target.stat()
-        except FileNotFoundError:
-            existing = None
-        # A device, a pipe or a socket (or a link to one) is never replaced by a file.
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            raise CliError(not_a_regular_file(self.target))
-        os.replace(self._temp, self.target)
+            named = os.stat(self._folder_named)  # where the name leads now, links followed
+        except OSError:
+            named = None
+        held = os.fstat(self._folder)
+        if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            raise CliError(
+                f"Nothing was saved: the folder {printable(self._folder_named)} was moved or "
+                "replaced during the download; run the command again."
+            )
 
-    def _place_without_overwriting(self) -> None:
+    def _link(self, name: str) -> None:
+        """Gives the file ``name`` too; FileExistsError if that name is taken."""
+        if self._temp is None:
+            os.link(
+                _proc_path(self._handle.fileno()),
+                name,
+                dst_dir_fd=self._folder,
+                follow_symlinks=True,
+            )
+        else:
+            os.link(self._temp, name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+
+    def _place_without_overwriting(self) -> str | None:
         try:
-            os.link(self._temp, self.target)  # fails, atomically, if target exists
+            self._link(self._name)  # fails, atomically, if the target exists
         except FileExistsError:
             raise
         except OSError as err:
-            if err.errno not in _NO_HARD_LINKS:
+            if self._temp is None or err.errno not in _NO_HARD_LINKS:
                 raise
             # A file system without hard links (vfat, exFAT, some network mounts):
             # claim the name exclusively, then move the complete file onto the claim.
-            os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            os.replace(self._temp, self.target)
-            return
-        self._temp.unlink()
+            claim = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+            os.close(os.open(self._name, claim, 0o600, dir_fd=self._folder))
+            os.replace(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+            self._temp = None
+            return None
+        if self._temp is None:
+            return None
+        temp, self._temp = self._temp, None
+        try:
+            os.unlink(temp, dir_fd=self._folder)
+        except OSError as err:  # an append-only folder: the file is whole, under two names
+            return (
+                f"its temporary name {printable(self._folder_named / temp)} could not be "
+                f"removed: {err.strerror}; it is a second name of the same file"
+            )
+        return None
+
+    def _replace_regular_file(self) -> str | None:
+        existing = self._existing_target()
+        if existing is None:
+            # A new name needs no rename, which an append-only folder would refuse.
+            try:
+                return self._place_without_overwriting()
+            except FileExistsError:  # it appeared meanwhile: replaced, as asked
+                existing = self._existing_target()
+        # A device, a pipe or a socket (or a link to one) is never replaced by a file.
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise CliError(not_a_regular_file(self.target))
+        if self._temp is None:
+            self._temp = self._link_under_a_hidden_name()
+        try:
+            os.replace(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+        except OSError as err:
+            # The complete trace stays where it is, and the user is told where.
+            kept, self._temp = self._temp, None
+            raise CliError(
+                f"Could not replace {printable(self.target)}: {err.strerror}; the complete "
+                f"trace is saved as {printable(self._folder_named / kept)}."
+            ) from None
+        self._temp = None
+        return None
+
+    def _existing_target(self) -> os.stat_result | None:
+        try:
+            return os.stat(self._name, dir_fd=self._folder)
+        except FileNotFoundError:
+            return None
+
+    def _link_under_a_hidden_name(self) -> str:
+        for _ in range(100):
+            name = _hidden_name()
+            try:
+                self._link(name)
+            except FileExistsError:
+                continue
+            return name
+        raise FileExistsError(errno.EEXIST, "No usable temporary name")
+
+
+_O_TMPFILE: int | None = getattr(os, "O_TMPFILE", None)
+_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+
+
+def _proc_path(descriptor: int) -> str:
+    return f"/proc/self/fd/{descriptor}"
+
+
+def _hidden_name() -> str:
+    return f".bgagent-{secrets.token_hex(4)}.part"
 
 
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
