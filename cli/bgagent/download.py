@@ -393,7 +393,7 @@ class AtomicFile:
         self._folder_named = target.parent
         self._temp: str | None = None  # the file's hidden name, while it has one
         try:
-            self._folder = os.open(self._folder_named, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+            self._folder = os.open(self._folder_named, _FOLDER_FLAGS)
         except OSError as err:
             raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
         try:
@@ -579,6 +579,9 @@ class AtomicFile:
 
 _O_TMPFILE: int | None = getattr(os, "O_TMPFILE", None)
 _CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+# O_PATH holds a folder without reading it: one the user may write to but not list
+# (a drop box, mode 0733) works as it does for `>`.
+_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | _CLOEXEC
 
 
 def _proc_path(descriptor: int) -> str:

@@ -102,6 +102,26 @@ def test_a_folder_swapped_for_another_folder_mid_download_gets_nothing_anywhere(
     assert entries(named) == []
 
 
+def test_a_folder_that_can_be_written_but_not_read_is_saved_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drop box (mode 0733): its files cannot be listed, yet `>` can create one in it.
+    Root reads every folder, so the refusal to read it is made at the os boundary."""
+    real_open = os.open
+    drop_box = tmp_path / "drop-box"
+    drop_box.mkdir(mode=0o733)
+
+    def unreadable(path, flags, *args, **kwargs):
+        reads = flags & (os.O_WRONLY | os.O_RDWR | os.O_PATH) == 0
+        if reads and os.path.realpath(path) == str(drop_box):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(download.os, "open", unreadable)
+    save(iter([b"whole"]), drop_box / "t.jsonl.gz")
+    assert (drop_box / "t.jsonl.gz").read_bytes() == b"whole"
+
+
 def test_a_folder_named_through_a_symlink_from_the_start_is_saved_to(folders) -> None:
     named, _, other = folders
     link = named / "link"
