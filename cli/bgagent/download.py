@@ -214,7 +214,13 @@ class _Refusal:
                 max(seconds, 0.0),
                 lambda: response.raw.read(_ERROR_BODY_BYTES, decode_content=False),
             )
-        except (Expired, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        except Expired:
+            body = b""
+            # The read still holds the stream: closing it would wait for that read,
+            # which a trickling server can make last for ever. Cut the connection first.
+            with contextlib.suppress(OSError):
+                response.raw.shutdown()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
             body = b""
         finally:
             response.close()

@@ -3,7 +3,9 @@ then tells the user: S3's own reason, never a guess; a retry where S3 asks for o
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -228,3 +230,37 @@ def test_an_endless_error_body_is_read_only_so_far(
     result = bgagent("trace", "download", "t-1")
     assert result.exit_code == 1
     assert result.stderr.startswith("bgagent: The trace storage answered HTTP 403")
+
+
+def test_an_error_body_trickled_forever_never_outlasts_the_deadline(
+    bgagent, backend, no_backoff: list[float]
+) -> None:
+    """The reason is read within the deadline; once it passes, the CLI gives up reading
+    it (the read blocked in another thread is cut off, never waited for)."""
+    sent_some = threading.Event()
+
+    def forever() -> Iterator[bytes]:
+        yield b"<Error><Code>SlowDown</Code>"
+        sent_some.set()
+        while True:
+            yield b" "
+            time.sleep(0.05)
+
+    backend.object_answers = [(503, forever(), {"Content-Length": "100000"})]  # type: ignore[list-item]
+    outcome: list = []
+    running = threading.Thread(
+        target=lambda: outcome.append(
+            bgagent("trace", "download", "t-1", BGAGENT_DOWNLOAD_TIMEOUT="0.5")
+        ),
+        daemon=True,
+    )
+    running.start()
+    running.join(10)
+    assert outcome, "the CLI was still reading the error after 10 s, past its 0.5 s deadline"
+    assert sent_some.is_set()
+    (result,) = outcome
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The trace storage answered HTTP 503; tried once: run the command again "
+        "in a minute.\n",
+    )
