@@ -498,8 +498,8 @@ class AtomicFile:
         held = os.fstat(self._folder)
         if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
             raise CliError(
-                f"Nothing was saved: the folder {printable(self._folder_named)} was moved or "
-                "replaced during the download; run the command again."
+                f"Nothing was saved: the folder {printable(self._folder_named)} was moved, "
+                "removed or replaced during the download; run the command again."
             )
 
     def _link(self, name: str) -> None:

@@ -52,7 +52,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 MOVED = (
-    "Nothing was saved: the folder {dir} was moved or replaced during the download; "
+    "Nothing was saved: the folder {dir} was moved, removed or replaced during the download; "
     "run the command again."
 )
 
@@ -96,7 +96,7 @@ def test_a_folder_swapped_for_another_folder_mid_download_gets_nothing_anywhere(
         named.rename(moved)
         named.mkdir()
 
-    with pytest.raises(CliError, match="was moved or replaced during the download"):
+    with pytest.raises(CliError, match="was moved, removed or replaced during the download"):
         save(changing_folder_midway(swap, then="complete"), named / "t.jsonl.gz")
     assert entries(moved) == []
     assert entries(named) == []
@@ -120,6 +120,15 @@ def test_a_folder_that_can_be_written_but_not_read_is_saved_to(
     monkeypatch.setattr(download.os, "open", unreadable)
     save(iter([b"whole"]), drop_box / "t.jsonl.gz")
     assert (drop_box / "t.jsonl.gz").read_bytes() == b"whole"
+
+
+def test_a_folder_removed_mid_download_is_said_to_be_gone(folders) -> None:
+    """The file being written has no name, so the folder is empty and can be removed."""
+    named, _, _ = folders
+    with pytest.raises(CliError) as failed:
+        save(changing_folder_midway(named.rmdir, then="complete"), named / "t.jsonl.gz")
+    assert str(failed.value) == MOVED.format(dir=named)
+    assert not named.exists()
 
 
 def test_a_folder_named_through_a_symlink_from_the_start_is_saved_to(folders) -> None:
