@@ -110,7 +110,7 @@ class Download:
         while True:
             tries += 1
             self._response = self._get(session, url, timeout_seconds - (time.monotonic() - started))
-            if self._response.ok:
+            if 200 <= self._response.status_code < 300:  # a redirect not followed is none
                 break
             # Nothing of the trace has been written yet: trying again is safe.
             refusal = _Refusal.read(self._response, timeout_seconds - (time.monotonic() - started))

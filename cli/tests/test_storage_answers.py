@@ -264,3 +264,21 @@ def test_an_error_body_trickled_forever_never_outlasts_the_deadline(
         "bgagent: The trace storage answered HTTP 503; tried once: run the command again "
         "in a minute.\n",
     )
+
+
+def test_a_redirect_that_was_not_followed_is_a_refusal_never_a_trace(
+    bgagent, backend, tmp_path: Path, no_backoff: list[float]
+) -> None:
+    """S3 answers a link to the wrong region with 301 and no Location: its error document
+    is no trace, and must not be judged as one (corrupt, or a checksum mismatch)."""
+    moved = s3_error("PermanentRedirect", "The bucket you are attempting to access must be")
+    backend.object_answers = [(301, moved, XML)]
+    target = tmp_path / "t.jsonl.gz"
+    result = bgagent("trace", "download", "t-1", "-o", str(target))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The trace storage answered HTTP 301 (PermanentRedirect: The bucket you are "
+        "attempting to access must be); run the command again.\n",
+    )
+    assert backend.object_requests == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent"]
