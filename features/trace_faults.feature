@@ -34,6 +34,11 @@ Feature: A download or an upload that goes wrong loses nothing
       | corrupt gzip bytes                    | do not match the stored trace             |
       | a single changed byte                 | do not match the stored trace             |
 
+    @extra
+    Examples: a trace storage that stays too busy is asked a few times, then the user is told so
+      | fault                                 | message                                   |
+      | a request to slow down                | The trace storage is busy                 |
+
   @needs_local_stack @cli
   Scenario Outline: A broken download to the terminal fails with a clear reason
     Given Alice ran a task with trace on, which finished after 30 turns of agent work
@@ -77,6 +82,22 @@ Feature: A download or an upload that goes wrong loses nothing
     When Alice downloads the task's trace
     Then the download fails and Alice is told "The download timed out after 0.1 s"
     And it gave up partway through the trace
+
+  @needs_local_stack @extra @cli
+  Scenario: A trace storage too busy for a moment is asked again, and the trace saves intact
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage is too busy to answer the first try of the download
+    When Alice saves the task's trace to a file
+    Then the download succeeds
+    And the file holds exactly the artifact stored for the task
+
+  @needs_local_stack @cli
+  Scenario: A trace stored in parts, whose checksum covers only the parts, still saves intact
+    Given Alice ran a task with trace on, which finished after 30 turns of agent work
+    And the trace storage keeps the trace as a multipart upload, with a checksum of its parts
+    When Alice saves the task's trace to a file
+    Then the download succeeds
+    And the file holds exactly the artifact stored for the task
 
   @needs_local_stack @cli
   Scenario: A broken download never replaces an earlier file, even with --force

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +42,9 @@ class ApiError(CliError):
 class TraceLink:
     url: str
     expires_at: str
-    # The stored artifact's SHA-256 (base64), as S3 keeps it with the object.
+    # The stored artifact's SHA-256 (base64), as S3 keeps it with the object; None when
+    # the API gave none, or gave S3's composite checksum of a multipart upload, which
+    # no whole body can be checked against.
     checksum_sha256: str | None = None
 
 
@@ -56,11 +59,10 @@ class ApiClient:
         url = data.get("url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise CliError("The API answered without a trace link; please report this.")
-        checksum = data.get("checksum_sha256")
-        if checksum is not None and not _is_sha256(checksum):
-            raise CliError("The API answered with a malformed checksum; please report this.")
         return TraceLink(
-            url=url, expires_at=str(data.get("expires_at", "")), checksum_sha256=checksum
+            url=url,
+            expires_at=str(data.get("expires_at", "")),
+            checksum_sha256=_whole_body_sha256(data.get("checksum_sha256")),
         )
 
     def _get(self, path: str) -> Any:
@@ -103,9 +105,30 @@ class ApiClient:
         return body["data"]
 
 
-def _is_sha256(value: object) -> bool:
+# S3's checksum of a multipart upload: the SHA-256 of the parts' SHA-256s, then how
+# many parts there were (1 to 10,000).
+_COMPOSITE_SHA256 = re.compile(r"([A-Za-z0-9+/]{43}=)-([1-9][0-9]{0,3}|10000)")
+
+
+def _whole_body_sha256(value: object) -> str | None:
+    """The artifact's SHA-256 as the API reported it, if it is one the whole body can be
+    checked against: None when there is none, or when it is S3's composite checksum (the
+    download is then proven whole by its gzip stream, as without a checksum). Anything
+    else is refused: a checksum that cannot be read must not silently turn into none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        composite = _COMPOSITE_SHA256.fullmatch(value)
+        if composite and _is_sha256(composite.group(1)):
+            return None
+        if _is_sha256(value):
+            return value
+    raise CliError("The API answered with a malformed checksum; please report this.")
+
+
+def _is_sha256(value: str) -> bool:
     try:
-        return isinstance(value, str) and len(base64.b64decode(value, validate=True)) == 32
+        return len(base64.b64decode(value, validate=True)) == 32
     except ValueError:
         return False
 

@@ -11,9 +11,12 @@ import base64
 import contextlib
 import errno
 import hashlib
+import html
 import os
+import random
+import re
+import secrets
 import stat
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -29,6 +32,24 @@ from bgagent.errors import CliError, printable
 CHUNK_BYTES = 256 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
+
+# S3 asks to be tried again with these (SlowDown, InternalError, ServiceUnavailable, and
+# its front ends' 502 and 504), as the AWS SDKs' standard retry mode does: at most three
+# tries in all, after pauses of up to 1 s, then 2 s.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+MAX_TRIES = 3
+MAX_BACKOFF_SECONDS = 20.0
+_ERROR_BODY_BYTES = 8 * 1024  # S3's error document is a few hundred bytes
+_S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+_S3_MESSAGE = re.compile(rb"<Message>([^<]{0,1024})</Message>")
+_pause = time.sleep
+
+
+def backoff_seconds(retry: int) -> float:
+    """The pause before the ``retry``-th retry: "full jitter" (anywhere from 0 up to a
+    bound that doubles with each retry, at most MAX_BACKOFF_SECONDS), so that many
+    clients told to slow down at once do not all come back at once."""
+    return random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (retry - 1))
 
 
 class _Sha256:
@@ -85,12 +106,38 @@ class Download:
         self._timeout = timeout_seconds
         self._checksum = _Sha256(checksum_sha256)
         started = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            self._response = self._get(session, url, timeout_seconds - (time.monotonic() - started))
+            if 200 <= self._response.status_code < 300:  # a redirect not followed is none
+                break
+            # Nothing of the trace has been written yet: trying again is safe.
+            refusal = _Refusal.read(self._response, timeout_seconds - (time.monotonic() - started))
+            pause = backoff_seconds(tries)
+            if (
+                refusal.status in RETRYABLE_STATUSES
+                and tries < MAX_TRIES
+                and time.monotonic() - started + pause < timeout_seconds
+            ):
+                _pause(pause)
+                continue
+            raise DownloadFailed(refusal.message(tries))
+        # A stalled or trickling body cannot outlive the deadline: shutting the socket
+        # down from the clock's thread unblocks the read wherever it is. The clock runs
+        # only while the download waits for the network.
+        self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
+
+    def _get(self, session: requests.Session, url: str, seconds: float) -> requests.Response:
+        """The answer's status and headers, within ``seconds`` in all."""
+        if seconds <= 0:
+            raise DownloadTimeout(self._timeout_message())
         try:
             # The whole wait for the answer's headers is bounded, however slowly a
             # server trickles them (requests' timeout only bounds each read).
-            self._response = within(
-                timeout_seconds,
-                lambda: session.get(url, stream=True, timeout=timeout_seconds, auth=keep_headers),
+            return within(
+                seconds,
+                lambda: session.get(url, stream=True, timeout=seconds, auth=keep_headers),
             )
         except (Expired, requests.Timeout):
             raise DownloadTimeout(self._timeout_message()) from None
@@ -99,17 +146,6 @@ class Download:
             raise DownloadFailed(
                 f"Could not reach the trace storage ({type(err).__name__})."
             ) from None
-        if not self._response.ok:
-            status = self._response.status_code
-            self._response.close()
-            raise DownloadFailed(
-                f"The trace storage answered HTTP {status}. The link may have expired "
-                "(links last 15 minutes): run the command again for a new one."
-            )
-        # A stalled or trickling body cannot outlive the deadline: shutting the socket
-        # down from the clock's thread unblocks the read wherever it is. The clock runs
-        # only while the download waits for the network.
-        self._clock = NetworkClock(timeout_seconds - (time.monotonic() - started), self._expire)
 
     @property
     def size(self) -> int | None:
@@ -160,6 +196,74 @@ class Download:
                 "The downloaded bytes do not match the stored trace (checksum mismatch); "
                 "run the command again."
             )
+
+
+class _Refusal:
+    """What the trace storage said instead of handing over the trace: its HTTP status and,
+    from S3's error document, its code and message."""
+
+    def __init__(self, status: int, code: str | None, text: str | None) -> None:
+        self.status, self.code, self.text = status, code, text
+
+    @classmethod
+    def read(cls, response: requests.Response, seconds: float) -> _Refusal:
+        """The refusal in ``response`` (closed once read): a bounded start of its body,
+        read within ``seconds``; without it, the status alone."""
+        try:
+            body = within(
+                max(seconds, 0.0),
+                lambda: response.raw.read(_ERROR_BODY_BYTES, decode_content=False),
+            )
+        except Expired:
+            body = b""
+            # The read still holds the stream: closing it would wait for that read,
+            # which a trickling server can make last for ever. Cut the connection first.
+            with contextlib.suppress(OSError):
+                response.raw.shutdown()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            body = b""
+        finally:
+            response.close()
+        code, text = _S3_CODE.search(body), _S3_MESSAGE.search(body)
+        return cls(
+            response.status_code,
+            code.group(1).decode() if code else None,
+            printable(html.unescape(text.group(1).decode(errors="replace")), limit=200)
+            if text
+            else None,
+        )
+
+    @property
+    def expired(self) -> bool:
+        """S3's answer to a presigned link used after its lifetime."""
+        return (self.status, self.code, self.text) == (403, "AccessDenied", "Request has expired")
+
+    def message(self, tries: int) -> str:
+        said = f"{self.code}: {self.text}" if self.code and self.text else self.code or ""
+        status = f"HTTP {self.status}"
+        if self.expired:
+            return (
+                "The trace storage answered HTTP 403. The link may have expired "
+                "(links last 15 minutes): run the command again for a new one."
+            )
+        if self.status in RETRYABLE_STATUSES:
+            told = "tried once" if tries == 1 else f"tried {tries} times"
+            if self.code == "SlowDown":
+                what = f"is busy ({status} {said})"
+            else:
+                what = f"answered {status}" + (f" ({said})" if said else "")
+            return f"The trace storage {what}; {told}: run the command again in a minute."
+        answered = f"The trace storage answered {status}" + (f" ({said})" if said else "")
+        if self.status == 403:
+            return (
+                f"{answered}: it refused the link; run the command again, and report it "
+                "if it keeps happening."
+            )
+        if self.status == 404:
+            return f"{answered}: the trace is no longer stored."
+        if self.status == 414:
+            return f"{answered}: the link is too long for it; please report this."
+        return f"{answered}; run the command again."
 
 
 class _Gunzip:
@@ -267,12 +371,22 @@ def _user_file_mode() -> int:
 class AtomicFile:
     """A file that appears at ``target`` complete, or not at all.
 
-    The bytes go to a hidden file beside ``target`` (a short name, so that any valid
-    target name works), created up front so that an unwritable place is found before
-    any download; ``commit`` moves it into place, with the mode the user's umask
-    gives new files. Without ``replace`` an existing ``target`` is never overwritten,
-    even one that appeared while the download ran. Leaving the ``with`` block
-    without a commit removes the hidden file.
+    The folder is opened once, up front, and every later step happens in it, whatever
+    it is called by then: the bytes go to a file of its own that has no name (or, where
+    the file system cannot make one, a hidden name beside ``target``: a short one, so
+    that any valid target name works), created up front so that an unwritable place is
+    found before any download; ``commit`` gives it the target's name, with the mode the
+    user's umask gives new files. Without ``replace`` an existing ``target`` is never
+    overwritten, even one that appeared while the download ran. Leaving the ``with``
+    block without a commit leaves nothing: a file without a name is gone once closed,
+    a hidden one is removed.
+
+    If the folder's name no longer leads to the folder the download started in (it was
+    moved, or replaced by another folder or a symbolic link), nothing is saved: the
+    file would land where the user did not ask for it, or where they would not find it.
+    A folder that lets files be added but never renamed or removed (append-only) gets
+    the file and nothing else; a file in it cannot be replaced, and then the complete
+    trace is kept under another name, which the error says.
     """
 
     def __init__(self, target: Path, *, replace: bool) -> None:
@@ -281,12 +395,54 @@ class AtomicFile:
             target = Path(os.path.realpath(target))
         self.target = target
         self._replace = replace
+        self._name = target.name
+        self._folder_named = target.parent
+        self._temp: str | None = None  # the file's hidden name, while it has one
         try:
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".bgagent-", suffix=".part")
+            self._folder = os.open(self._folder_named, _FOLDER_FLAGS)
         except OSError as err:
             raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
-        self._temp = Path(name)
-        self._handle = os.fdopen(fd, "wb")
+        try:
+            descriptor = self._unnamed_file()
+            if descriptor is None:
+                descriptor, self._temp = self._hidden_file()
+        except OSError as err:
+            os.close(self._folder)
+            raise CliError(f"Cannot write {printable(target)}: {err.strerror}.") from None
+        self._handle = os.fdopen(descriptor, "wb")
+
+    def _unnamed_file(self) -> int | None:
+        """A file in the folder that has no name yet (O_TMPFILE), if the file system
+        can make one and it can be given a name later; else None."""
+        if _O_TMPFILE is None:
+            return None
+        try:
+            descriptor = os.open(
+                ".", _O_TMPFILE | os.O_WRONLY | _CLOEXEC, 0o600, dir_fd=self._folder
+            )
+        except OSError:
+            return None
+        try:
+            # It is named later through /proc (linkat with AT_EMPTY_PATH needs a
+            # privilege): without /proc, it could never be named.
+            reachable = os.stat(_proc_path(descriptor))
+            mine = os.fstat(descriptor)
+            if (reachable.st_dev, reachable.st_ino) == (mine.st_dev, mine.st_ino):
+                return descriptor
+        except OSError:
+            pass
+        os.close(descriptor)
+        return None
+
+    def _hidden_file(self) -> tuple[int, str]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+        for _ in range(100):
+            name = _hidden_name()
+            try:
+                return os.open(name, flags, 0o600, dir_fd=self._folder), name
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "No usable temporary name")
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -296,8 +452,11 @@ class AtomicFile:
         # hidden file from going.
         with contextlib.suppress(OSError):
             self._handle.close()
-        with contextlib.suppress(OSError):  # gone already, or an append-only directory
-            self._temp.unlink()
+        if self._temp is not None:
+            with contextlib.suppress(OSError):  # gone already, or an append-only folder
+                os.unlink(self._temp, dir_fd=self._folder)
+        with contextlib.suppress(OSError):
+            os.close(self._folder)
 
     def write_all(self, chunks: Iterator[bytes]) -> int:
         size = 0
@@ -312,44 +471,131 @@ class AtomicFile:
             raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
         return size
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
+        """Gives the file the target's name; returns what the user should also know of
+        it (a second name that could not be removed), if anything."""
+        self._check_folder_is_where_named()
         try:
-            self._handle.close()
             if self._replace:
-                self._replace_regular_file()
-            else:
-                self._place_without_overwriting()
+                return self._replace_regular_file()
+            return self._place_without_overwriting()
         except FileExistsError:
             raise CliError(
                 f"{printable(self.target)} already exists; use --force to replace it."
             ) from None
         except OSError as err:
             raise CliError(f"Could not write {printable(self.target)}: {err.strerror}.") from None
+        finally:
+            # A file without a name is gone once closed: only now, once it has one.
+            with contextlib.suppress(OSError):
+                self._handle.close()
 
-    def _replace_regular_file(self) -> None:
+    def _check_folder_is_where_named(self) -> None:
         try:
-            existing = self.target.stat()
-        except FileNotFoundError:
-            existing = None
-        # A device, a pipe or a socket (or a link to one) is never replaced by a file.
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            raise CliError(not_a_regular_file(self.target))
-        os.replace(self._temp, self.target)
+            named = os.stat(self._folder_named)  # where the name leads now, links followed
+        except OSError:
+            named = None
+        held = os.fstat(self._folder)
+        if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            raise CliError(
+                f"Nothing was saved: the folder {printable(self._folder_named)} was moved, "
+                "removed or replaced during the download; run the command again."
+            )
 
-    def _place_without_overwriting(self) -> None:
+    def _link(self, name: str) -> None:
+        """Gives the file ``name`` too; FileExistsError if that name is taken."""
+        if self._temp is None:
+            os.link(
+                _proc_path(self._handle.fileno()),
+                name,
+                dst_dir_fd=self._folder,
+                follow_symlinks=True,
+            )
+        else:
+            os.link(self._temp, name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+
+    def _place_without_overwriting(self) -> str | None:
         try:
-            os.link(self._temp, self.target)  # fails, atomically, if target exists
+            self._link(self._name)  # fails, atomically, if the target exists
         except FileExistsError:
             raise
         except OSError as err:
-            if err.errno not in _NO_HARD_LINKS:
+            if self._temp is None or err.errno not in _NO_HARD_LINKS:
                 raise
             # A file system without hard links (vfat, exFAT, some network mounts):
             # claim the name exclusively, then move the complete file onto the claim.
-            os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            os.replace(self._temp, self.target)
-            return
-        self._temp.unlink()
+            claim = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+            os.close(os.open(self._name, claim, 0o600, dir_fd=self._folder))
+            os.replace(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+            self._temp = None
+            return None
+        if self._temp is None:
+            return None
+        temp, self._temp = self._temp, None
+        try:
+            os.unlink(temp, dir_fd=self._folder)
+        except OSError as err:  # an append-only folder: the file is whole, under two names
+            return (
+                f"its temporary name {printable(self._folder_named / temp)} could not be "
+                f"removed: {err.strerror}; it is a second name of the same file"
+            )
+        return None
+
+    def _replace_regular_file(self) -> str | None:
+        existing = self._existing_target()
+        if existing is None:
+            # A new name needs no rename, which an append-only folder would refuse.
+            try:
+                return self._place_without_overwriting()
+            except FileExistsError:  # it appeared meanwhile: replaced, as asked
+                existing = self._existing_target()
+        # A device, a pipe or a socket (or a link to one) is never replaced by a file.
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise CliError(not_a_regular_file(self.target))
+        if self._temp is None:
+            self._temp = self._link_under_a_hidden_name()
+        try:
+            os.replace(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+        except OSError as err:
+            # The complete trace stays where it is, and the user is told where.
+            kept, self._temp = self._temp, None
+            raise CliError(
+                f"Could not replace {printable(self.target)}: {err.strerror}; the complete "
+                f"trace is saved as {printable(self._folder_named / kept)}."
+            ) from None
+        self._temp = None
+        return None
+
+    def _existing_target(self) -> os.stat_result | None:
+        try:
+            return os.stat(self._name, dir_fd=self._folder)
+        except FileNotFoundError:
+            return None
+
+    def _link_under_a_hidden_name(self) -> str:
+        for _ in range(100):
+            name = _hidden_name()
+            try:
+                self._link(name)
+            except FileExistsError:
+                continue
+            return name
+        raise FileExistsError(errno.EEXIST, "No usable temporary name")
+
+
+_O_TMPFILE: int | None = getattr(os, "O_TMPFILE", None)
+_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+# O_PATH holds a folder without reading it: one the user may write to but not list
+# (a drop box, mode 0733) works as it does for `>`.
+_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | _CLOEXEC
+
+
+def _proc_path(descriptor: int) -> str:
+    return f"/proc/self/fd/{descriptor}"
+
+
+def _hidden_name() -> str:
+    return f".bgagent-{secrets.token_hex(4)}.part"
 
 
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})

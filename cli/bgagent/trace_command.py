@@ -87,9 +87,9 @@ def download_trace(
         else:
             # Without the stored checksum, at least the gzip stream must end cleanly.
             sink.write_all(chunks if download.has_checksum else proven_gzip(chunks))
-            sink.commit()
+            note = sink.commit()
             progress.close()
-            print(f"Wrote {printable(output)}", file=stderr)
+            print(f"Wrote {printable(output)}" + (f" ({note})." if note else ""), file=stderr)
     return 0
 
 

@@ -168,7 +168,7 @@ def test_a_pipe_that_appears_during_a_forced_download_is_not_replaced(tmp_path: 
 def test_a_link_refused_for_another_reason_than_no_hard_links_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refused_link(*_: object) -> None:
+    def refused_link(*_: object, **__: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(os, "link", refused_link)

@@ -113,9 +113,18 @@ def test_a_valid_long_file_name_is_saved(bgagent, backend, tmp_path) -> None:
 
 
 def test_saving_needs_no_hard_links(bgagent, backend, tmp_path, monkeypatch) -> None:
-    def no_hard_links(*_: object) -> None:
-        raise OSError(errno.EPERM, "Operation not permitted")  # as on vfat or exFAT
+    """As on vfat or exFAT: no hard links, and no file without a name either."""
+    real_open = os.open
 
+    def no_unnamed_files(path, flags, *args, **kwargs):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    def no_hard_links(*_: object, **__: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "open", no_unnamed_files)
     monkeypatch.setattr(os, "link", no_hard_links)
     target = tmp_path / "t.jsonl.gz"
     assert bgagent("trace", "download", "t-1", "-o", str(target)).exit_code == 0

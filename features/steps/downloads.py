@@ -12,7 +12,7 @@ import requests
 from pytest_bdd import given, parsers, then, when
 
 from testkit.aws.auth import ALGORITHM as SIGV4
-from testkit.aws.s3_gate import EtagStyle, Fault, S3Gate
+from testkit.aws.s3_gate import ChecksumStyle, EtagStyle, Fault, S3Gate
 from testkit.conformance.cli import run_bgagent, run_bgagent_process
 from testkit.conformance.phrasebook import MATCH_SECONDS, Phrasebook
 from testkit.scene import CliRun, Scene
@@ -141,6 +141,7 @@ _FAULTS = {
     "a single changed byte": Fault.FLIPPED_BYTE,
     "access denied": Fault.FORBIDDEN,
     "a server error": Fault.SERVER_ERROR,
+    "a request to slow down": Fault.SLOW_DOWN,
     "a stall mid-body": Fault.STALL,
     "a trickle too slow to finish in time": Fault.TRICKLE,
 }
@@ -157,6 +158,18 @@ def etag_not_md5(how: str, gate: S3Gate) -> None:
 @given(parsers.parse("the trace storage will answer the download with {fault}"))
 def storage_fault(fault: str, gate: S3Gate) -> None:
     gate.fault = _FAULTS[fault]
+
+
+@given("the trace storage is too busy to answer the first try of the download")
+def storage_busy_once(gate: S3Gate) -> None:
+    gate.fault = Fault.SLOW_DOWN
+    gate.fault_times = 1
+
+
+@given("the trace storage keeps the trace as a multipart upload, with a checksum of its parts")
+def stored_in_parts(gate: S3Gate) -> None:
+    gate.etag_style = EtagStyle.MULTIPART
+    gate.checksum_style = ChecksumStyle.COMPOSITE
 
 
 @given(parsers.parse("{name}'s download starts {minutes:d} minutes after the link was issued"))

@@ -10,11 +10,14 @@ allow the action on the resource; a GET or HEAD of a missing key answers 404 onl
 to a role allowed ``s3:ListBucket`` on the bucket, 403 otherwise. What
 passes is forwarded to moto byte for byte (keys are literal). The gate can also
 misbehave on purpose on presigned downloads (reset, short body, corrupt bytes,
-error status, stall) so the suite can show that the CLI loses nothing.
+error status, S3 asking to slow down, stall), every time or for the first few tries
+only, so the suite can show that the CLI loses nothing, and present a stored object's
+ETag and checksum as S3 does after a multipart upload or under SSE-KMS.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import socket
@@ -44,6 +47,7 @@ class Fault(enum.Enum):
     FLIPPED_BYTE = "one byte changed"
     FORBIDDEN = "403"
     SERVER_ERROR = "500"
+    SLOW_DOWN = "503 SlowDown"
     STALL = "stall mid-body"
     TRICKLE = "a byte at a time, too slowly to finish"
 
@@ -52,6 +56,11 @@ class EtagStyle(enum.Enum):
     MD5 = "the MD5 of the object"
     KMS = "an opaque value, as under SSE-KMS"
     MULTIPART = "<hex>-<parts>, as after a multipart upload"
+
+
+class ChecksumStyle(enum.Enum):
+    WHOLE = "the SHA-256 of the whole object"
+    COMPOSITE = "<base64>-<parts>, the SHA-256 of the parts' SHA-256s (a multipart upload)"
 
 
 class S3Gate(local_server.LocalServer):
@@ -68,6 +77,10 @@ class S3Gate(local_server.LocalServer):
         """Back to an honest clock and a well-behaved wire."""
         self.clock_offset = timedelta(0)
         self.fault: Fault | None = None
+        # How many presigned downloads the fault answers before the wire behaves again
+        # (None: every one of them).
+        self.fault_times: int | None = None
+        self.faults_answered = 0
         self.deny_uploads = False
         # A stalled answer waits until the scenario ends (the next reset), so a download
         # that should give up or be interrupted can never complete instead.
@@ -79,6 +92,9 @@ class S3Gate(local_server.LocalServer):
         # What the ETag of a downloaded object looks like: an MD5 (single-part upload
         # under SSE-S3), or not (under SSE-KMS, or after a multipart upload).
         self.etag_style = EtagStyle.MD5
+        # What a stored SHA-256 checksum looks like (HEAD or GET with the checksum mode):
+        # the whole object's, or the composite S3 keeps for a multipart upload.
+        self.checksum_style = ChecksumStyle.WHOLE
         self.presigned: list[PresignedRequest] = []
 
     def now(self) -> datetime:
@@ -117,7 +133,7 @@ class S3Gate(local_server.LocalServer):
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
         if self.deny_uploads and method == "PUT":
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
-        if presigned and self.fault is not None and method == "GET":
+        if presigned and method == "GET" and self._faulty():
             return self._misbehave(environ, start_response, raw_uri, headers)
         upstream = local_server.Upstream(self._upstream, method, raw_uri, headers, body)
         if (
@@ -137,18 +153,48 @@ class S3Gate(local_server.LocalServer):
                 start_response("403 Forbidden", [("Content-Length", "0")])
                 return []
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
-        start_response(f"{upstream.status} {upstream.reason}", self._etag_as_styled(upstream))
+        start_response(
+            f"{upstream.status} {upstream.reason}",
+            self._checksum_as_styled(self._etag_as_styled(upstream.headers)),
+        )
         if method == "HEAD":
             upstream.close()
             return []
         return upstream.stream()
 
-    def _etag_as_styled(self, upstream: local_server.Upstream) -> list[tuple[str, str]]:
+    def _faulty(self) -> bool:
+        """Whether this presigned download gets the fault (and counts it if so)."""
+        if self.fault is None:
+            return False
+        if self.fault_times is not None and self.faults_answered >= self.fault_times:
+            return False
+        self.faults_answered += 1
+        return True
+
+    def _etag_as_styled(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if self.etag_style is EtagStyle.MD5:
-            return upstream.headers
-        opaque = hashlib.sha256(upstream.header("ETag").encode()).hexdigest()[:32]
+            return headers
+        stored = next((v for n, v in headers if n.lower() == "etag"), "")
+        opaque = hashlib.sha256(stored.encode()).hexdigest()[:32]
         etag = f'"{opaque}"' if self.etag_style is EtagStyle.KMS else f'"{opaque}-2"'
-        return [(n, etag if n.lower() == "etag" else v) for n, v in upstream.headers]
+        return [(n, etag if n.lower() == "etag" else v) for n, v in headers]
+
+    def _checksum_as_styled(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A stored SHA-256 as S3 gives it after a multipart upload of two parts: a
+        checksum of checksums, marked COMPOSITE. Simulated: the parts are not known here,
+        so the value is derived from the whole object's (it is no checksum of its body)."""
+        if self.checksum_style is ChecksumStyle.WHOLE:
+            return headers
+        styled = []
+        for name, value in headers:
+            if name.lower() == "x-amz-checksum-sha256":
+                digest = hashlib.sha256(base64.b64decode(value)).digest()
+                styled.append((name, f"{base64.b64encode(digest).decode()}-2"))
+            elif name.lower() != "x-amz-checksum-type":
+                styled.append((name, value))
+        if any(name.lower() == "x-amz-checksum-sha256" for name, _ in headers):
+            styled.append(("x-amz-checksum-type", "COMPOSITE"))
+        return styled
 
     def _misbehave(
         self,
@@ -163,10 +209,12 @@ class S3Gate(local_server.LocalServer):
             self._released,
             self.body_begun,
         )
-        if fault is Fault.FORBIDDEN:
-            return _s3_error(start_response, "AccessDenied")
+        if fault is Fault.FORBIDDEN:  # refused, as S3 refuses a signer without the right
+            return _s3_error(start_response, "AccessDenied", message="Access Denied")
         if fault is Fault.SERVER_ERROR:
             return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
+        if fault is Fault.SLOW_DOWN:
+            return _s3_error(start_response, "SlowDown", status="503 Slow Down")
         original = local_server.Upstream(self._upstream, "GET", raw_uri, headers, b"")
         stored = original.read()  # the bytes as stored, never unpacked
         half = len(stored) // 2
@@ -179,8 +227,18 @@ class S3Gate(local_server.LocalServer):
             [
                 ("Content-Type", "application/gzip"),
                 ("Content-Length", str(len(stored))),
-                ("ETag", original.header("ETag")),
-                *[(n, v) for n, v in original.headers if n.lower().startswith("x-amz-checksum-")],
+                *self._checksum_as_styled(
+                    self._etag_as_styled(
+                        [
+                            ("ETag", original.header("ETag")),
+                            *[
+                                (n, v)
+                                for n, v in original.headers
+                                if n.lower().startswith("x-amz-checksum-")
+                            ],
+                        ]
+                    )
+                ),
             ],
         )
 
@@ -255,6 +313,7 @@ _S3_MESSAGES = {
     "SignatureDoesNotMatch": "The request signature we calculated does not match.",
     "AuthorizationQueryParametersError": "Query-string authentication needs valid X-Amz values.",
     "InternalError": "We encountered an internal error. Please try again.",
+    "SlowDown": "Please reduce your request rate.",
 }
 
 

@@ -5,6 +5,7 @@ policy, keys forwarded byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -38,7 +39,7 @@ from testkit.aws.dynamodb_gate import DynamoDbGate
 from testkit.aws.endpoint import REGION, MotoServer
 from testkit.aws.local_server import read_request
 from testkit.aws.resources import create_task_table
-from testkit.aws.s3_gate import S3Gate
+from testkit.aws.s3_gate import ChecksumStyle, Fault, S3Gate
 
 BUCKET, TABLE = "gate-bucket", "gate-table"
 NOWHERE = "http://127.0.0.1:9"  # never contacted: presigning is local
@@ -296,6 +297,78 @@ def test_a_presigned_link_carries_its_signers_permissions(gates: Gates) -> None:
             "get_object", Params={"Bucket": BUCKET, "Key": "traces/alice/t.jsonl.gz"}
         )
         assert requests.get(link, timeout=10).status_code == status, role.name
+
+
+@pytest.fixture
+def faulty_gate(gates: Gates) -> Iterator[Gates]:
+    """The module's gates, put back to an honest wire after the test."""
+    yield gates
+    gates.s3.reset()
+
+
+def presigned_get(gates: Gates, key: str) -> str:
+    return client("s3", gates.s3.url, gates.reader).generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": key}
+    )
+
+
+def test_the_gate_asks_to_slow_down_for_as_many_tries_as_told(faulty_gate: Gates) -> None:
+    gates = faulty_gate
+    gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/busy.jsonl.gz", Body=b"trace")
+    link = presigned_get(gates, "traces/alice/busy.jsonl.gz")
+    gates.s3.fault = Fault.SLOW_DOWN
+    gates.s3.fault_times = 2
+    answers = [requests.get(link, timeout=10) for _ in range(3)]
+    assert [a.status_code for a in answers] == [503, 503, 200]
+    assert "<Code>SlowDown</Code><Message>Please reduce your request rate.</Message>" in (
+        answers[0].text
+    )
+    assert answers[2].content == b"trace"
+    assert gates.s3.faults_answered == 2
+
+
+def test_the_gates_faults_last_until_reset_unless_counted(faulty_gate: Gates) -> None:
+    gates = faulty_gate
+    gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/down.jsonl.gz", Body=b"trace")
+    link = presigned_get(gates, "traces/alice/down.jsonl.gz")
+    gates.s3.fault = Fault.SERVER_ERROR
+    assert [requests.get(link, timeout=10).status_code for _ in range(4)] == [500] * 4
+    gates.s3.fault = Fault.FORBIDDEN
+    refused = requests.get(link, timeout=10)
+    assert refused.status_code == 403
+    assert "<Code>AccessDenied</Code><Message>Access Denied</Message>" in refused.text
+    gates.s3.reset()
+    assert requests.get(link, timeout=10).content == b"trace"
+
+
+def test_the_gate_presents_a_stored_sha256_as_a_multipart_uploads_composite(
+    faulty_gate: Gates,
+) -> None:
+    gates = faulty_gate
+    key = "traces/alice/multipart.jsonl.gz"
+    client("s3", gates.s3.url, gates.writer).put_object(
+        Bucket=BUCKET, Key=key, Body=b"trace", ChecksumAlgorithm="SHA256"
+    )
+    reader = client("s3", gates.s3.url, gates.reader)
+    whole = reader.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert whole["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"trace").digest()).decode()
+    gates.s3.checksum_style = ChecksumStyle.COMPOSITE
+    head = reader.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    value, parts = head["ChecksumSHA256"].rsplit("-", 1)
+    assert parts == "2"
+    assert len(base64.b64decode(value, validate=True)) == 32
+    assert value != whole["ChecksumSHA256"]
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-checksum-type"] == "COMPOSITE"
+    fetched = requests.get(
+        presigned_get(gates, key), headers={"x-amz-checksum-mode": "ENABLED"}, timeout=10
+    )
+    assert fetched.content == b"trace"
+    assert fetched.headers["x-amz-checksum-sha256"] == head["ChecksumSHA256"]
+    assert fetched.headers["x-amz-checksum-type"] == "COMPOSITE"
+    # An object stored without a SHA-256 is given none.
+    gates.admin.put_object(Bucket=BUCKET, Key="traces/alice/plain", Body=b"x")
+    plain = reader.head_object(Bucket=BUCKET, Key="traces/alice/plain", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" not in plain
 
 
 def test_sigv2_and_unknown_keys_are_refused(gates: Gates) -> None:
