@@ -14,6 +14,12 @@ Feature: Downloading the trace of a task
   sets a lower cap. Past its cap the agent keeps the beginning of the run and
   counts what it dropped, so a trace is never silently incomplete.
 
+  An event holding a value JSON cannot carry (a number that is no number, text
+  that is not valid Unicode, a point in time, raw bytes, any other object) is
+  kept: in its place the owner reads {"__unserializable__": "<its type>",
+  "repr": "<how the agent's Python showed it>"}, and the summary counts such
+  values as "unserializable_values".
+
   Background:
     Given Alice and Bob have accounts on the platform
 
@@ -35,6 +41,21 @@ Feature: Downloading the trace of a task
     And the trace holds the task's events from the first, in order, as many as fit in 4 KiB
     And the summary counts the events kept and the events dropped
     And the task reported, once, that its trace was truncated
+
+  @agent @extra @needs_our_agent
+  Scenario Outline: A value JSON cannot carry is kept in the trace, marked as such
+    Given Alice ran a task with trace on, whose agent recorded <value> in its second turn
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And she reads every event of the task in order, <value> marked as a <type> JSON could not carry
+    And the summary counts 1 value JSON could not carry
+
+    Examples:
+      | value                          | type              |
+      | a number that is no number     | float             |
+      | text that is not valid Unicode | str               |
+      | a point in time                | datetime.datetime |
+      | raw bytes                      | bytes             |
 
   @cli
   Scenario: The bgagent command prints the trace, as users run it in a terminal

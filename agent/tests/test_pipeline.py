@@ -382,8 +382,8 @@ def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
 
 
 def test_a_trace_never_changes_the_outcome_of_a_run(aws: dict) -> None:
-    """An event that breaks serialization is dropped from the trace; the task ends as it
-    would have untraced."""
+    """An event that breaks serialization is kept marked in the trace; the task ends as
+    it would have untraced."""
     nested: dict = {"event": "TRAJECTORY_TURN"}
     for _ in range(5000):
         nested = {"inner": nested}

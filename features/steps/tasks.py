@@ -3,8 +3,10 @@ later happens to their record and their stored trace."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from testkit.scene import Person, Scene, Task
 from testkit.stack.resources import Resources
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
+from trace_agent.trajectory import HEADER_EVENT, UNSERIALIZABLE
 from trace_infra.definitions import trace_object_key
 
 
@@ -72,6 +75,68 @@ def finished_task(
             trace_max_bytes=scene.trace_max_bytes,
         )
     )
+
+
+# Values an agent's run may hold that JSON cannot carry, by the words the scenarios use.
+NOT_JSON = {
+    "a number that is no number": float("nan"),
+    "text that is not valid Unicode": "caf\udce9",
+    "a point in time": datetime(2026, 12, 3, 11, 0, tzinfo=UTC),
+    "raw bytes": b"\x89PNG\r\n",
+}
+NOT_JSON_FIELD = "observed"  # where the second turn holds it
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose agent recorded {value} in its second turn"
+    )
+)
+def task_with_value_json_cannot_carry(
+    owner: str, value: str, scene: Scene, resources: Resources
+) -> None:
+    events = agent_run(3)
+    second_turn = next(e for e in events if e["event"] == "TRAJECTORY_TURN" and e["turn"] == 2)
+    second_turn[NOT_JSON_FIELD] = NOT_JSON[value]
+    scene.add_task(
+        run_agent(resources, scene.person(owner), traced=True, events=events, recorded=events)
+    )
+
+
+def _downloaded_lines(scene: Scene) -> list[dict[str, Any]]:
+    """The trace the owner's download printed, as a strict JSON reader takes it: UTF-8
+    only, no NaN or Infinity."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in the trace is not JSON")
+
+    text = scene.last_run().stdout.decode("utf-8", errors="strict")
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+@then(
+    parsers.re(
+        r"(?:she|he) reads every event of the task in order, (?P<value>.+) marked as an? "
+        r"(?P<kind>\S+) JSON could not carry"
+    )
+)
+def reads_events_with_value_marked(value: str, kind: str, scene: Scene) -> None:
+    expected = []
+    for event in scene.current_task().events:
+        if NOT_JSON_FIELD in event:
+            shown = {UNSERIALIZABLE: kind, "repr": repr(NOT_JSON[value])}
+            event = {**event, NOT_JSON_FIELD: shown}
+        expected.append(event)
+    assert _downloaded_lines(scene)[1:] == expected
+
+
+@then(parsers.parse("the summary counts {count:d} value JSON could not carry"))
+@then(parsers.parse("the summary counts {count:d} values JSON could not carry"))
+def summary_counts_values_not_json(count: int, scene: Scene) -> None:
+    header = _downloaded_lines(scene)[0]
+    assert header["event"] == HEADER_EVENT
+    assert header["unserializable_values"] == count
+    assert header["dropped"] == 0
 
 
 @given(parsers.parse("the agent keeps at most {kib:d} KiB of each task's trace"))
