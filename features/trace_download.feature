@@ -12,7 +12,9 @@ Feature: Downloading the trace of a task
 
   A trace keeps at most 50 MiB of events (as compact JSON) unless the task
   sets a lower cap. Past its cap the agent keeps the beginning of the run and
-  counts what it dropped, so a trace is never silently incomplete.
+  counts what it dropped, so a trace is never silently incomplete; the
+  summary names the first event dropped (its type and size), and a run whose
+  very first event is over the cap still leaves a trace of its summary alone.
 
   An event holding a value JSON cannot carry (a number that is no number, text
   that is not valid Unicode, a point in time, raw bytes, any other object) is
@@ -41,6 +43,15 @@ Feature: Downloading the trace of a task
     And the trace holds the task's events from the first, in order, as many as fit in 4 KiB
     And the summary counts the events kept and the events dropped
     And the task reported, once, that its trace was truncated
+
+  @agent @extra @needs_our_agent
+  Scenario: A first event larger than the cap still leaves a trace that says what was dropped
+    Given the agent keeps at most 1 KiB of each task's trace
+    And Alice ran a task with trace on, whose first event alone is larger than 1 KiB
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And the summary names the task's first event as the first one dropped, with its size
+    And the summary counts the events kept and the events dropped
 
   @agent @extra @needs_our_agent
   Scenario Outline: A value JSON cannot carry is kept in the trace, marked as such

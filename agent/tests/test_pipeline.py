@@ -278,6 +278,25 @@ def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
     assert (header["max_bytes"], header["accumulated_events"], header["dropped"]) == (100, 1, 3)
 
 
+def test_a_first_event_over_the_cap_still_uploads_and_links_a_trace(aws: dict) -> None:
+    """Not "did not run with --trace": the owner gets a trace saying what was dropped."""
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True, trace_max_bytes=10),
+        EVENTS,
+        records=records(aws),
+        traces=storage(aws),
+    )
+    assert outcome.trace_linked
+    assert outcome.milestones == [TRACE_TRUNCATED]
+    assert record(aws, "t1")["trace_s3_uri"].endswith("traces/user-a/t1.jsonl.gz")
+    stored = aws["s3"].get_object(Bucket=aws["bucket"], Key="traces/user-a/t1.jsonl.gz")
+    (header,) = [json.loads(line) for line in gzip.decompress(stored["Body"].read()).splitlines()]
+    assert (header["accumulated_events"], header["dropped"]) == (0, 2)
+    first = json.dumps(EVENTS[0], separators=(",", ":"))
+    assert header["first_dropped"] == {"event": "TRAJECTORY_TURN", "bytes": len(first)}
+
+
 def test_an_untruncated_trace_reports_no_milestone(aws: dict) -> None:
     submit(aws, "t1")
     outcome = run_task(

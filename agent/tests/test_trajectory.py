@@ -31,6 +31,7 @@ def test_dump_is_a_header_then_every_event_in_capture_order() -> None:
         "dropped": 0,
         "max_bytes": 10_000,
         "unserializable_values": 0,
+        "first_dropped": None,
     }
     assert rest == events
 
@@ -430,3 +431,64 @@ def test_a_marked_value_counts_against_the_cap_as_written() -> None:
     written = b'{"n":{"__unserializable__":"float","repr":"nan"}}'
     assert trajectory.accumulated_bytes == len(written)
     assert gzip.decompress(trajectory.dump()).splitlines()[1] == written
+
+
+def test_a_first_event_over_the_cap_still_leaves_a_trace_that_says_so() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=100)
+    big = {"event": "TRAJECTORY_TURN", "text": "x" * 500}
+    trajectory.record(big)
+    trajectory.record({"event": "TRAJECTORY_RESULT"})  # fits, but after a drop: dropped
+
+    artifact = trajectory.dump()
+    assert artifact is not None
+    (header,) = lines_of(artifact)
+    assert header == {
+        "event": HEADER_EVENT,
+        "task_id": "t",
+        "accumulated_events": 0,
+        "accumulated_bytes": 0,
+        "dropped": 2,
+        "max_bytes": 100,
+        "unserializable_values": 0,
+        "first_dropped": {
+            "event": "TRAJECTORY_TURN",
+            "bytes": len(json.dumps(big, separators=(",", ":"))),
+        },
+    }
+
+
+def test_the_first_dropped_event_is_named_in_a_truncated_trace_too() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=60)
+    trajectory.record({"event": "TRAJECTORY_TURN", "turn": 1})
+    dropped = {"event": "POLICY_DECISION", "pad": "y" * 50}
+    trajectory.record(dropped)
+    trajectory.record({"event": "TRAJECTORY_RESULT"})
+    header, kept = lines_of(trajectory.dump())
+    assert kept == {"event": "TRAJECTORY_TURN", "turn": 1}
+    size = len(json.dumps(dropped, separators=(",", ":")))
+    assert header["first_dropped"] == {"event": "POLICY_DECISION", "bytes": size}
+    assert header["dropped"] == 2
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        ({"pad": "x" * 200}, None),  # no type
+        ({"event": 7, "pad": "x" * 200}, None),  # a type that is no text
+        ({"event": "E" * 1000}, "E" * 99 + "\u2026"),  # the type is what is too large
+        ({"event": "bad \udc80", "pad": "x" * 200}, "bad \\udc80"),
+    ],
+    ids=["untyped", "not-text", "huge-type", "surrogate"],
+)
+def test_the_first_dropped_event_is_named_by_bounded_valid_text(event: dict, named) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=100)
+    trajectory.record(event)
+    (header,) = _strict_lines(trajectory.dump())
+    assert header["first_dropped"]["event"] == named
+    assert header["first_dropped"]["bytes"] > 100
+
+
+def test_an_untruncated_trace_names_no_dropped_event() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"event": "TRAJECTORY_TURN"})
+    assert lines_of(trajectory.dump())[0]["first_dropped"] is None

@@ -42,7 +42,10 @@ class TrajectoryAccumulator:
     Past the cap every further event is dropped and counted, so the trace stays
     a faithful prefix of the run; ``on_truncated`` fires once, at the first drop.
     An event holding a value JSON cannot carry is kept, that value marked (see
-    ``UNSERIALIZABLE``).
+    ``UNSERIALIZABLE``). The header names the first dropped event (its ``event``
+    type and its JSON bytes), and a trace whose every event was dropped (a first
+    event larger than the cap) is still dumped, as its header alone: the owner
+    reads what happened rather than finding no trace at all.
     The events are kept as the JSON Lines the dump compresses, in blocks of about a
     MiB: memory follows the JSON bytes (plus a newline per event), not the number of
     events, and a dump can let each block go once it is compressed.
@@ -65,6 +68,7 @@ class TrajectoryAccumulator:
         self._bytes = 0
         self._dropped = 0
         self._unserializable = 0
+        self._first_dropped: dict[str, Any] | None = None
         self._truncated = False
 
     @property
@@ -93,7 +97,7 @@ class TrajectoryAccumulator:
             self._dropped += 1
             return
         if self._truncated or self._bytes + len(line) > self.max_bytes:
-            self._drop_for_cap()
+            self._drop_for_cap(event, len(line))
             return
         block = self._blocks[-1]
         if len(block) >= _BLOCK_BYTES:
@@ -104,11 +108,12 @@ class TrajectoryAccumulator:
         self._bytes += len(line)
         self._unserializable += marked
 
-    def _drop_for_cap(self) -> None:
+    def _drop_for_cap(self, event: Any, size: int) -> None:
         self._dropped += 1
         if self._truncated:
             return
         self._truncated = True
+        self._first_dropped = {"event": _event_type(event), "bytes": size}
         logger.warning("trajectory reached %d bytes; further events are dropped", self.max_bytes)
         if self._on_truncated is not None:
             try:
@@ -125,16 +130,17 @@ class TrajectoryAccumulator:
             "dropped": self.dropped,
             "max_bytes": self.max_bytes,
             "unserializable_values": self.unserializable_values,
+            "first_dropped": self._first_dropped,
         }
 
     def dump(self, *, consume: bool = False) -> bytes | None:
-        """The gzipped JSONL artifact, or None when there is nothing to keep.
+        """The gzipped JSONL artifact, or None when no event was recorded at all.
 
         ``consume``: each piece of the trace is let go once compressed, so that the trace
         and its artifact are never both whole in memory; the accumulator then records
         nothing more and dumps nothing again.
         """
-        if not self.enabled or not self._events:
+        if not self.enabled or not (self._events or self._dropped):
             return None
         out = io.BytesIO()
         # mtime=0 and no file name: the same events always give the same bytes.
@@ -255,6 +261,15 @@ def _has_decimal_text(number: int) -> bool:
     except ValueError:  # past sys.get_int_max_str_digits()
         return False
     return True
+
+
+def _event_type(event: Any) -> str | None:
+    """An event's ``event`` field, as bounded valid text; None if it has none in text."""
+    try:
+        kind = event.get("event") if isinstance(event, Mapping) else None
+    except Exception:
+        return None
+    return _safe_text(kind, _KIND_MAX_CHARS) if isinstance(kind, str) else None
 
 
 def _kind(value: Any) -> str:

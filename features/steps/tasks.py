@@ -18,7 +18,7 @@ from testkit.scene import Person, Scene, Task
 from testkit.stack.resources import Resources
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
-from trace_agent.trajectory import HEADER_EVENT, UNSERIALIZABLE
+from trace_agent.trajectory import HEADER_EVENT, UNSERIALIZABLE, TrajectoryAccumulator
 from trace_infra.definitions import trace_object_key
 
 
@@ -142,6 +142,37 @@ def summary_counts_values_not_json(count: int, scene: Scene) -> None:
 @given(parsers.parse("the agent keeps at most {kib:d} KiB of each task's trace"))
 def trace_cap(kib: int, scene: Scene) -> None:
     scene.trace_max_bytes = kib * 1024
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose first event alone is larger than {kib:d} KiB"
+    )
+)
+def task_with_oversized_first_event(
+    owner: str, kib: int, scene: Scene, resources: Resources
+) -> None:
+    events = agent_run(2)
+    events[0]["content"][0]["text"] += "x" * (kib * 1024)
+    scene.add_task(
+        run_agent(
+            resources,
+            scene.person(owner),
+            traced=True,
+            events=events,
+            recorded=events,
+            trace_max_bytes=scene.trace_max_bytes,
+        )
+    )
+
+
+@then("the summary names the task's first event as the first one dropped, with its size")
+def summary_names_first_dropped(scene: Scene) -> None:
+    first = scene.current_task().events[0]
+    measure = TrajectoryAccumulator("measure", enabled=True)  # the agent's own measure
+    measure.record(first)
+    header = _downloaded_lines(scene)[0]
+    assert header["first_dropped"] == {"event": first["event"], "bytes": measure.accumulated_bytes}
 
 
 @then("the task reported, once, that its trace was truncated")
