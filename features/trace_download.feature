@@ -22,6 +22,10 @@ Feature: Downloading the trace of a task
   "repr": "<how the agent's Python showed it>"}, and the summary counts such
   values as "unserializable_values".
 
+  A task record holds at most 400 KB. When the trace's link would take it past
+  that, the task still ends, without the link: its owner is told no trace is
+  available rather than finding the task running forever.
+
   Background:
     Given Alice and Bob have accounts on the platform
 
@@ -67,6 +71,13 @@ Feature: Downloading the trace of a task
       | text that is not valid Unicode | str               |
       | a point in time                | datetime.datetime |
       | raw bytes                      | bytes             |
+
+  @agent @needs_our_agent
+  Scenario: A task whose record has no room left for its trace link still finishes
+    Given Alice ran a task with trace on, whose record had grown too large to also hold the trace's link
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "or its trace upload has not completed yet"
+    And the task still ended as completed
 
   @cli
   Scenario: The bgagent command prints the trace, as users run it in a terminal

@@ -13,6 +13,7 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from testkit.agent_runs import agent_run
+from testkit.aws.dynamodb_gate import ITEM_SIZE_LIMIT, item_size
 from testkit.aws.s3_gate import S3Gate
 from testkit.scene import Person, Scene, Task
 from testkit.stack.resources import Resources
@@ -221,6 +222,46 @@ def cancelled_at_the_end(owner: str, scene: Scene, resources: Resources) -> None
             recorded=events,
         )
     )
+
+
+# Room a grown record leaves: enough for the terminal status and its time (about 40
+# bytes), too little for the trace's link (its name and an s3:// URI, about 100).
+ROOM_LEFT = 60
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose record had grown too large to also hold "
+        "the trace's link"
+    )
+)
+def task_record_without_room_for_link(owner: str, scene: Scene, resources: Resources) -> None:
+    events = agent_run(2)
+    person = scene.person(owner)
+
+    def run_with_grown_record(task_id: str) -> Iterator[dict[str, Any]]:
+        link = f"s3://{resources.bucket}/{trace_object_key(person.user.sub, task_id)}"
+        assert len("trace_s3_uri") + len(link) > ROOM_LEFT
+        _grow_record(resources, task_id, ITEM_SIZE_LIMIT - ROOM_LEFT)
+        yield from events
+
+    scene.add_task(
+        run_agent(resources, person, traced=True, events=run_with_grown_record, recorded=events)
+    )
+
+
+def _grow_record(resources: Resources, task_id: str, size: int) -> None:
+    """The running task's record, grown (as the platform's own writes could grow it) to
+    ``size`` bytes by DynamoDB's measure. A list carries part of it: moto does not count
+    a list's overhead, so it holds what DynamoDB measures near 400 KB under its own
+    405,000-byte limit."""
+    dynamodb = resources.aws.client("dynamodb")
+    key = {"task_id": {"S": task_id}}
+    item = dynamodb.get_item(TableName=resources.table, Key=key, ConsistentRead=True)["Item"]
+    item["notes"] = {"L": [{"S": "n"}] * 6000}
+    item["context"] = {"S": "c" * (size - item_size(item) - len("context"))}
+    assert item_size(item) == size
+    dynamodb.put_item(TableName=resources.table, Item=item)
 
 
 class AgentCrash(RuntimeError):
