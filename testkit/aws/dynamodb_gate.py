@@ -18,6 +18,10 @@ top-level attributes; an update of another form (nested paths, ``list_append``,
 arithmetic, ADD, DELETE, ``AttributeUpdates``) is passed to moto unmeasured. The size
 is checked before the condition; writes through the gate are serialized, so the item
 read is the one the write changes.
+
+A ``Key`` (GetItem, UpdateItem, DeleteItem) holding a value over 2,048 bytes, which
+DynamoDB refuses as a partition key, answers 400 ``ValidationException`` as DynamoDB
+does; moto refuses it only on PutItem. (A sort key's 1,024-byte limit is not checked.)
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ ITEM_TOO_LARGE = {
     "UpdateItem": "Item size to update has exceeded the maximum allowed size",
 }
 _TARGET_PREFIX = "DynamoDB_20120810."
+PARTITION_KEY_LIMIT = 2048
+# DynamoDB's words, without the space after "of", as moto copies them.
+KEY_TOO_LARGE = (
+    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum "
+    f"size limit of{PARTITION_KEY_LIMIT} bytes"
+)
+_KEYED = ("GetItem", "UpdateItem", "DeleteItem")
 
 
 class DynamoDbGate(local_server.LocalServer):
@@ -72,6 +83,8 @@ class DynamoDbGate(local_server.LocalServer):
                 f"User: {verdict.role.name} is not authorized to perform: {action} "
                 f"on resource: {resource}",
             )
+        if operation in _KEYED and _key_too_large(body):
+            return _error(start_response, "ValidationException", KEY_TOO_LARGE)
         if operation in ITEM_TOO_LARGE:
             with self._writes:
                 if self._too_large(operation, headers, body):
@@ -144,6 +157,14 @@ def _error(start_response: local_server.StartResponse, code: str, message: str) 
         [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+def _key_too_large(body: bytes) -> bool:
+    try:
+        key = json.loads(body)["Key"]
+        return any(value_size(value) > PARTITION_KEY_LIMIT for value in key.values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False  # malformed: moto answers it
 
 
 # --- DynamoDB's item size -------------------------------------------------------------

@@ -258,3 +258,27 @@ def test_a_failed_condition_on_an_item_that_fits_is_moto_s_answer(gate: Gate) ->
         ExpressionAttributeValues={":s": {"S": "X"}, ":running": {"S": "RUNNING"}},
     )
     assert answer["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+@pytest.mark.parametrize("key", ["k" * 2049, "é" * 1025], ids=["2049 bytes", "1025 two-byte"])
+def test_a_key_over_2048_bytes_is_refused_as_dynamodb_refuses_it(gate: Gate, key: str) -> None:
+    for call, extra in (
+        (gate.dynamodb.get_item, {}),
+        (
+            gate.dynamodb.update_item,
+            {"UpdateExpression": "SET a = :v", "ExpressionAttributeValues": {":v": {"S": "v"}}},
+        ),
+    ):
+        answer = _refused(call, TableName=TABLE, Key={"task_id": {"S": key}}, **extra)
+        assert answer["Error"] == {
+            "Code": "ValidationException",
+            "Message": "One or more parameter values were invalid: Size of hashkey has "
+            "exceeded the maximum size limit of2048 bytes",
+        }
+
+
+def test_a_key_of_2048_bytes_is_read(gate: Gate) -> None:
+    key = "é" * 1024
+    gate.admin.put_item(TableName=TABLE, Item={"task_id": {"S": key}, "v": {"S": "x"}})
+    item = gate.dynamodb.get_item(TableName=TABLE, Key={"task_id": {"S": key}})["Item"]
+    assert item["v"] == {"S": "x"}
