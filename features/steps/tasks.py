@@ -385,6 +385,15 @@ def task_status(status: str, scene: Scene, resources: Resources) -> None:
     assert resources.task_record(scene.current_task().task_id)["status"] == status.upper()
 
 
+@given("the task id is longer than any task's id can be")
+def task_id_too_long(scene: Scene) -> None:
+    # DynamoDB holds a partition key of at most 2,048 bytes of UTF-8.
+    task_id = new_task_id()
+    scene.task = Task(
+        task_id + "é" * ((2049 - len(task_id)) // 2 + 1), scene.current_task().owner, traced=True
+    )
+
+
 @given(parsers.parse('the task id is "{task_id}"'))
 def task_id_given(task_id: str, scene: Scene) -> None:
     scene.task = Task(task_id, scene.current_task().owner, traced=True)
