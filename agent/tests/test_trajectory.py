@@ -5,6 +5,7 @@ import tracemalloc
 import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -492,3 +493,22 @@ def test_an_untruncated_trace_names_no_dropped_event() -> None:
     trajectory = TrajectoryAccumulator("t", enabled=True)
     trajectory.record({"event": "TRAJECTORY_TURN"})
     assert lines_of(trajectory.dump())[0]["first_dropped"] is None
+
+
+class _HidesItsName(type):
+    def __getattribute__(cls, name: str) -> Any:
+        if name in ("__module__", "__qualname__"):
+            raise RuntimeError(name)
+        return super().__getattribute__(name)
+
+
+class _Nameless(metaclass=_HidesItsName):
+    pass
+
+
+def test_a_value_whose_type_hides_its_name_is_marked_alone() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"event": "TRAJECTORY_TURN", "o": _Nameless()})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["event"] == "TRAJECTORY_TURN"
+    assert line["o"]["__unserializable__"] == "<type unknown>"

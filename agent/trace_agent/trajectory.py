@@ -273,9 +273,14 @@ def _event_type(event: Any) -> str | None:
 
 
 def _kind(value: Any) -> str:
+    """``value``'s type, as ``module.Name`` (builtins without their module)."""
     kind = type(value)
-    module = getattr(kind, "__module__", None)
-    name = kind.__qualname__
+    try:
+        # A metaclass can make even these raise: the value alone is then marked.
+        module = getattr(kind, "__module__", None)
+        name = kind.__qualname__
+    except Exception:
+        return "<type unknown>"
     qualified = name if module == "builtins" or not isinstance(module, str) else f"{module}.{name}"
     return _safe_text(qualified, _KIND_MAX_CHARS)
 
