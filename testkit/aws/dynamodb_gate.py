@@ -53,6 +53,9 @@ KEY_TOO_LARGE = (
     f"size limit of{PARTITION_KEY_LIMIT} bytes"
 )
 _KEYED = ("GetItem", "UpdateItem", "DeleteItem")
+# What a malformed request raises while it is measured (a number that is none, JSON
+# nested past Python's recursion limit...): moto then answers it as it does.
+_UNMEASURABLE = (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError)
 
 
 class DynamoDbGate(local_server.LocalServer):
@@ -118,7 +121,7 @@ class DynamoDbGate(local_server.LocalServer):
                 request.get("ExpressionAttributeNames") or {},
                 request.get("ExpressionAttributeValues") or {},
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except _UNMEASURABLE:
             return False  # malformed: moto answers it
         return after is not None and item_size(after) > ITEM_SIZE_LIMIT
 
@@ -140,7 +143,7 @@ class DynamoDbGate(local_server.LocalServer):
     def _resource(self, body: bytes) -> str:
         try:
             request = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             request = {}
         table = str(request.get("TableName", "")) if isinstance(request, dict) else ""
         arn = ResourceArns("", table, self._region).table_arn(table)
@@ -163,7 +166,7 @@ def _key_too_large(body: bytes) -> bool:
     try:
         key = json.loads(body)["Key"]
         return any(value_size(value) > PARTITION_KEY_LIMIT for value in key.values())
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except _UNMEASURABLE:
         return False  # malformed: moto answers it
 
 
@@ -210,8 +213,12 @@ def _utf8(text: str) -> int:
 
 
 def _number_size(text: str) -> int:
-    # Leading and trailing zeroes do not count; nor do the sign and the exponent.
-    digits = Decimal(text).normalize().as_tuple().digits
+    # Leading and trailing zeroes do not count; nor do the sign and the exponent. (Not
+    # normalize(): it rounds to the context's 28 digits.)
+    number = Decimal(text)
+    if not number.is_finite():
+        raise ValueError(f"{text!r} is no DynamoDB number")
+    digits = "".join(map(str, number.as_tuple().digits)).strip("0") or "0"
     return (len(digits) + 1) // 2 + 1
 
 

@@ -10,7 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from testkit.aws.auth import ResourceArns, Role, Roles, Statement
@@ -38,6 +42,8 @@ TABLE = "size-table"
         ({"N": "123.4500"}, 4),  # 5 significant digits: 3 bytes, plus 1
         ({"N": "-0.001"}, 2),  # sign, leading zeroes and exponent do not count
         ({"N": "1E+30"}, 2),
+        ({"N": "1" * 38}, 20),  # every digit counts, past decimal's 28 too
+        ({"N": "100.0010"}, 4),  # zeroes inside a number count
         ({"N": "12"}, 2),
         ({"N": "123"}, 3),
         ({"B": base64.b64encode(b"\x00" * 10).decode()}, 10),  # raw bytes, not base64
@@ -64,6 +70,8 @@ def test_an_item_is_its_names_utf8_bytes_and_its_values() -> None:
 def test_a_value_of_no_dynamodb_type_is_refused() -> None:
     with pytest.raises(ValueError, match="no DynamoDB type"):
         value_size({"X": "1"})
+    with pytest.raises(ValueError, match="no DynamoDB number"):
+        value_size({"N": "NaN"})
 
 
 # --- an update applied, as far as the gate applies one ----------------------------------
@@ -114,6 +122,9 @@ def test_an_update_of_another_form_is_left_unmeasured(update: str) -> None:
 class Gate:
     dynamodb: Any  # through the gate, as a role allowed to write the table
     admin: Any  # moto, straight
+    url: str
+    moto_url: str
+    writer: Role
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +140,7 @@ def gate() -> Iterator[Gate]:
     gate = DynamoDbGate(moto.endpoint, roles=roles, region=REGION)
     gate.start()
     create_task_table(moto.client("dynamodb"), TABLE)
-    yield Gate(_client(gate.url, writer), moto.client("dynamodb"))
+    yield Gate(_client(gate.url, writer), moto.client("dynamodb"), gate.url, moto.endpoint, writer)
     gate.stop()
     moto.stop()
 
@@ -282,3 +293,33 @@ def test_a_key_of_2048_bytes_is_read(gate: Gate) -> None:
     gate.admin.put_item(TableName=TABLE, Item={"task_id": {"S": key}, "v": {"S": "x"}})
     item = gate.dynamodb.get_item(TableName=TABLE, Key={"task_id": {"S": key}})["Item"]
     assert item["v"] == {"S": "x"}
+
+
+def test_a_write_the_gate_cannot_measure_is_moto_s_to_answer(gate: Gate) -> None:
+    """Never an error of the gate's own: a malformed write gets what moto answers."""
+    body = b'{"TableName": "size-table", "Item": {"task_id": {"S": "a"}, "x": {"N": "abc"}}}'
+    through_gate = _post(gate.url, body, gate.writer)
+    straight = _post(gate.moto_url, body, gate.writer)
+    assert through_gate.status_code == straight.status_code == 400
+    assert through_gate.content == straight.content
+
+
+def test_json_nested_past_the_recursion_limit_is_refused_not_a_crash(gate: Gate) -> None:
+    """The gate cannot read which table such a body names, so no role may call it."""
+    nested = b'{"L": [' * 100_000 + b'{"S": "x"}' + b"]}" * 100_000
+    body = b'{"TableName": "size-table", "Item": {"task_id": {"S": "a"}, "x": ' + nested + b"}}"
+    answer = _post(gate.url, body, gate.writer)
+    assert answer.status_code == 400
+    assert answer.json()["__type"].endswith("#AccessDeniedException")
+
+
+def _post(url: str, body: bytes, role: Role) -> requests.Response:
+    headers = {
+        "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        "Content-Type": "application/x-amz-json-1.0",
+    }
+    signed = AWSRequest(method="POST", url=f"{url}/", data=body, headers=headers)
+    SigV4Auth(Credentials(role.access_key_id, role.secret_access_key), "dynamodb", REGION).add_auth(
+        signed
+    )
+    return requests.post(f"{url}/", data=body, headers=dict(signed.headers), timeout=30)
