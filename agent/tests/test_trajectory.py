@@ -512,3 +512,77 @@ def test_a_value_whose_type_hides_its_name_is_marked_alone() -> None:
     _header, line = _strict_lines(trajectory.dump())
     assert line["event"] == "TRAJECTORY_TURN"
     assert line["o"]["__unserializable__"] == "<type unknown>"
+
+
+def test_json_values_beside_a_marked_one_stay_as_they_are() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"none": None, "yes": True, "no": False, "n": float("nan"), "f": 1.5})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {
+        "none": None,
+        "yes": True,
+        "no": False,
+        "n": {"__unserializable__": "float", "repr": "nan"},
+        "f": 1.5,
+    }
+    assert trajectory.unserializable_values == 1
+
+
+def test_nested_lists_are_walked_to_the_same_depth_as_mappings() -> None:
+    nested: list = ["leaf"]
+    for _ in range(5000):
+        nested = [nested]
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"l": nested})
+    _header, line = _strict_lines(trajectory.dump())
+    inner = line["l"]
+    for _ in range(99):  # the event is level 0, its list level 1
+        inner = inner[0]
+    assert inner == {"__unserializable__": "list", "repr": "<nested deeper than 100 levels>"}
+
+
+def test_a_repr_shows_three_levels_of_a_nested_value() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"s": {frozenset({frozenset({frozenset({1})})})}})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["s"] == {
+        "__unserializable__": "set",
+        "repr": "{frozenset({frozenset({frozenset({...})})})}",
+    }
+
+
+def test_a_repr_that_fails_inside_a_container_says_so() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"s": {10**5000}})  # reprlib asks for the int's decimal text
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["s"] == {"__unserializable__": "set", "repr": "<repr failed: ValueError>"}
+
+
+class _GetRaises(dict):
+    def get(self, *_: Any) -> Any:  # type: ignore[override]
+        raise RuntimeError("get exploded")
+
+
+def test_a_dropped_event_that_cannot_say_its_type_is_named_by_none() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=10)
+    trajectory.record(_GetRaises(event="TRAJECTORY_TURN", pad="x" * 50))
+    (header,) = _strict_lines(trajectory.dump())
+    assert header["first_dropped"]["event"] is None
+    assert header["dropped"] == 1
+
+
+def test_an_event_even_the_walk_cannot_write_is_dropped_counted_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trace_agent import trajectory as module
+
+    def broken(self: object, value: object, depth: int) -> object:
+        raise RuntimeError("walk exploded")
+
+    monkeypatch.setattr(module._JsonSafe, "value", broken)
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"n": float("nan")})
+    trajectory.record({"ok": True})
+    assert (trajectory.accumulated_events, trajectory.dropped) == (1, 1)
+    assert trajectory.unserializable_values == 0
+    assert "trajectory event dropped: not serializable (RuntimeError)" in caplog.text
