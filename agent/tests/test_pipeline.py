@@ -466,6 +466,15 @@ def test_dynamodbs_item_size_refusals_read_as_a_record_too_large(message: str) -
         TaskRecords("tasks", refused).write_terminal("t1", "COMPLETED", "s3://b/k")
 
 
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationExceptionX", "Zzz"])
+def test_only_a_validation_exception_reads_as_a_record_too_large(code: str) -> None:
+    refused = ThrottledDynamoDB(code)
+    refused.message = "Item size has exceeded the maximum allowed size"
+    with pytest.raises(ClientError) as raised:
+        TaskRecords("tasks", refused).write_terminal("t1", "COMPLETED", "s3://b/k")
+    assert not isinstance(raised.value, RecordTooLarge)
+
+
 def test_a_record_too_large_even_without_the_link_is_logged_not_raised(
     aws: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
