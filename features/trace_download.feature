@@ -12,7 +12,19 @@ Feature: Downloading the trace of a task
 
   A trace keeps at most 50 MiB of events (as compact JSON) unless the task
   sets a lower cap. Past its cap the agent keeps the beginning of the run and
-  counts what it dropped, so a trace is never silently incomplete.
+  counts what it dropped, so a trace is never silently incomplete; the
+  summary names the first event dropped (its type and size), and a run whose
+  very first event is over the cap still leaves a trace of its summary alone.
+
+  An event holding a value JSON cannot carry (a number that is no number, text
+  that is not valid Unicode, a point in time, raw bytes, any other object) is
+  kept: in its place the owner reads {"__unserializable__": "<its type>",
+  "repr": "<how the agent's Python showed it>"}, and the summary counts such
+  values as "unserializable_values".
+
+  A task record holds at most 400 KB. When the trace's link would take it past
+  that, the task still ends, without the link: its owner is told no trace is
+  available rather than finding the task running forever.
 
   Background:
     Given Alice and Bob have accounts on the platform
@@ -35,6 +47,37 @@ Feature: Downloading the trace of a task
     And the trace holds the task's events from the first, in order, as many as fit in 4 KiB
     And the summary counts the events kept and the events dropped
     And the task reported, once, that its trace was truncated
+
+  @agent @extra @needs_our_agent
+  Scenario: A first event larger than the cap still leaves a trace that says what was dropped
+    Given the agent keeps at most 1 KiB of each task's trace
+    And Alice ran a task with trace on, whose first event alone is larger than 1 KiB
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And the summary names the task's first event as the first one dropped, with its size
+    And the summary counts the events kept and the events dropped
+
+  @agent @extra @needs_our_agent
+  Scenario Outline: A value JSON cannot carry is kept in the trace, marked as such
+    Given Alice ran a task with trace on, whose agent recorded <value> in its second turn
+    When Alice downloads the task's trace
+    Then the download succeeds
+    And she reads every event of the task in order, <value> marked as a <type> JSON could not carry
+    And the summary counts 1 value JSON could not carry
+
+    Examples:
+      | value                          | type              |
+      | a number that is no number     | float             |
+      | text that is not valid Unicode | str               |
+      | a point in time                | datetime.datetime |
+      | raw bytes                      | bytes             |
+
+  @agent @needs_our_agent
+  Scenario: A task whose record has no room left for its trace link still finishes
+    Given Alice ran a task with trace on, whose record had grown too large to also hold the trace's link
+    When Alice downloads the task's trace
+    Then the download fails and Alice is told "or its trace upload has not completed yet"
+    And the task still ended as completed
 
   @cli
   Scenario: The bgagent command prints the trace, as users run it in a terminal

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from trace_agent import aws_clients
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled, TaskOutcome, run_task
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
-from trace_agent.task_record import TaskRecords
+from trace_agent.task_record import RecordTooLarge, TaskRecords
 from trace_agent.trajectory import MAX_TRACE_BYTES, TrajectoryAccumulator
 from trace_agent.upload import TraceStorage
 
@@ -278,6 +278,25 @@ def test_truncation_is_reported_once_as_a_milestone(aws: dict) -> None:
     assert (header["max_bytes"], header["accumulated_events"], header["dropped"]) == (100, 1, 3)
 
 
+def test_a_first_event_over_the_cap_still_uploads_and_links_a_trace(aws: dict) -> None:
+    """Not "did not run with --trace": the owner gets a trace saying what was dropped."""
+    submit(aws, "t1")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True, trace_max_bytes=10),
+        EVENTS,
+        records=records(aws),
+        traces=storage(aws),
+    )
+    assert outcome.trace_linked
+    assert outcome.milestones == [TRACE_TRUNCATED]
+    assert record(aws, "t1")["trace_s3_uri"].endswith("traces/user-a/t1.jsonl.gz")
+    stored = aws["s3"].get_object(Bucket=aws["bucket"], Key="traces/user-a/t1.jsonl.gz")
+    (header,) = [json.loads(line) for line in gzip.decompress(stored["Body"].read()).splitlines()]
+    assert (header["accumulated_events"], header["dropped"]) == (0, 2)
+    first = json.dumps(EVENTS[0], separators=(",", ":"))
+    assert header["first_dropped"] == {"event": "TRAJECTORY_TURN", "bytes": len(first)}
+
+
 def test_an_untruncated_trace_reports_no_milestone(aws: dict) -> None:
     submit(aws, "t1")
     outcome = run_task(
@@ -322,10 +341,11 @@ class ThrottledDynamoDB:
     def __init__(self, code: str = "ProvisionedThroughputExceededException") -> None:
         self.calls = 0
         self.code = code
+        self.message = "no"
 
     def update_item(self, **_: object) -> None:
         self.calls += 1
-        raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, "UpdateItem")
+        raise ClientError({"Error": {"Code": self.code, "Message": self.message}}, "UpdateItem")
 
 
 @pytest.mark.parametrize(
@@ -365,6 +385,140 @@ def test_a_crash_with_a_throttled_terminal_write_still_raises_the_crash(aws: dic
         )
 
 
+class NoRoomForTheLink:
+    """The table as DynamoDB answers for a record near its 400 KB item limit: a write
+    that adds the trace link is too large, one without it fits."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self._ddb = dynamodb
+        self.updates: list[str] = []
+
+    def update_item(self, **kwargs: Any) -> Any:
+        self.updates.append(kwargs["UpdateExpression"])
+        if "trace_s3_uri" in kwargs["UpdateExpression"]:
+            message = "Item size to update has exceeded the maximum allowed size"
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": message}}, "UpdateItem"
+            )
+        return self._ddb.update_item(**kwargs)
+
+
+def test_a_record_with_no_room_for_the_link_still_reaches_its_terminal_status(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    submit(aws, "t1")
+    table = NoRoomForTheLink(aws["dynamodb"])
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=TaskRecords(aws["table"], table),
+        traces=storage(aws),
+    )
+    stored = record(aws, "t1")
+    assert stored["status"] == "COMPLETED"
+    assert stored["status_created_at"] == f"COMPLETED#{stored['completed_at']}"
+    assert "trace_s3_uri" not in stored
+    assert (outcome.status_written, outcome.trace_linked) == (True, False)
+    assert outcome.trace_s3_uri == f"s3://{aws['bucket']}/traces/user-a/t1.jsonl.gz"
+    assert len(table.updates) == 2  # with the link, then without it
+    assert (
+        "task t1: its record has no room for the trace link (DynamoDB's 400 KB item limit); "
+        f"writing its terminal status without it, the trace stays at {outcome.trace_s3_uri}"
+    ) in caplog.text
+
+
+def test_a_crash_with_no_room_for_the_link_still_ends_failed(aws: dict) -> None:
+    submit(aws, "t1")
+    with pytest.raises(RuntimeError, match="model API exploded"):
+        run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            crashing_run(),
+            records=TaskRecords(aws["table"], NoRoomForTheLink(aws["dynamodb"])),
+            traces=storage(aws),
+        )
+    assert record(aws, "t1")["status"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["One or more parameter values were invalid: Type mismatch", ""],
+)
+def test_only_a_record_too_large_drops_the_link(message: str) -> None:
+    """Any other refusal is an error: the write is not retried without the link."""
+    refused = ThrottledDynamoDB("ValidationException")
+    refused.message = message
+    with pytest.raises(ClientError):
+        TaskRecords("tasks", refused).write_terminal("t1", "COMPLETED", "s3://b/k")
+    assert refused.calls == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Item size has exceeded the maximum allowed size",
+        "Item size to update has exceeded the maximum allowed size",
+    ],
+)
+def test_dynamodbs_item_size_refusals_read_as_a_record_too_large(message: str) -> None:
+    refused = ThrottledDynamoDB("ValidationException")
+    refused.message = message
+    with pytest.raises(RecordTooLarge, match=f"task t1: {message}"):
+        TaskRecords("tasks", refused).write_terminal("t1", "COMPLETED", "s3://b/k")
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationExceptionX", "Zzz"])
+def test_only_a_validation_exception_reads_as_a_record_too_large(code: str) -> None:
+    refused = ThrottledDynamoDB(code)
+    refused.message = "Item size has exceeded the maximum allowed size"
+    with pytest.raises(ClientError) as raised:
+        TaskRecords("tasks", refused).write_terminal("t1", "COMPLETED", "s3://b/k")
+    assert not isinstance(raised.value, RecordTooLarge)
+
+
+def test_a_record_too_large_even_without_the_link_is_logged_not_raised(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = ThrottledDynamoDB("ValidationException")
+    refused.message = "Item size to update has exceeded the maximum allowed size"
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=TaskRecords("tasks", refused),
+        traces=storage(aws),
+    )
+    assert refused.calls == 2  # with the link, then without
+    assert (outcome.status_written, outcome.trace_linked) == (False, False)
+    assert "terminal write failed for task t1" in caplog.text
+
+
+def test_an_untraced_record_too_large_is_not_retried(
+    aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = ThrottledDynamoDB("ValidationException")
+    refused.message = "Item size to update has exceeded the maximum allowed size"
+    outcome = run_task(
+        TaskConfig("t1", "user-a"),
+        EVENTS,
+        records=TaskRecords("tasks", refused),
+        traces=storage(aws),
+    )
+    assert refused.calls == 1
+    assert not outcome.status_written
+    assert "no room for the trace link" not in caplog.text
+
+
+def test_no_room_for_the_link_after_a_cancel_leaves_the_cancel_standing(aws: dict) -> None:
+    submit(aws, "t1", status="CANCELLED")
+    outcome = run_task(
+        TaskConfig("t1", "user-a", trace=True),
+        EVENTS,
+        records=TaskRecords(aws["table"], NoRoomForTheLink(aws["dynamodb"])),
+        traces=storage(aws),
+    )
+    assert record(aws, "t1")["status"] == "CANCELLED"
+    assert (outcome.status_written, outcome.trace_linked) == (False, False)
+
+
 def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
     class SlowS3:
         def put_object(self, **_: object) -> None:
@@ -382,8 +536,8 @@ def test_an_upload_that_times_out_still_ends_the_task(aws: dict) -> None:
 
 
 def test_a_trace_never_changes_the_outcome_of_a_run(aws: dict) -> None:
-    """An event that breaks serialization is dropped from the trace; the task ends as it
-    would have untraced."""
+    """An event that breaks serialization is kept marked in the trace; the task ends as
+    it would have untraced."""
     nested: dict = {"event": "TRAJECTORY_TURN"}
     for _ in range(5000):
         nested = {"inner": nested}

@@ -3,6 +3,9 @@ import json
 import random
 import tracemalloc
 import zlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -28,6 +31,8 @@ def test_dump_is_a_header_then_every_event_in_capture_order() -> None:
         "accumulated_bytes": trajectory.accumulated_bytes,
         "dropped": 0,
         "max_bytes": 10_000,
+        "unserializable_values": 0,
+        "first_dropped": None,
     }
     assert rest == events
 
@@ -90,15 +95,6 @@ def test_a_raising_truncation_callback_is_swallowed() -> None:
     assert trajectory.dropped == 1
 
 
-@pytest.mark.parametrize("bad", [{"x": object()}, {"x": float("nan")}, {"x": {1, 2}}])
-def test_an_unserializable_event_is_dropped_not_raised(bad: dict) -> None:
-    trajectory = TrajectoryAccumulator("t", enabled=True)
-    trajectory.record(bad)
-    trajectory.record({"ok": True})
-    assert trajectory.dropped == 1
-    assert lines_of(trajectory.dump())[1:] == [{"ok": True}]
-
-
 def test_dump_is_none_when_not_accumulating_or_empty() -> None:
     disabled = TrajectoryAccumulator("t", enabled=False)
     disabled.record({"event": "TRAJECTORY_TURN"})
@@ -122,16 +118,47 @@ def _deeply_nested(levels: int) -> dict:
     return event
 
 
-@pytest.mark.parametrize(
-    "event",
-    [_deeply_nested(5000), _ItemsRaise(event="TRAJECTORY_TURN")],
-    ids=["recursion", "items-raises"],
-)
-def test_an_event_that_breaks_serialization_is_dropped_never_raised(event) -> None:
+def test_an_event_nested_past_the_walks_depth_is_kept_marked_there() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record(_deeply_nested(5000))  # past what json itself can write
+    trajectory.record({"event": "TRAJECTORY_RESULT"})
+    header, nested, result = _strict_lines(trajectory.dump())
+    assert (trajectory.accumulated_events, trajectory.dropped) == (2, 0)
+    for _ in range(100):
+        nested = nested["inner"]
+    assert nested == {"__unserializable__": "dict", "repr": "<nested deeper than 100 levels>"}
+    assert header["unserializable_values"] == 1
+    assert result == {"event": "TRAJECTORY_RESULT"}
+
+
+def test_an_event_whose_items_raise_is_kept_as_one_marked_value() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record(_ItemsRaise(event="TRAJECTORY_TURN"))
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["__unserializable__"].endswith("_ItemsRaise")
+    assert line["repr"] == "{'event': 'TRAJECTORY_TURN'}"
+    assert trajectory.unserializable_values == 1
+
+
+def test_a_cycle_is_marked_where_it_comes_back() -> None:
+    event: dict = {"event": "TRAJECTORY_TURN", "items": []}
+    event["items"].append(event)
     trajectory = TrajectoryAccumulator("t", enabled=True)
     trajectory.record(event)
-    trajectory.record({"event": "TRAJECTORY_RESULT"})
-    assert (trajectory.accumulated_events, trajectory.dropped) == (1, 1)
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {
+        "event": "TRAJECTORY_TURN",
+        "items": [{"__unserializable__": "dict", "repr": "<circular reference>"}],
+    }
+
+
+def test_the_same_value_twice_is_no_cycle() -> None:
+    shared = {"k": float("nan")}
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"a": shared, "b": shared})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["a"] == line["b"] == {"k": {"__unserializable__": "float", "repr": "nan"}}
+    assert trajectory.unserializable_values == 2
 
 
 def test_a_trace_of_many_dump_pieces_is_the_same_deflate_stream() -> None:
@@ -233,3 +260,329 @@ def test_a_consuming_dump_never_holds_the_trace_and_its_artifact_whole() -> None
     # A plain dump adds the whole artifact and its copy (over 6 MiB here); consuming, at
     # most a block, its compressed output and the artifact buffer's margin.
     assert peak - held < 3 * 1024 * 1024
+
+
+def _strict_lines(artifact: bytes) -> list[dict]:
+    """The artifact's lines as a strict reader takes them: UTF-8 only, no NaN or
+    Infinity tokens."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    text = gzip.decompress(artifact).decode("utf-8", errors="strict")
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (float("nan"), "float"),
+        (float("inf"), "float"),
+        (float("-inf"), "float"),
+        ("caf\udce9", "str"),
+        (10**5000, "int"),
+        (b"\x00\xff", "bytes"),
+        (datetime(2026, 12, 3, 11, 0, tzinfo=UTC), "datetime.datetime"),
+        (Decimal("1.10"), "decimal.Decimal"),
+        ({1, 2}, "set"),
+        (object(), "object"),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_an_event_with_a_value_json_cannot_carry_is_kept_with_the_value_marked(
+    value: object, kind: str
+) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"event": "TRAJECTORY_TURN", "turn": 1, "x": value})
+    trajectory.record({"event": "TRAJECTORY_RESULT"})
+
+    header, turn, result = _strict_lines(trajectory.dump())
+    assert (trajectory.accumulated_events, trajectory.dropped) == (2, 0)
+    assert header["unserializable_values"] == 1
+    assert turn["event"] == "TRAJECTORY_TURN"
+    assert turn["turn"] == 1
+    assert turn["x"]["__unserializable__"] == kind
+    assert isinstance(turn["x"]["repr"], str)
+    assert set(turn["x"]) == {"__unserializable__", "repr"}
+    assert result == {"event": "TRAJECTORY_RESULT"}
+
+
+def test_a_marked_value_says_how_python_showed_it() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    when = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+    trajectory.record({"at": when, "price": Decimal("1.10"), "n": float("nan")})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {
+        "at": {"__unserializable__": "datetime.datetime", "repr": repr(when)},
+        "price": {"__unserializable__": "decimal.Decimal", "repr": "Decimal('1.10')"},
+        "n": {"__unserializable__": "float", "repr": "nan"},
+    }
+    assert lines_of(trajectory.dump())[0]["unserializable_values"] == 3
+
+
+class _Shown:
+    def __init__(self, shown: object) -> None:
+        self.shown = shown
+
+    def __repr__(self) -> str:
+        if isinstance(self.shown, BaseException):
+            raise self.shown
+        return self.shown  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        ("x" * 10_000, "x" * 98 + "..." + "x" * 99),  # reprlib keeps both ends
+        ("lone \ud800 surrogate", "lone \\ud800 surrogate"),
+        (RuntimeError("repr exploded"), None),
+        (42, None),  # a __repr__ that returns no text
+    ],
+    ids=["huge", "surrogate", "raises", "not-text"],
+)
+def test_a_repr_is_bounded_valid_text_whatever_the_object_does(shown: object, expected) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"x": _Shown(shown)})
+    _header, line = _strict_lines(trajectory.dump())
+    marked = line["x"]
+    assert marked["__unserializable__"].endswith("_Shown")
+    assert len(marked["repr"]) <= 200
+    if expected is not None:
+        assert marked["repr"] == expected
+    else:
+        assert marked["repr"].startswith("<")
+        assert "_Shown" in marked["repr"]
+
+
+def test_a_huge_int_is_shown_by_its_size_and_leading_hex_digits() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"n": 2**20_000, "small": 2**64})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["n"] == {
+        "__unserializable__": "int",
+        "repr": "<int of 20001 bits> 0x1" + "0" * 97,
+    }
+    assert line["small"] == 2**64  # an int json can write stays a number
+
+
+def test_keys_json_turns_into_text_keep_that_text_and_others_are_marked() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record(
+        {
+            7: "int",
+            2.5: "float",
+            True: "bool",
+            None: "none",
+            "ok": float("nan"),
+            ("a", 1): "tuple",
+            "bad \udcff": "surrogate",
+        }
+    )
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {
+        "7": "int",
+        "2.5": "float",
+        "true": "bool",
+        "null": "none",
+        "ok": {"__unserializable__": "float", "repr": "nan"},
+        "__unserializable_key__:tuple:('a', 1)": "tuple",
+        "__unserializable_key__:str:'bad \\udcff'": "surrogate",
+    }
+    assert trajectory.unserializable_values == 3
+
+
+def test_keys_marked_alike_are_all_kept() -> None:
+    class Same:
+        def __repr__(self) -> str:
+            return "same"
+
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({Same(): 1, Same(): 2, Same(): 3, "n": float("inf")})
+    _header, line = _strict_lines(trajectory.dump())
+    name = f"__unserializable_key__:{Same.__module__}.{Same.__qualname__}:same"
+    assert line == {
+        name: 1,
+        f"{name} #2": 2,
+        f"{name} #3": 3,
+        "n": {"__unserializable__": "float", "repr": "inf"},
+    }
+
+
+def test_tuples_and_read_only_mappings_are_written_as_json_writes_them() -> None:
+    from types import MappingProxyType
+
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"t": (1, float("nan")), "m": MappingProxyType({"a": 1})})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {"t": [1, {"__unserializable__": "float", "repr": "nan"}], "m": {"a": 1}}
+    assert trajectory.unserializable_values == 1
+
+
+def test_only_the_values_of_kept_events_are_counted() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=80)
+    trajectory.record({"n": float("nan")})
+    trajectory.record({"n": float("nan"), "pad": "x" * 100})  # past the cap: dropped
+    assert (trajectory.unserializable_values, trajectory.dropped) == (1, 1)
+    assert lines_of(trajectory.dump())[0]["unserializable_values"] == 1
+
+
+def test_a_marked_value_counts_against_the_cap_as_written() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"n": float("nan")})
+    written = b'{"n":{"__unserializable__":"float","repr":"nan"}}'
+    assert trajectory.accumulated_bytes == len(written)
+    assert gzip.decompress(trajectory.dump()).splitlines()[1] == written
+
+
+def test_a_first_event_over_the_cap_still_leaves_a_trace_that_says_so() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=100)
+    big = {"event": "TRAJECTORY_TURN", "text": "x" * 500}
+    trajectory.record(big)
+    trajectory.record({"event": "TRAJECTORY_RESULT"})  # fits, but after a drop: dropped
+
+    artifact = trajectory.dump()
+    assert artifact is not None
+    (header,) = lines_of(artifact)
+    assert header == {
+        "event": HEADER_EVENT,
+        "task_id": "t",
+        "accumulated_events": 0,
+        "accumulated_bytes": 0,
+        "dropped": 2,
+        "max_bytes": 100,
+        "unserializable_values": 0,
+        "first_dropped": {
+            "event": "TRAJECTORY_TURN",
+            "bytes": len(json.dumps(big, separators=(",", ":"))),
+        },
+    }
+
+
+def test_the_first_dropped_event_is_named_in_a_truncated_trace_too() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=60)
+    trajectory.record({"event": "TRAJECTORY_TURN", "turn": 1})
+    dropped = {"event": "POLICY_DECISION", "pad": "y" * 50}
+    trajectory.record(dropped)
+    trajectory.record({"event": "TRAJECTORY_RESULT"})
+    header, kept = lines_of(trajectory.dump())
+    assert kept == {"event": "TRAJECTORY_TURN", "turn": 1}
+    size = len(json.dumps(dropped, separators=(",", ":")))
+    assert header["first_dropped"] == {"event": "POLICY_DECISION", "bytes": size}
+    assert header["dropped"] == 2
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        ({"pad": "x" * 200}, None),  # no type
+        ({"event": 7, "pad": "x" * 200}, None),  # a type that is no text
+        ({"event": "E" * 1000}, "E" * 99 + "\u2026"),  # the type is what is too large
+        ({"event": "bad \udc80", "pad": "x" * 200}, "bad \\udc80"),
+    ],
+    ids=["untyped", "not-text", "huge-type", "surrogate"],
+)
+def test_the_first_dropped_event_is_named_by_bounded_valid_text(event: dict, named) -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=100)
+    trajectory.record(event)
+    (header,) = _strict_lines(trajectory.dump())
+    assert header["first_dropped"]["event"] == named
+    assert header["first_dropped"]["bytes"] > 100
+
+
+def test_an_untruncated_trace_names_no_dropped_event() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"event": "TRAJECTORY_TURN"})
+    assert lines_of(trajectory.dump())[0]["first_dropped"] is None
+
+
+class _HidesItsName(type):
+    def __getattribute__(cls, name: str) -> Any:
+        if name in ("__module__", "__qualname__"):
+            raise RuntimeError(name)
+        return super().__getattribute__(name)
+
+
+class _Nameless(metaclass=_HidesItsName):
+    pass
+
+
+def test_a_value_whose_type_hides_its_name_is_marked_alone() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"event": "TRAJECTORY_TURN", "o": _Nameless()})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["event"] == "TRAJECTORY_TURN"
+    assert line["o"]["__unserializable__"] == "<type unknown>"
+
+
+def test_json_values_beside_a_marked_one_stay_as_they_are() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"none": None, "yes": True, "no": False, "n": float("nan"), "f": 1.5})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {
+        "none": None,
+        "yes": True,
+        "no": False,
+        "n": {"__unserializable__": "float", "repr": "nan"},
+        "f": 1.5,
+    }
+    assert trajectory.unserializable_values == 1
+
+
+def test_nested_lists_are_walked_to_the_same_depth_as_mappings() -> None:
+    nested: list = ["leaf"]
+    for _ in range(5000):
+        nested = [nested]
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"l": nested})
+    _header, line = _strict_lines(trajectory.dump())
+    inner = line["l"]
+    for _ in range(99):  # the event is level 0, its list level 1
+        inner = inner[0]
+    assert inner == {"__unserializable__": "list", "repr": "<nested deeper than 100 levels>"}
+
+
+def test_a_repr_shows_three_levels_of_a_nested_value() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"s": {frozenset({frozenset({frozenset({1})})})}})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["s"] == {
+        "__unserializable__": "set",
+        "repr": "{frozenset({frozenset({frozenset({...})})})}",
+    }
+
+
+def test_a_repr_that_fails_inside_a_container_says_so() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"s": {10**5000}})  # reprlib asks for the int's decimal text
+    _header, line = _strict_lines(trajectory.dump())
+    assert line["s"] == {"__unserializable__": "set", "repr": "<repr failed: ValueError>"}
+
+
+class _GetRaises(dict):
+    def get(self, *_: Any) -> Any:  # type: ignore[override]
+        raise RuntimeError("get exploded")
+
+
+def test_a_dropped_event_that_cannot_say_its_type_is_named_by_none() -> None:
+    trajectory = TrajectoryAccumulator("t", enabled=True, max_bytes=10)
+    trajectory.record(_GetRaises(event="TRAJECTORY_TURN", pad="x" * 50))
+    (header,) = _strict_lines(trajectory.dump())
+    assert header["first_dropped"]["event"] is None
+    assert header["dropped"] == 1
+
+
+def test_an_event_even_the_walk_cannot_write_is_dropped_counted_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trace_agent import trajectory as module
+
+    def broken(self: object, value: object, depth: int) -> object:
+        raise RuntimeError("walk exploded")
+
+    monkeypatch.setattr(module._JsonSafe, "value", broken)
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"n": float("nan")})
+    trajectory.record({"ok": True})
+    assert (trajectory.accumulated_events, trajectory.dropped) == (1, 1)
+    assert trajectory.unserializable_values == 0
+    assert "trajectory event dropped: not serializable (RuntimeError)" in caplog.text

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from trace_agent.task_config import TaskConfig
-from trace_agent.task_record import TaskRecords
+from trace_agent.task_record import RecordTooLarge, TaskRecords
 from trace_agent.trajectory import TrajectoryAccumulator
 
 logger = logging.getLogger(__name__)
@@ -93,13 +93,12 @@ def _finish(
 ) -> TaskOutcome:
     outcome = TaskOutcome(status=status, trace_s3_uri=_store_trace(config, trajectory, traces))
     try:
-        outcome.status_written = records.write_terminal(
-            config.task_id, status, outcome.trace_s3_uri
+        outcome.status_written, outcome.trace_linked = _write_terminal(
+            config.task_id, status, outcome.trace_s3_uri, records
         )
     except Exception:
         logger.exception("terminal write failed for task %s", config.task_id)
         return outcome
-    outcome.trace_linked = outcome.status_written and outcome.trace_s3_uri is not None
     if not outcome.status_written and outcome.trace_s3_uri:
         # A cancel or the reconciler finished the task first: the upload is
         # orphaned unless it is linked to the record as it now stands.
@@ -109,6 +108,27 @@ def _finish(
         )
         outcome.trace_linked = _link(config.task_id, outcome.trace_s3_uri, records)
     return outcome
+
+
+def _write_terminal(
+    task_id: str, status: str, uri: str | None, records: TaskRecords
+) -> tuple[bool, bool]:
+    """The terminal write, with the trace's link when there is one: (written, linked)."""
+    try:
+        written = records.write_terminal(task_id, status, uri)
+    except RecordTooLarge:
+        if uri is None:
+            raise
+        # The status matters more than the link: a task left RUNNING is never finished
+        # for its owner. The trace itself stays stored.
+        logger.warning(
+            "task %s: its record has no room for the trace link (DynamoDB's 400 KB item "
+            "limit); writing its terminal status without it, the trace stays at %s",
+            task_id,
+            uri,
+        )
+        return records.write_terminal(task_id, status, None), False
+    return written, written and uri is not None
 
 
 def _finish_cancelled(

@@ -14,6 +14,12 @@ from trace_agent import aws_clients
 ACTIVE_STATUSES = ("RUNNING", "HYDRATING", "FINALIZING", "AWAITING_APPROVAL")
 TERMINAL_STATUSES = ("CANCELLED", "COMPLETED", "FAILED", "TIMED_OUT")
 ENV_TASK_TABLE = "TASK_TABLE_NAME"
+# DynamoDB's words for a write past its 400 KB item limit (PutItem, then UpdateItem).
+_ITEM_TOO_LARGE = ("Item size has exceeded", "Item size to update has exceeded")
+
+
+class RecordTooLarge(Exception):
+    """The write would take the task record past DynamoDB's 400 KB item limit."""
 
 
 def _utc_now_iso() -> str:
@@ -42,6 +48,7 @@ class TaskRecords:
         """Move an active task to ``status``, with its trace link in the same write.
 
         False when the task was no longer active (a cancel or a reconciler won).
+        Raises RecordTooLarge when the record cannot hold what the write adds.
         """
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"{status} is not a terminal status")
@@ -88,8 +95,13 @@ class TaskRecords:
                 ExpressionAttributeValues=values,
             )
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            error = err.response.get("Error", {})
+            if error.get("Code") == "ConditionalCheckFailedException":
                 return False
+            if error.get("Code") == "ValidationException" and str(
+                error.get("Message", "")
+            ).startswith(_ITEM_TOO_LARGE):
+                raise RecordTooLarge(f"task {task_id}: {error.get('Message')}") from err
             raise
         return True
 

@@ -412,3 +412,70 @@ def test_warm_invocations_reuse_the_clients_of_the_first(monkeypatch: pytest.Mon
         assert get_trace_url._deps_of_this_process() is get_trace_url._deps_of_this_process()
     finally:
         get_trace_url._deps_of_this_process.cache_clear()
+
+
+class KeyLimited:
+    """The task table as DynamoDB answers (in-process moto reads any key): a partition
+    key over 2,048 bytes is a ValidationException."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self._ddb = dynamodb
+
+    def get_item(self, **request: Any) -> Any:
+        key = request["Key"]["task_id"]["S"]
+        if len(key.encode("utf-8", "surrogatepass")) > 2048:
+            message = (
+                "One or more parameter values were invalid: Size of hashkey has exceeded "
+                "the maximum size limit of2048 bytes"
+            )
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": message}}, "GetItem"
+            )
+        return self._ddb.get_item(**request)
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    ["a" * 2049, "é" * 1025, "a" * 100_000, "lone \ud800 surrogate"],
+    ids=["2049 bytes", "2050 bytes in 1025 characters", "100 KB", "not UTF-8"],
+)
+def test_a_task_id_no_task_can_have_is_not_found_and_pages_no_one(
+    deps: HandlerDeps, task_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DynamoDB refuses a partition key over 2,048 bytes of UTF-8: no task has such an
+    id. Any caller can send one, so it must not read as the API failing."""
+    as_dynamodb = HandlerDeps(deps.s3, KeyLimited(deps.dynamodb), TABLE, BUCKET, deps.now)
+    with caplog.at_level(logging.DEBUG, logger="trace_infra"):
+        status, body, _ = answer(as_dynamodb, task_id=task_id)
+    assert (status, body["error"]) == (
+        404,
+        {
+            "code": "TASK_NOT_FOUND",
+            "message": "Task not found: a task id is at most 2048 bytes of UTF-8.",
+            "request_id": "req-1",
+        },
+    )
+    [logged] = [r for r in caplog.records if r.name.startswith("trace_infra")]
+    assert logged.levelno == logging.INFO
+    assert logged.exc_info is None
+    assert logged.reason == "task_id cannot be a DynamoDB key: over 2048 bytes or not UTF-8"  # type: ignore[attr-defined]
+
+
+def test_a_task_id_no_task_can_have_is_refused_before_the_table_is_read(
+    deps: HandlerDeps,
+) -> None:
+    class NoReads:
+        def get_item(self, **_: object) -> None:
+            raise AssertionError("the table was read")
+
+    status, _, _ = answer(HandlerDeps(deps.s3, NoReads(), TABLE, BUCKET), task_id="x" * 2049)
+    assert status == 404
+
+
+@pytest.mark.parametrize("task_id", ["a" * 2048, "é" * 1024], ids=["ascii", "two-byte"])
+def test_a_task_id_of_2048_bytes_is_looked_up(deps: HandlerDeps, task_id: str) -> None:
+    deps.dynamodb.put_item(
+        TableName=TABLE, Item={"task_id": {"S": task_id}, "user_id": {"S": OWNER}}
+    )
+    status, body, _ = answer(deps, task_id=task_id)
+    assert (status, body["error"]["code"]) == (404, "TRACE_NOT_AVAILABLE")  # found, no trace

@@ -3,19 +3,23 @@ later happens to their record and their stored trace."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
 from testkit.agent_runs import agent_run
+from testkit.aws.dynamodb_gate import ITEM_SIZE_LIMIT, item_size
 from testkit.aws.s3_gate import S3Gate
 from testkit.scene import Person, Scene, Task
 from testkit.stack.resources import Resources
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
+from trace_agent.trajectory import HEADER_EVENT, UNSERIALIZABLE, TrajectoryAccumulator
 from trace_infra.definitions import trace_object_key
 
 
@@ -74,9 +78,102 @@ def finished_task(
     )
 
 
+# Values an agent's run may hold that JSON cannot carry, by the words the scenarios use.
+NOT_JSON = {
+    "a number that is no number": float("nan"),
+    "text that is not valid Unicode": "caf\udce9",
+    "a point in time": datetime(2026, 12, 3, 11, 0, tzinfo=UTC),
+    "raw bytes": b"\x89PNG\r\n",
+}
+NOT_JSON_FIELD = "observed"  # where the second turn holds it
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose agent recorded {value} in its second turn"
+    )
+)
+def task_with_value_json_cannot_carry(
+    owner: str, value: str, scene: Scene, resources: Resources
+) -> None:
+    events = agent_run(3)
+    second_turn = next(e for e in events if e["event"] == "TRAJECTORY_TURN" and e["turn"] == 2)
+    second_turn[NOT_JSON_FIELD] = NOT_JSON[value]
+    scene.add_task(
+        run_agent(resources, scene.person(owner), traced=True, events=events, recorded=events)
+    )
+
+
+def _downloaded_lines(scene: Scene) -> list[dict[str, Any]]:
+    """The trace the owner's download printed, as a strict JSON reader takes it: UTF-8
+    only, no NaN or Infinity."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in the trace is not JSON")
+
+    text = scene.last_run().stdout.decode("utf-8", errors="strict")
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+@then(
+    parsers.re(
+        r"(?:she|he) reads every event of the task in order, (?P<value>.+) marked as an? "
+        r"(?P<kind>\S+) JSON could not carry"
+    )
+)
+def reads_events_with_value_marked(value: str, kind: str, scene: Scene) -> None:
+    expected = []
+    for event in scene.current_task().events:
+        if NOT_JSON_FIELD in event:
+            shown = {UNSERIALIZABLE: kind, "repr": repr(NOT_JSON[value])}
+            event = {**event, NOT_JSON_FIELD: shown}
+        expected.append(event)
+    assert _downloaded_lines(scene)[1:] == expected
+
+
+@then(parsers.parse("the summary counts {count:d} value JSON could not carry"))
+@then(parsers.parse("the summary counts {count:d} values JSON could not carry"))
+def summary_counts_values_not_json(count: int, scene: Scene) -> None:
+    header = _downloaded_lines(scene)[0]
+    assert header["event"] == HEADER_EVENT
+    assert header["unserializable_values"] == count
+    assert header["dropped"] == 0
+
+
 @given(parsers.parse("the agent keeps at most {kib:d} KiB of each task's trace"))
 def trace_cap(kib: int, scene: Scene) -> None:
     scene.trace_max_bytes = kib * 1024
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose first event alone is larger than {kib:d} KiB"
+    )
+)
+def task_with_oversized_first_event(
+    owner: str, kib: int, scene: Scene, resources: Resources
+) -> None:
+    events = agent_run(2)
+    events[0]["content"][0]["text"] += "x" * (kib * 1024)
+    scene.add_task(
+        run_agent(
+            resources,
+            scene.person(owner),
+            traced=True,
+            events=events,
+            recorded=events,
+            trace_max_bytes=scene.trace_max_bytes,
+        )
+    )
+
+
+@then("the summary names the task's first event as the first one dropped, with its size")
+def summary_names_first_dropped(scene: Scene) -> None:
+    first = scene.current_task().events[0]
+    measure = TrajectoryAccumulator("measure", enabled=True)  # the agent's own measure
+    measure.record(first)
+    header = _downloaded_lines(scene)[0]
+    assert header["first_dropped"] == {"event": first["event"], "bytes": measure.accumulated_bytes}
 
 
 @then("the task reported, once, that its trace was truncated")
@@ -125,6 +222,46 @@ def cancelled_at_the_end(owner: str, scene: Scene, resources: Resources) -> None
             recorded=events,
         )
     )
+
+
+# Room a grown record leaves: enough for the terminal status and its time (about 40
+# bytes), too little for the trace's link (its name and an s3:// URI, about 100).
+ROOM_LEFT = 60
+
+
+@given(
+    parsers.parse(
+        "{owner} ran a task with trace on, whose record had grown too large to also hold "
+        "the trace's link"
+    )
+)
+def task_record_without_room_for_link(owner: str, scene: Scene, resources: Resources) -> None:
+    events = agent_run(2)
+    person = scene.person(owner)
+
+    def run_with_grown_record(task_id: str) -> Iterator[dict[str, Any]]:
+        link = f"s3://{resources.bucket}/{trace_object_key(person.user.sub, task_id)}"
+        assert len("trace_s3_uri") + len(link) > ROOM_LEFT
+        _grow_record(resources, task_id, ITEM_SIZE_LIMIT - ROOM_LEFT)
+        yield from events
+
+    scene.add_task(
+        run_agent(resources, person, traced=True, events=run_with_grown_record, recorded=events)
+    )
+
+
+def _grow_record(resources: Resources, task_id: str, size: int) -> None:
+    """The running task's record, grown (as the platform's own writes could grow it) to
+    ``size`` bytes by DynamoDB's measure. A list carries part of it: moto does not count
+    a list's overhead, so it holds what DynamoDB measures near 400 KB under its own
+    405,000-byte limit."""
+    dynamodb = resources.aws.client("dynamodb")
+    key = {"task_id": {"S": task_id}}
+    item = dynamodb.get_item(TableName=resources.table, Key=key, ConsistentRead=True)["Item"]
+    item["notes"] = {"L": [{"S": "n"}] * 6000}
+    item["context"] = {"S": "c" * (size - item_size(item) - len("context"))}
+    assert item_size(item) == size
+    dynamodb.put_item(TableName=resources.table, Item=item)
 
 
 class AgentCrash(RuntimeError):
@@ -246,6 +383,15 @@ def nothing_stored(scene: Scene, resources: Resources) -> None:
 @then(parsers.parse("the task still ended as {status}"))
 def task_status(status: str, scene: Scene, resources: Resources) -> None:
     assert resources.task_record(scene.current_task().task_id)["status"] == status.upper()
+
+
+@given("the task id is longer than any task's id can be")
+def task_id_too_long(scene: Scene) -> None:
+    # DynamoDB holds a partition key of at most 2,048 bytes of UTF-8.
+    task_id = new_task_id()
+    scene.task = Task(
+        task_id + "é" * ((2049 - len(task_id)) // 2 + 1), scene.current_task().owner, traced=True
+    )
 
 
 @given(parsers.parse('the task id is "{task_id}"'))

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 _S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$", re.DOTALL)
 _MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _RESPONSE_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+# DynamoDB refuses a partition key longer than this, in UTF-8 bytes: no task has such an id.
+MAX_TASK_ID_BYTES = 2048
 
 
 class ApiError(Exception):
@@ -96,6 +98,17 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
     task_id = _task_id(event)
     if not task_id:
         raise ApiError(400, "VALIDATION_ERROR", "Missing task_id path parameter.")
+    if not can_be_a_task_id(task_id):
+        # No task has such an id, so it is answered as a task that does not exist,
+        # without asking the table (which would refuse the key): any caller can send
+        # one, so it must never read as the API failing.
+        raise ApiError(
+            404,
+            "TASK_NOT_FOUND",
+            # Not the id itself: it may be megabytes, which the user already has.
+            f"Task not found: a task id is at most {MAX_TASK_ID_BYTES} bytes of UTF-8.",
+            reason=f"task_id cannot be a DynamoDB key: over {MAX_TASK_ID_BYTES} bytes or not UTF-8",
+        )
 
     item = deps.dynamodb.get_item(
         TableName=deps.table_name, Key={"task_id": {"S": task_id}}, ConsistentRead=True
@@ -152,6 +165,15 @@ def _presign_for_owner(event: Mapping[str, Any], deps: HandlerDeps) -> dict[str,
     if isinstance(checksum, str) and checksum:
         answer["checksum_sha256"] = checksum
     return answer
+
+
+def can_be_a_task_id(task_id: str) -> bool:
+    """Whether DynamoDB could hold ``task_id`` as the task table's partition key: at most
+    MAX_TASK_ID_BYTES of UTF-8 (a lone surrogate has no UTF-8)."""
+    try:
+        return len(task_id.encode("utf-8")) <= MAX_TASK_ID_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def key_belongs_to(key: str, caller: str) -> bool:
