@@ -40,8 +40,8 @@ class FakeBackend:
     checksum_sha256: str | None = None  # what the API reports of the stored artifact
     close_delimited: bool = False  # the object's answer states no Content-Length
     # Answers given to the first object requests, in turn, before the configured one:
-    # (status, body, headers).
-    object_answers: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
+    # (status, body, headers), or a WSGI app of the test's own.
+    object_answers: list[Any] = field(default_factory=list)
     object_requests: int = 0
     object_started: threading.Event = field(default_factory=threading.Event)
     seen_paths: list[str] = field(default_factory=list)
@@ -55,7 +55,10 @@ class FakeBackend:
             self.seen_object_authorization.append(request.headers.get("Authorization", ""))
             self.object_requests += 1
             if self.object_answers:
-                status, body, headers = self.object_answers.pop(0)
+                answer = self.object_answers.pop(0)
+                if callable(answer):
+                    return answer(environ, start_response)
+                status, body, headers = answer
                 return Response(body, status, headers=headers)(environ, start_response)
             return self._object()(environ, start_response)
         self.seen_authorization.append(request.headers.get("Authorization", ""))

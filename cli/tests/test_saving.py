@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -129,6 +130,26 @@ def test_a_folder_removed_mid_download_is_said_to_be_gone(folders) -> None:
         save(changing_folder_midway(named.rmdir, then="complete"), named / "t.jsonl.gz")
     assert str(failed.value) == MOVED.format(dir=named)
     assert not named.exists()
+
+
+def test_a_folder_swapped_for_an_older_folder_mid_download_gets_nothing_anywhere(
+    tmp_path: Path,
+) -> None:
+    """Whichever of the two folders the file system numbered first."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    older, named = sorted((first, second), key=lambda folder: folder.stat().st_ino)
+    moved = tmp_path / "moved"
+
+    def swap() -> None:
+        named.rename(moved)
+        named.symlink_to(older)
+
+    with pytest.raises(CliError, match="was moved, removed or replaced during the download"):
+        save(changing_folder_midway(swap, then="complete"), named / "t.jsonl.gz")
+    assert entries(moved) == []
+    assert entries(older) == []
 
 
 def test_a_folder_named_through_a_symlink_from_the_start_is_saved_to(folders) -> None:
@@ -287,3 +308,84 @@ def test_a_download_killed_outright_leaves_no_part_file(config_dir, backend, tmp
     finally:
         running.kill()
     assert entries(target.parent) == []
+
+
+def without_proc(monkeypatch: pytest.MonkeyPatch, *, shows: Path | None = None) -> None:
+    """As in a chroot or a container without /proc: a file without a name could never be
+    given one. ``shows``: /proc is there, but shows another file (another process's)."""
+    real_stat, real_link = os.stat, os.link
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith("/proc/self/fd/"):
+            if shows is None:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            return real_stat(shows)
+        return real_stat(path, *args, **kwargs)
+
+    def link(source, *args, **kwargs):
+        if str(source).startswith("/proc/self/fd/"):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return real_link(source, *args, **kwargs)
+
+    monkeypatch.setattr(download.os, "stat", stat)
+    monkeypatch.setattr(download.os, "link", link)
+
+
+@pytest.mark.parametrize("proc", ["missing", "another-file"])
+def test_without_proc_the_trace_is_saved_under_a_hidden_name_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    without_proc(monkeypatch, shows=elsewhere if proc == "another-file" else None)
+    save(iter([b"whole"]), folder / "t.jsonl.gz")
+    assert (folder / "t.jsonl.gz").read_bytes() == b"whole"
+    assert entries(folder) == ["t.jsonl.gz"]
+
+
+def test_a_hidden_file_is_private_while_the_download_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part of a trace may hold secrets: nobody else may read it, whatever the umask;
+    the complete file then gets the umask's mode."""
+    refuse_unnamed_files(monkeypatch)
+    modes: list[int] = []
+
+    def arriving() -> Iterator[bytes]:
+        yield b"the first half"
+        (hidden,) = tmp_path.iterdir()
+        modes.append(stat.S_IMODE(hidden.stat().st_mode))
+        yield b" and the rest"
+
+    old = os.umask(0)
+    try:
+        save(arriving(), tmp_path / "t.jsonl.gz")
+    finally:
+        os.umask(old)
+    assert modes == [0o600]
+    assert stat.S_IMODE((tmp_path / "t.jsonl.gz").stat().st_mode) == 0o666
+
+
+def test_without_hard_links_a_file_that_appears_mid_download_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on vfat: the name is claimed exclusively, so a file that appeared meanwhile is
+    never overwritten."""
+    refuse_unnamed_files(monkeypatch)
+
+    def no_hard_links(*_: object, **__: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(download.os, "link", no_hard_links)
+    target = tmp_path / "t.jsonl.gz"
+
+    def racing() -> Iterator[bytes]:
+        yield b"new"
+        target.write_bytes(b"written meanwhile")
+
+    with pytest.raises(CliError, match="already exists"):
+        save(racing(), target)
+    assert target.read_bytes() == b"written meanwhile"
+    assert entries(tmp_path) == ["t.jsonl.gz"]

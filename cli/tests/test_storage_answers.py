@@ -246,7 +246,7 @@ def test_an_error_body_trickled_forever_never_outlasts_the_deadline(
             yield b" "
             time.sleep(0.05)
 
-    backend.object_answers = [(503, forever(), {"Content-Length": "100000"})]  # type: ignore[list-item]
+    backend.object_answers = [(503, forever(), {"Content-Length": "100000"})]
     outcome: list = []
     running = threading.Thread(
         target=lambda: outcome.append(
@@ -282,3 +282,96 @@ def test_a_redirect_that_was_not_followed_is_a_refusal_never_a_trace(
     )
     assert backend.object_requests == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bgagent"]
+
+
+def test_a_reason_that_takes_a_moment_to_arrive_is_still_read(
+    bgagent, backend, no_backoff: list[float]
+) -> None:
+    """The reason is read within what is left of the deadline, not less."""
+    said = s3_error("AccessDenied", "Access Denied")
+
+    def slowly() -> Iterator[bytes]:
+        yield b""  # the status goes out at once
+        time.sleep(0.3)  # the peer is slow: the reason arrives late, within the deadline
+        yield said
+
+    backend.object_answers = [(403, slowly(), {"Content-Length": str(len(said))})]
+    result = bgagent("trace", "download", "t-1", BGAGENT_DOWNLOAD_TIMEOUT="1")
+    assert result.stderr.startswith(
+        "bgagent: The trace storage answered HTTP 403 (AccessDenied: Access Denied)"
+    )
+
+
+def test_every_try_shares_the_one_deadline(
+    bgagent, backend, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second try whose answer never comes gives up when the download's deadline does,
+    counted from the first try, not from its own start."""
+    monkeypatch.setattr(download.random, "random", lambda: 0.0)  # no pause at all
+    never = threading.Event()
+
+    def busy_after_a_while(environ, start_response):
+        time.sleep(0.6)  # the first answer takes a good part of the deadline
+        start_response("503 Slow Down", [("Content-Length", str(len(SLOW_DOWN[1])))])
+        return [SLOW_DOWN[1]]
+
+    def silent(environ, start_response):
+        never.wait(10)  # no answer at all, until the test is over
+        start_response("200 OK", [])
+        return [b""]
+
+    backend.object_answers = [busy_after_a_while, silent]
+    started = time.monotonic()
+    try:
+        result = bgagent("trace", "download", "t-1", BGAGENT_DOWNLOAD_TIMEOUT="1")
+    finally:
+        never.set()
+    assert time.monotonic() - started < 1.4
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "bgagent: The download timed out after 1 s; run the command again.\n",
+    )
+    assert backend.object_requests == 2
+
+
+def test_the_body_after_a_retry_is_given_what_is_left_of_the_deadline(
+    bgagent, backend, tmp_path: Path, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither more (a trickling body gives up when the whole download must) ..."""
+    monkeypatch.setattr(download.random, "random", lambda: 0.0)
+
+    def busy_after_a_while(environ, start_response):
+        time.sleep(0.6)  # the first answer takes a good part of the deadline
+        start_response("503 Slow Down", [("Content-Length", str(len(SLOW_DOWN[1])))])
+        return [SLOW_DOWN[1]]
+
+    def trickling(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(backend.artifact) * 100))])
+
+        def body() -> Iterator[bytes]:
+            for byte in backend.artifact * 100:
+                yield bytes([byte])
+                time.sleep(0.02)  # never silent long enough for a read timeout
+
+        return body()
+
+    backend.object_answers = [busy_after_a_while, trickling]
+    started = time.monotonic()
+    result = bgagent(
+        "trace", "download", "t-1", "-o", str(tmp_path / "t.gz"), BGAGENT_DOWNLOAD_TIMEOUT="1"
+    )
+    assert time.monotonic() - started < 1.4
+    assert result.stderr == "bgagent: The download timed out after 1 s; run the command again.\n"
+
+
+def test_the_body_after_a_retry_still_has_the_rest_of_the_deadline(
+    bgagent, backend, tmp_path: Path, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """... nor less: a body that pauses briefly, well within the deadline, arrives."""
+    monkeypatch.setattr(download.random, "random", lambda: 0.0)
+    backend.object_answers = [SLOW_DOWN]
+    backend.object_stall_seconds = 0.3
+    target = tmp_path / "t.gz"
+    result = bgagent("trace", "download", "t-1", "-o", str(target), BGAGENT_DOWNLOAD_TIMEOUT="1")
+    assert (result.exit_code, result.stderr) == (0, f"Wrote {target}\n")
+    assert target.read_bytes() == backend.artifact

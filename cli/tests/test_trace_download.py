@@ -195,7 +195,7 @@ def test_an_unreachable_api_is_one_line(bgagent, config_dir, refused_url) -> Non
     )
 
 
-@pytest.mark.parametrize("status", [400, 403, 404, 500])
+@pytest.mark.parametrize("status", [300, 400, 403, 404, 500])
 def test_storage_errors_leave_no_file_and_never_guess_an_expired_link(
     bgagent, backend, tmp_path, status, monkeypatch
 ) -> None:
