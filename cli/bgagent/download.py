@@ -35,9 +35,11 @@ _MAX_INFLATE_STEP = 1024 * 1024  # bounds memory whatever the compression ratio
 
 # S3 asks to be tried again with these (SlowDown, InternalError, ServiceUnavailable, and
 # its front ends' 502 and 504), as the AWS SDKs' standard retry mode does: at most three
-# tries in all, after pauses of up to 1 s, then 2 s.
+# tries in all, after pauses of up to 0.2 s, then 0.4 s (the SDK for JavaScript v3's
+# base of 100 ms: a person is waiting, and the message says to try again in a minute).
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 MAX_TRIES = 3
+BACKOFF_BASE_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 20.0
 _ERROR_BODY_BYTES = 8 * 1024  # S3's error document is a few hundred bytes
 _S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
@@ -49,7 +51,7 @@ def backoff_seconds(retry: int) -> float:
     """The pause before the ``retry``-th retry: "full jitter" (anywhere from 0 up to a
     bound that doubles with each retry, at most MAX_BACKOFF_SECONDS), so that many
     clients told to slow down at once do not all come back at once."""
-    return random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (retry - 1))
+    return random.random() * min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2.0**retry)
 
 
 class _Sha256:
@@ -233,15 +235,12 @@ class _Refusal:
             else None,
         )
 
-    @property
-    def expired(self) -> bool:
-        """S3's answer to a presigned link used after its lifetime."""
-        return (self.status, self.code, self.text) == (403, "AccessDenied", "Request has expired")
-
     def message(self, tries: int) -> str:
         said = f"{self.code}: {self.text}" if self.code and self.text else self.code or ""
         status = f"HTTP {self.status}"
-        if self.expired:
+        if self.status == 403:
+            # The contract's words for a refused link, whatever S3's reason: an expired
+            # link is the one a user can mend, by running the command again.
             return (
                 "The trace storage answered HTTP 403. The link may have expired "
                 "(links last 15 minutes): run the command again for a new one."
@@ -254,11 +253,6 @@ class _Refusal:
                 what = f"answered {status}" + (f" ({said})" if said else "")
             return f"The trace storage {what}; {told}: run the command again in a minute."
         answered = f"The trace storage answered {status}" + (f" ({said})" if said else "")
-        if self.status == 403:
-            return (
-                f"{answered}: it refused the link; run the command again, and report it "
-                "if it keeps happening."
-            )
         if self.status == 404:
             return f"{answered}: the trace is no longer stored."
         if self.status == 414:
