@@ -23,6 +23,7 @@ Feature: Who may download a trace, and for how long
       | situation                                                    | message                                                  |
       | Alice's sign-in is no longer accepted                        | Unauthorized (HTTP 401)                                  |
       | the task does not exist                                      | not found. (TASK_NOT_FOUND)                              |
+      | the task id is longer than any task's id can be              | a task id is at most 2048 bytes of UTF-8. (TASK_NOT_FOUND) |
       | the task belongs to Bob                                      | You do not have access to this task. (FORBIDDEN)         |
       | the task ran without trace                                   | either it did not run with --trace                       |
       | the task's record holds a malformed trace location           | Internal server error. (INTERNAL_ERROR, request id …)    |
