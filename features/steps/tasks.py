@@ -4,6 +4,7 @@ later happens to their record and their stored trace."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from testkit.stack.resources import Resources
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
 from trace_agent.task_config import InvalidTaskConfig, TaskConfig
 from trace_agent.trajectory import HEADER_EVENT, UNSERIALIZABLE, TrajectoryAccumulator
-from trace_infra.definitions import trace_object_key
+from trace_infra.definitions import caller_key_prefix, trace_object_key
 
 
 def new_task_id() -> str:
@@ -373,9 +374,16 @@ def agent_refused(refusal: InvalidTaskConfig | None) -> None:
     assert "no user_id" in str(refusal)
 
 
+# What others sharing the stack may store meanwhile: a trace of an owner the scenario
+# does not know (a Cognito sub is a UUID), or a suite session's lease.
+_OTHERS = re.compile(r"traces/[0-9a-f-]{36}/[^/]+\.jsonl\.gz|bgsuite-leases/[^/]+\.json")
+
+
 @then("nothing is stored in the trace storage")
 def nothing_stored(scene: Scene, resources: Resources) -> None:
-    assert resources.stored_keys() == scene.stored_before
+    ours = tuple(caller_key_prefix(person.user.sub) for person in scene.people.values())
+    added = sorted(set(resources.stored_keys()) - set(scene.stored_before))
+    assert [key for key in added if not _OTHERS.fullmatch(key) or key.startswith(ours)] == []
     assert not [key for key in scene.stored_before if key.startswith("traces//")]
 
 

@@ -193,8 +193,8 @@ class Resources:
         return restore
 
     def stored_keys(self) -> list[str]:
-        listing = self.aws.client("s3").list_objects_v2(Bucket=self.bucket)
-        return [item["Key"] for item in listing.get("Contents", [])]
+        pages = self.aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def task_record(self, task_id: str) -> dict[str, Any]:
         item = self.aws.client("dynamodb").get_item(
