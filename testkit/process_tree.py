@@ -28,6 +28,7 @@ _POLL_SECONDS = 0.1  # how often a run is looked at while it says nothing
 _CHUNK = 65536
 _PROC = Path("/proc")
 _ROUNDS = 5  # a process may start another while the tree is ended: look again
+_DYING_SECONDS = 5.0  # how long a killed process may take to end, on a loaded machine
 
 
 def marked(environment: Mapping[str, str]) -> tuple[dict[str, str], str]:
@@ -37,8 +38,8 @@ def marked(environment: Mapping[str, str]) -> tuple[dict[str, str], str]:
 
 
 def end_tree(leader: int, mark: str) -> int:
-    """Kill ``leader``'s process group and every process that carries ``mark``; how many
-    marked processes were found outside the group."""
+    """Kill ``leader``'s process group and every process that carries ``mark``, and wait
+    until each has ended; how many marked processes were found outside the group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, signal.SIGKILL)
     found = 0
@@ -49,8 +50,28 @@ def end_tree(leader: int, mark: str) -> int:
         for pid in carriers:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        # Killed is not yet ended: a busy machine may take a while to run its end.
+        _wait_ended(carriers, time.monotonic() + _DYING_SECONDS)
         found += len(carriers)
     return found
+
+
+def _wait_ended(pids: Sequence[int], deadline: float) -> None:
+    """Until each process has ended (a zombie counts), or the deadline: told by the
+    kernel through a pidfd, where Linux offers one."""
+    if not hasattr(os, "pidfd_open"):
+        return
+    for pid in pids:
+        try:
+            descriptor = os.pidfd_open(pid)
+        except OSError:  # gone already, or not ours
+            continue
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(descriptor, selectors.EVENT_READ)
+                selector.select(max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(descriptor)
 
 
 def _carrying(entry: bytes) -> list[int]:
