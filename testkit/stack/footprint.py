@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from trace_infra.definitions import TASK_TABLE, caller_key_prefix
 
 PREFIX = "bgsuite"
@@ -147,7 +149,7 @@ def over_lease(s3: Any, bucket: str, session: str) -> Mark | None:
     try:
         held = json.loads(body)
         proof, seconds = held["proof"], held["seconds"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # nested past the limit
         return None
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
         return None
@@ -284,22 +286,40 @@ def remove_leftover_stacks(aws: Clients, current: Mark) -> list[str]:
             over[mark.session] = buckets[name] = mark
     if not over:
         return []
+    # Another session starting now may find the same stacks over and remove a part
+    # first: a part gone meanwhile is gone, as asked.
     removed = []
     for pool in _user_pools(aws.cognito):
-        described = aws.cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
-        if proven(described.get("UserPoolTags", {}).get(TAG_KEY), over):
-            aws.cognito.delete_user_pool(UserPoolId=pool["Id"])
-            removed.append(pool["Name"])
+        with _unless_gone():
+            described = aws.cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+            if proven(described.get("UserPoolTags", {}).get(TAG_KEY), over):
+                aws.cognito.delete_user_pool(UserPoolId=pool["Id"])
+                removed.append(pool["Name"])
     for table in _tables(aws.dynamodb):
-        arn = aws.dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
-        tags = aws.dynamodb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])
-        if proven(next((t["Value"] for t in tags if t["Key"] == TAG_KEY), None), over):
-            aws.dynamodb.delete_table(TableName=table)
-            removed.append(table)
+        with _unless_gone():
+            arn = aws.dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
+            tags = aws.dynamodb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])
+            if proven(next((t["Value"] for t in tags if t["Key"] == TAG_KEY), None), over):
+                aws.dynamodb.delete_table(TableName=table)
+                removed.append(table)
     for name, mark in buckets.items():
-        _empty_and_delete(aws.s3, name, lease=lease_key(mark.session))
-        removed.append(name)
+        with _unless_gone():
+            _empty_and_delete(aws.s3, name, lease=lease_key(mark.session))
+            removed.append(name)
     return removed
+
+
+_GONE = frozenset({"ResourceNotFoundException", "NoSuchBucket"})
+
+
+@contextlib.contextmanager
+def _unless_gone() -> Iterator[None]:
+    """Passes over a pool, table or bucket that no longer exists."""
+    try:
+        yield
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in _GONE:
+            raise
 
 
 def _bucket_tag(s3: Any, bucket: str) -> str | None:
