@@ -7,6 +7,7 @@ role of their own, whose policy comes from the infrastructure's grants."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -154,7 +155,14 @@ class LocalStack:
             create_trace_bucket(clients.s3, names.bucket, tags=tags)
             lease = Lease(clients.s3, names.bucket, mark, lease_seconds)
             if emulator:  # taken before anything else is created, so it proves it all
-                lease.hold()
+                try:
+                    lease.hold()
+                except BaseException:
+                    # Without its lease nothing would ever prove the bucket over: it
+                    # goes now, or stays for ever.
+                    with contextlib.suppress(Exception):
+                        clients.s3.delete_bucket(Bucket=names.bucket)
+                    raise
                 stopping.callback(lease.stop)
             create_task_table(clients.dynamodb, names.table, tags=tags)
             pool = create_user_pool(
