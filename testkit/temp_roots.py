@@ -24,8 +24,12 @@ LOCK = ".session-lock"
 def claim_root(parent: str | None = None) -> tuple[str, IO[bytes]]:
     """A new root, and its lock file held until it is closed (or the process ends)."""
     root = tempfile.mkdtemp(prefix=PREFIX, dir=parent)
-    lock = open(os.path.join(root, LOCK), "wb")  # noqa: SIM115  (held for the session)
+    # Locked under another name, then named: a lock file a later session can see is
+    # held already (one it could see unlocked would say the root is over).
+    claiming = os.path.join(root, f"{LOCK}.claiming")
+    lock = open(claiming, "wb")  # noqa: SIM115  (held for the session)
     fcntl.flock(lock, fcntl.LOCK_EX)
+    os.rename(claiming, os.path.join(root, LOCK))
     return root, lock
 
 
