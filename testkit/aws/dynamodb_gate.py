@@ -222,7 +222,8 @@ def _number_size(text: str) -> int:
     return (len(digits) + 1) // 2 + 1
 
 
-_CLAUSE = re.compile(r"\b(SET|REMOVE|ADD|DELETE)\b", re.IGNORECASE)
+# A keyword, not a placeholder named as one (#add, :set).
+_CLAUSE = re.compile(r"(?<![#:])\b(SET|REMOVE|ADD|DELETE)\b", re.IGNORECASE)
 _NAME = re.compile(r"#[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*")
 _IF_NOT_EXISTS = re.compile(r"if_not_exists\s*\(\s*(?P<path>[^,\s]+)\s*,\s*(?P<value>:\w+)\s*\)")
 
