@@ -323,3 +323,42 @@ def _post(url: str, body: bytes, role: Role) -> requests.Response:
         signed
     )
     return requests.post(f"{url}/", data=body, headers=dict(signed.headers), timeout=30)
+
+
+# A placeholder whose name is a clause's keyword (``#add``, ``:set``, ``#REMOVE``) is a
+# placeholder: the gate must apply, and measure, the plain top-level SET it is part of,
+# or an item DynamoDB refuses as over 400 KB reaches moto, which stores it.
+
+
+KEY_ONLY = {"task_id": {"S": "t1"}}
+
+
+@pytest.mark.parametrize(
+    ("update", "names", "values"),
+    [
+        ("SET #add = :v", {"#add": "a"}, {":v": {"S": "x"}}),
+        ("SET #REMOVE = :v", {"#REMOVE": "a"}, {":v": {"S": "x"}}),
+        ("SET a = :set", {}, {":set": {"S": "x"}}),
+        ("SET a = :delete", {}, {":delete": {"S": "x"}}),
+    ],
+)
+def test_a_placeholder_named_as_a_keyword_is_applied_as_a_plain_set(
+    update: str, names: dict[str, str], values: dict[str, dict[str, str]]
+) -> None:
+    assert updated_item(KEY_ONLY, update, names, values) == {**KEY_ONLY, "a": {"S": "x"}}
+
+
+def test_an_update_past_400_kb_through_a_keyword_named_placeholder_is_refused(
+    gate: Gate,
+) -> None:
+    gate.admin.put_item(TableName=TABLE, Item=near_the_limit("kw", ITEM_SIZE_LIMIT - 10))
+    with pytest.raises(ClientError) as refused:
+        gate.dynamodb.update_item(
+            TableName=TABLE,
+            Key={"task_id": {"S": "kw"}},
+            UpdateExpression="SET #add = :set",
+            ExpressionAttributeNames={"#add": "link"},
+            ExpressionAttributeValues={":set": {"S": "x" * 7}},  # one byte too many
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "link" not in (stored(gate, "kw") or {})

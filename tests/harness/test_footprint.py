@@ -6,6 +6,7 @@ merely looks like the suite's."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from testkit.aws.resources import create_task_table, create_trace_bucket
+from testkit.stack import footprint
 from testkit.stack.footprint import (
     ITEM_MARKER,
     LEASE_PREFIX,
@@ -30,6 +34,7 @@ from testkit.stack.footprint import (
     over_lease,
     remove_leftover_stacks,
 )
+from testkit.stack.local import LocalStack
 from testkit.stack.users import UserPool, create_user, create_user_pool, random_password
 from trace_infra.definitions import trace_object_key
 
@@ -322,3 +327,121 @@ def test_on_a_shared_emulator_only_the_stacks_of_sessions_that_are_over_go(
 
     assert set(gone) <= set(removed)
     assert stacks(emulator) == (already - set(removed)) | set(kept)
+
+
+# Hostile co-tenants of a shared stack: what lies under the lease prefix, and clean-ups
+# that run at the same moment, must never stop a session from starting.
+
+
+def test_a_lease_nested_past_the_recursion_limit_is_no_lease_and_stops_no_session(
+    stack: Footprint,
+) -> None:
+    """Anyone who may write to the bucket can leave this under the lease prefix: it is
+    no lease of the suite's, and must be kept and passed over like any other."""
+    forged = Mark.new()
+    body = b"[" * 4096
+    stack.s3.put_object(Bucket=BUCKET, Key=lease_key(forged.session), Body=body)
+
+    assert stack.remove_leftovers(Mark.new()) == []
+    assert stack.s3.get_object(Bucket=BUCKET, Key=lease_key(forged.session))["Body"].read() == body
+
+
+class _Racing:
+    """A client that lets another session's clean-up run just before ``operation``."""
+
+    def __init__(self, client: Any, operation: str, other: Any) -> None:
+        self._client, self._operation, self._other = client, operation, other
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._operation:
+            return attribute
+
+        def racing(**call: Any) -> Any:
+            other, self._other = self._other, None
+            if other is not None:
+                other()
+            return attribute(**call)
+
+        return racing
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [
+        ("cognito", "describe_user_pool"),
+        ("cognito", "delete_user_pool"),
+        ("dynamodb", "describe_table"),
+        ("dynamodb", "delete_table"),
+        ("s3", "delete_object"),
+    ],
+)
+def test_two_sessions_removing_the_same_leftover_stack_both_start(
+    service: str, operation: str
+) -> None:
+    """Two sessions start side by side after a killed one's lease is over: both find its
+    stack over, and each must start whichever removes each part first."""
+    with mock_aws():
+        aws = Clients(
+            boto3.client("s3", region_name=REGION),
+            boto3.client("dynamodb", region_name=REGION),
+            boto3.client("cognito-idp", region_name=REGION),
+        )
+        killed = Mark.new()
+        tags = {TAG_KEY: str(killed)}
+        create_trace_bucket(aws.s3, f"{killed.session}-traces", tags=tags)
+        Lease(aws.s3, f"{killed.session}-traces", killed, 0).renew()
+        create_task_table(aws.dynamodb, f"{killed.session}-tasks", tags=tags)
+        create_user_pool(
+            aws.cognito, name=f"{killed.session}-users", region=REGION, endpoint="", tags=tags
+        )
+
+        def other_session() -> None:
+            remove_leftover_stacks(aws, Mark.new())
+
+        parts = {"s3": aws.s3, "dynamodb": aws.dynamodb, "cognito": aws.cognito}
+        parts[service] = _Racing(parts[service], operation, other_session)
+        racing = Clients(**parts)
+
+        remove_leftover_stacks(racing, Mark.new())  # must not raise
+
+        assert aws.s3.list_buckets()["Buckets"] == []
+        assert aws.dynamodb.list_tables()["TableNames"] == []
+        assert aws.cognito.list_user_pools(MaxResults=60)["UserPools"] == []
+
+
+# A session on a shared emulator whose lease is refused (a bucket policy denying the
+# lease prefix, say) must not leave its tagged bucket behind: without a lease nothing
+# ever proves it over, so no later session would remove it.
+
+
+def test_a_session_whose_lease_is_refused_leaves_no_bucket_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    refused = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject"
+    )
+
+    def hold(self: footprint.Lease) -> None:
+        raise refused
+
+    monkeypatch.setattr(footprint.Lease, "hold", hold)
+    try:
+        with pytest.raises(ClientError), LocalStack.running(emulator=endpoint):
+            pass
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == []
+    finally:
+        server.stop()

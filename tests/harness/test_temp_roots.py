@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from testkit import temp_roots
 from testkit.temp_roots import LOCK, PREFIX, claim_root, remove_roots_that_are_over
 
 CLAIM = (
@@ -79,3 +81,30 @@ def test_a_root_of_a_session_that_ended_is_removed_with_all_it_holds(tmp_path: P
     (root / "pytest-of-root" / "deep").mkdir(parents=True)
     assert remove_roots_that_are_over(str(tmp_path)) == [root]
     assert os.listdir(tmp_path) == []
+
+
+# A session's root must be its own from the moment its lock file can be seen: a
+# session starting at the same moment, removing the roots that are over, must never
+# take it for one.
+
+
+def test_a_root_being_claimed_is_never_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flock = temp_roots.fcntl.flock
+    removed: list[Path] = []
+
+    def another_session_cleans_up_first(fd: Any, operation: int) -> None:
+        # Another session's start, between this one's creating its lock file and
+        # locking it.
+        monkeypatch.setattr(temp_roots.fcntl, "flock", flock)
+        removed.extend(temp_roots.remove_roots_that_are_over(str(tmp_path)))
+        flock(fd, operation)
+
+    monkeypatch.setattr(temp_roots.fcntl, "flock", another_session_cleans_up_first)
+    root, lock = temp_roots.claim_root(str(tmp_path))
+    try:
+        assert removed == []
+        assert Path(root).is_dir()
+    finally:
+        lock.close()
