@@ -58,6 +58,10 @@ _LEASE_KEY = re.compile(rf"{re.escape(LEASE_PREFIX)}(?P<session>{_SESSION})\.jso
 _BY_USER = next(i.name for i in TASK_TABLE.global_indexes if i.partition_key == "user_id")
 
 
+class LeaseRefused(RuntimeError):
+    """The stack refused the session its lease: it may create nothing there."""
+
+
 @dataclass(frozen=True)
 class Mark:
     """A session's name and the proof its lease holds: what it writes on all it creates."""
@@ -113,8 +117,17 @@ class Lease:
         )
 
     def hold(self) -> None:
-        """Take the lease now and renew it until ``stop``."""
-        self.renew()
+        """Take the lease now and renew it until ``stop``; a lease refused stops the
+        session, saying what it needs."""
+        try:
+            self.renew()
+        except ClientError as refused:
+            raise LeaseRefused(
+                f"the session's lease s3://{self.bucket}/{lease_key(self.mark.session)} "
+                f"could not be written ({refused.response['Error'].get('Code', refused)}): "
+                f"the suite needs s3:PutObject, s3:GetObject and s3:DeleteObject on "
+                f"{LEASE_PREFIX}* in that bucket"
+            ) from None
         stop = threading.Event()
 
         def renewing() -> None:
@@ -157,8 +170,14 @@ def over_lease(s3: Any, bucket: str, session: str) -> Mark | None:
     if mark is None:
         return None
     date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
-    now = parsedate_to_datetime(date) if date else datetime.now(UTC)
-    return mark if (now - answer["LastModified"]).total_seconds() >= seconds else None
+    try:
+        # S3 always says its time; an emulator in this process may not, and shares
+        # this machine's clock.
+        now = datetime.now(UTC) if date is None else parsedate_to_datetime(date)
+        age = (now - answer["LastModified"]).total_seconds()
+    except (TypeError, ValueError):  # a time that is no time: nothing to judge by
+        return None
+    return mark if age >= seconds else None
 
 
 def over_sessions(s3: Any, bucket: str, current: Mark) -> dict[str, Mark]:

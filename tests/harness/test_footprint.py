@@ -5,12 +5,14 @@ merely looks like the suite's."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -29,6 +31,7 @@ from testkit.stack.footprint import (
     Clients,
     Footprint,
     Lease,
+    LeaseRefused,
     Mark,
     lease_key,
     over_lease,
@@ -445,3 +448,67 @@ def test_a_session_whose_lease_is_refused_leaves_no_bucket_behind(
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == []
     finally:
         server.stop()
+
+
+class AnsweringS3:
+    """An S3 client whose GetObject answers a lease written now with ``date``."""
+
+    class exceptions:
+        ClientError = ClientError
+
+    def __init__(self, mark: Mark, date: str | None) -> None:
+        self._body = json.dumps({"proof": mark.proof, "seconds": 0}).encode()
+        self._headers = {} if date is None else {"date": date}
+
+    def get_object(self, **_: Any) -> dict[str, Any]:
+        return {
+            "Body": io.BytesIO(self._body),
+            "LastModified": datetime(2026, 12, 3, 11, 0, tzinfo=UTC),
+            "ResponseMetadata": {"HTTPHeaders": self._headers},
+        }
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["", "garbage", "Thu, 03 Dec 2026 12:00:00 -0000", "Mon, 31 Feb 2026 12:00:00 GMT"],
+)
+def test_a_time_from_s3_that_is_no_time_never_ends_a_lease(date: str) -> None:
+    mark = Mark.new()
+    assert over_lease(AnsweringS3(mark, date), BUCKET, mark.session) is None
+
+
+def test_by_s3s_clock_a_lease_past_its_length_is_over() -> None:
+    mark = Mark.new()
+    s3 = AnsweringS3(mark, "Thu, 03 Dec 2026 11:00:00 GMT")
+    assert over_lease(s3, BUCKET, mark.session) == mark
+
+
+def test_a_refused_lease_says_what_the_suite_needs(stack: Footprint) -> None:
+    stack.s3.put_bucket_policy(
+        Bucket=BUCKET,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:PutObject",
+                        "Resource": f"arn:aws:s3:::{BUCKET}/{LEASE_PREFIX}*",
+                    }
+                ],
+            }
+        ),
+    )
+    mark = Mark.new()
+    with pytest.raises(LeaseRefused) as refused:
+        stack.lease(mark, 300).hold()
+    said = str(refused.value)
+    assert said.startswith(
+        f"the session's lease s3://{BUCKET}/{lease_key(mark.session)} could not be written ("
+    )
+    assert said.endswith(
+        "): the suite needs s3:PutObject, s3:GetObject and s3:DeleteObject on "
+        f"{LEASE_PREFIX}* in that bucket"
+    )
+    assert "\n" not in said
