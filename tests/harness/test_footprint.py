@@ -408,9 +408,8 @@ def test_two_sessions_removing_the_same_leftover_stack_both_start(
 
         remove_leftover_stacks(racing, Mark.new())  # must not raise
 
-        assert aws.s3.list_buckets()["Buckets"] == []
-        assert aws.dynamodb.list_tables()["TableNames"] == []
-        assert aws.cognito.list_user_pools(MaxResults=60)["UserPools"] == []
+        # moto's state may hold other tests' resources: only the killed stack's count.
+        assert not [n for n in stacks(aws) if n.startswith(killed.session)]
 
 
 # A session on a shared emulator whose lease is refused (a bucket policy denying the
