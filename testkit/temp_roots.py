@@ -21,9 +21,9 @@ PREFIX = "pytest-bgagent-"
 LOCK = ".session-lock"
 
 
-def claim_root(parent: str | None = None) -> tuple[str, IO[bytes]]:
+def claim_root(parent: str | None = None, *, prefix: str = PREFIX) -> tuple[str, IO[bytes]]:
     """A new root, and its lock file held until it is closed (or the process ends)."""
-    root = tempfile.mkdtemp(prefix=PREFIX, dir=parent)
+    root = tempfile.mkdtemp(prefix=prefix, dir=parent)
     # Locked under another name, then named: a lock file a later session can see is
     # held already (one it could see unlocked would say the root is over).
     claiming = os.path.join(root, f"{LOCK}.claiming")
@@ -33,12 +33,14 @@ def claim_root(parent: str | None = None) -> tuple[str, IO[bytes]]:
     return root, lock
 
 
-def remove_roots_that_are_over(parent: str | None = None) -> list[Path]:
+def remove_roots_that_are_over(
+    parent: str | None = None, *, prefix: str = PREFIX
+) -> list[Path]:
     """Remove the roots of sessions that have ended; returns them. A folder without a
     lock file (a session between creating its root and locking it, or none of ours)
     is left alone."""
     removed = []
-    for root in Path(parent or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+    for root in Path(parent or tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
             held = os.open(root / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:

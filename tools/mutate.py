@@ -54,7 +54,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
@@ -65,7 +64,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from testkit.temp_roots import claim_root, remove_roots_that_are_over
+
 ROOT = Path(__file__).resolve().parent.parent
+SCRATCH_PREFIX = "bgagent-mutate-"
 EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.toml"
 RESULTS = ROOT / "build" / "mutation-results.jsonl"
 PRODUCTION = [
@@ -174,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _stop)
 
     previous = _load_results()
-    with tempfile.TemporaryDirectory(prefix="bgagent-mutate-") as scratch_name:
-        scratch = Path(scratch_name)
+    with _scratch_folder() as scratch:
         base = scratch / "tree-0"
         _copy_tracked_files(base)
         mutants, inert = _enumerate(base, args.files, scratch)
@@ -686,6 +687,19 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+@contextmanager
+def _scratch_folder() -> Iterator[Path]:
+    """The run's copies, in a folder it holds a lock on: a run killed outright (no
+    signal to unwind on) leaves its folder, which the next run removes."""
+    remove_roots_that_are_over(prefix=SCRATCH_PREFIX)
+    root, lock = claim_root(prefix=SCRATCH_PREFIX)
+    try:
+        yield Path(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        lock.close()
 
 
 def _stop(signum: int, _frame: object) -> None:

@@ -108,3 +108,15 @@ def test_a_root_being_claimed_is_never_over(
         assert Path(root).is_dir()
     finally:
         lock.close()
+
+
+def test_a_removal_touches_only_roots_of_its_own_prefix(tmp_path: Path) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", CLAIM, str(tmp_path)], input="", capture_output=True, check=True
+    )
+    pytest_root = Path(ended.stdout.decode().strip())
+    other, lock = claim_root(str(tmp_path), prefix="bgagent-mutate-")
+    lock.close()  # that run is over too
+    assert remove_roots_that_are_over(str(tmp_path), prefix="bgagent-mutate-") == [Path(other)]
+    assert pytest_root.is_dir()
+    assert remove_roots_that_are_over(str(tmp_path)) == [pytest_root]
