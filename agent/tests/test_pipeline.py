@@ -1,7 +1,9 @@
 import dataclasses
 import gzip
 import json
+import random
 import re
+import tracemalloc
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -582,3 +584,50 @@ def test_the_runtimes_aws_calls_give_up_promptly() -> None:
         config = aws_clients.client(service).meta.config
         assert (config.connect_timeout, config.read_timeout) == (5, 20)
         assert config.retries["total_max_attempts"] == 3  # the first try and 2 retries
+
+
+class AcceptingDynamoDB:
+    """A task table that takes every write."""
+
+    def update_item(self, **_: object) -> None:
+        return None
+
+
+class SizedUploads:
+    """Takes the artifact and keeps only its size."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def upload(self, task_id: str, user_id: str, body: bytes) -> str | None:
+        self.sizes.append(len(body))
+        return f"s3://bucket/traces/{user_id}/{task_id}.jsonl.gz"
+
+
+def test_the_terminal_step_never_holds_the_trace_and_its_artifact_whole() -> None:
+    """The trace is let go as it is compressed: a task near its cap must not need the
+    memory of its trace and its artifact both."""
+    rng = random.Random(5)
+    # Hex text compresses only about 2:1, so that the artifact weighs.
+    events = [{"event": "TRAJECTORY_TURN", "text": rng.randbytes(500).hex()} for _ in range(8192)]
+    uploads = SizedUploads()
+    tracemalloc.start()
+    try:
+        held = tracemalloc.get_traced_memory()[0]
+        outcome = run_task(
+            TaskConfig("t1", "user-a", trace=True),
+            events,
+            records=TaskRecords("tasks", AcceptingDynamoDB()),
+            traces=uploads,
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert outcome.trace_linked
+    trace = sum(len(json.dumps(event, separators=(",", ":"))) + 1 for event in events)
+    [artifact] = uploads.sizes
+    assert artifact > 4 * 1024 * 1024  # what holding the trace too would add to the peak
+    # Consuming, the peak is the trace and about 2.5 MiB more (the blocks' growth margin,
+    # a block being compressed, the artifact buffer's margin); holding the trace, the
+    # whole artifact and its copy come on top of it.
+    assert peak - held < trace + 4 * 1024 * 1024
