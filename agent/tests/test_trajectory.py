@@ -320,6 +320,16 @@ def test_a_marked_value_says_how_python_showed_it() -> None:
     assert lines_of(trajectory.dump())[0]["unserializable_values"] == 3
 
 
+def test_a_type_from_builtins_is_named_alone_however_its_module_name_was_made() -> None:
+    # A module name built at run time: equal to "builtins", not the same string object.
+    module = "".join(["built", "ins"])
+    made = type("Made", (), {"__module__": module, "__repr__": lambda self: "made"})
+    trajectory = TrajectoryAccumulator("t", enabled=True)
+    trajectory.record({"value": made()})
+    _header, line = _strict_lines(trajectory.dump())
+    assert line == {"value": {"__unserializable__": "Made", "repr": "made"}}
+
+
 class _Shown:
     def __init__(self, shown: object) -> None:
         self.shown = shown
