@@ -33,9 +33,7 @@ def claim_root(parent: str | None = None, *, prefix: str = PREFIX) -> tuple[str,
     return root, lock
 
 
-def remove_roots_that_are_over(
-    parent: str | None = None, *, prefix: str = PREFIX
-) -> list[Path]:
+def remove_roots_that_are_over(parent: str | None = None, *, prefix: str = PREFIX) -> list[Path]:
     """Remove the roots of sessions that have ended; returns them. A folder without a
     lock file (a session between creating its root and locking it, or none of ours)
     is left alone."""
