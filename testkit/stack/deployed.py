@@ -87,18 +87,19 @@ class DeployedStack:
         footprint.remove_leftovers(mark)
         lease = footprint.lease(mark, lease_seconds)
         lease.hold()  # before anything is created, so that it proves it all
-        # The agent runtime's clients, from this shell's environment (endpoints included).
-        session: Any = boto3.session.Session(region_name=where.region)
-        agent = AgentRuntime(
-            session.client("s3"),
-            session.client("dynamodb"),
-            where.bucket,
-            where.table,
-            # The shell's credentials reach the stack; the names are the stack's.
-            environment={ENV_TRACE_BUCKET: where.bucket, ENV_TASK_TABLE: where.table},
-        )
         users = UserDirectory(cognito, pool, mark=mark)
         try:
+            # The agent runtime's clients, from this shell's environment (endpoints
+            # included).
+            session: Any = boto3.session.Session(region_name=where.region)
+            agent = AgentRuntime(
+                session.client("s3"),
+                session.client("dynamodb"),
+                where.bucket,
+                where.table,
+                # The shell's credentials reach the stack; the names are the stack's.
+                environment={ENV_TRACE_BUCKET: where.bucket, ENV_TASK_TABLE: where.table},
+            )
             yield cls(
                 resources=Resources(
                     aws, agent, pool, where.api_url, where.bucket, where.table, mark
