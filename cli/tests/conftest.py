@@ -3,7 +3,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -175,3 +178,31 @@ def refused_url() -> Iterator[str]:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+@pytest.fixture
+def download_under_way(
+    config_dir: Path, backend: FakeBackend, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``bgagent trace download t-1 -o out/t.jsonl.gz`` in a process of its own, once
+    its download has begun (and stalls there), with the file it is to write; killed at
+    the end whatever the test did."""
+    backend.object_stall_seconds = 30
+    target = tmp_path / "out" / "t.jsonl.gz"
+    target.parent.mkdir()
+    running = subprocess.Popen(
+        [sys.executable, "-m", "bgagent", "trace", "download", "t-1", "-o", str(target)],
+        env={**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not backend.object_started.is_set():  # the download is under way
+            assert running.poll() is None
+            assert time.monotonic() < deadline
+            backend.object_started.wait(0.05)
+        yield running, target
+    finally:
+        running.kill()
+        running.communicate()

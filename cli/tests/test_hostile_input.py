@@ -161,27 +161,10 @@ def test_a_saved_file_gets_the_users_umask(bgagent, backend, tmp_path, umask, mo
     [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1],
     ids=["TERM", "HUP", "QUIT", "ALRM", "USR1"],
 )
-def test_a_signal_during_a_download_leaves_no_part_file(config_dir, backend, tmp_path, signum):
-    backend.object_stall_seconds = 30
-    target = tmp_path / "out" / "t.jsonl.gz"
-    target.parent.mkdir()
-    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
-    running = subprocess.Popen(
-        [*BGAGENT, "trace", "download", "t-1", "-o", str(target)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not backend.object_started.is_set():  # the download is under way
-            assert running.poll() is None
-            assert time.monotonic() < deadline
-            backend.object_started.wait(0.05)
-        running.send_signal(signum)
-        _, stderr = running.communicate(timeout=30)
-    finally:
-        running.kill()
+def test_a_signal_during_a_download_leaves_no_part_file(download_under_way, signum) -> None:
+    running, target = download_under_way
+    running.send_signal(signum)
+    _, stderr = running.communicate(timeout=30)
     assert running.returncode == 128 + signum
     assert one_line_no_traceback(stderr) == ("bgagent: stopped by a signal; nothing was saved.\n")
     assert list(target.parent.iterdir()) == []

@@ -289,24 +289,11 @@ def test_without_unnamed_files_a_folder_renamed_mid_download_keeps_nothing(
         moved.rename(named)
 
 
-def test_a_download_killed_outright_leaves_no_part_file(config_dir, backend, tmp_path) -> None:
+def test_a_download_killed_outright_leaves_no_part_file(download_under_way) -> None:
     """SIGKILL cannot be caught: only a file that never had a name is gone with it."""
-    backend.object_stall_seconds = 30
-    target = tmp_path / "out" / "t.jsonl.gz"
-    target.parent.mkdir()
-    env = {**os.environ, "BGAGENT_CONFIG_DIR": str(config_dir)}
-    running = subprocess.Popen(
-        [*BGAGENT, "trace", "download", "t-1", "-o", str(target)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert backend.object_started.wait(30)
-        running.send_signal(signal.SIGKILL)
-        running.wait(30)
-    finally:
-        running.kill()
+    running, target = download_under_way
+    running.send_signal(signal.SIGKILL)
+    running.wait(30)
     assert entries(target.parent) == []
 
 
