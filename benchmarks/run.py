@@ -1,6 +1,7 @@
 """Benchmarks of the trace round trip, measured side by side in one run.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--write docs/benchmarks.md]
+    .venv/bin/python -m benchmarks.run [--quick] [--write docs/benchmarks.md]
+    .venv/bin/python -m benchmarks.run --against REV [--write docs/benchmarks.md]
 
 1. The acceptance suite: its wall time and its floor (collection only), and the
    cost of each further scenario (an outline of 10 round trips against 100).
@@ -9,6 +10,10 @@
    CLI's peak RSS for a 5 MiB and a 50 MiB trace.
 3. The agent's dump + upload at the cap against `gzip -6` on the same JSONL, and
    its peak memory at the cap for 10-byte and 100 KB events.
+
+With ``--against REV``: only the suite's figures (the whole suite, one scenario, the
+cost per extra scenario), for this tree and for the tree at REV (``git archive``,
+its own code on the path) run in turn, and their ratios.
 
 Medians of interleaved runs: this machine is shared and noisy. Not part of the
 tests; nothing here reaches beyond 127.0.0.1.
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,12 @@ from trace_agent.trajectory import MAX_TRACE_BYTES
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
+LAYERS = ("agent", "cli", "cdk")  # the folders of the installed packages
+# One ordinary round trip, for the cost of a run of a single scenario.
+ONE_SCENARIO = (
+    "features/test_trace_download.py::"
+    "test_a_traced_task_uploads_is_presigned_for_its_owner_and_downloads_intact"
+)
 Row = tuple[str, str, str]  # measure, figure, target
 
 
@@ -61,13 +73,18 @@ def timed(action: Callable[[], Any]) -> float:
 # --- 1. the acceptance suite -------------------------------------------------------------
 
 
-def _pytest(args: list[str]) -> tuple[float, int]:
-    """Wall time of one pytest run from the project root, and how many tests it ran
-    (or collected, with --collect-only)."""
+def _pytest(args: list[str], tree: Path = ROOT) -> tuple[float, int]:
+    """Wall time of one pytest run from the root of ``tree`` (this project's, or
+    another commit's, whose production code then comes first on the path), and how
+    many tests it ran (or collected, with --collect-only)."""
+    env = dict(os.environ)
+    if tree != ROOT:  # the editable install would otherwise import this tree's layers
+        env["PYTHONPATH"] = os.pathsep.join(str(tree / layer) for layer in LAYERS)
     start = time.perf_counter()
     done = subprocess.run(
         [str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT,
+        cwd=tree,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -97,13 +114,13 @@ Feature: Many traced tasks
 """
 
 
-def _growth_suite(directory: Path, scenarios: int) -> Path:
-    """An outline of ``scenarios`` round trips inside features/, so that it runs with
-    the project's own configuration, conftests and steps."""
+def _growth_suite(directory: Path, scenarios: int, tree: Path = ROOT) -> Path:
+    """An outline of ``scenarios`` round trips inside the tree's features/, so that it
+    runs with that tree's own configuration, conftests and steps."""
     directory.mkdir()
     rows = "\n".join(f"      | {3 + i % 5} |" for i in range(scenarios))
     (directory / "many.feature").write_text(_GROWTH_FEATURE.format(rows=rows))
-    feature = (directory / "many.feature").relative_to(ROOT / "features")
+    feature = (directory / "many.feature").relative_to(tree / "features")
     (directory / f"test_many_{scenarios}.py").write_text(
         f'from pytest_bdd import scenarios\n\nscenarios("{feature}")\n'
     )
@@ -118,19 +135,13 @@ def bench_suite(runs: int) -> list[Row]:
         walls.append(wall)
         floors.append(_pytest([*suite, "--collect-only"])[0])
     sizes = (10, 100)
-    for stale in (ROOT / "features").glob(".bench-growth-*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    growth = Path(tempfile.mkdtemp(prefix=".bench-growth-", dir=ROOT / "features"))
-    try:
-        suites = {n: _growth_suite(growth / f"s{n}", n) for n in sizes}
-        walls_by_size: dict[int, list[float]] = {n: [] for n in sizes}
+    walls_by_size: dict[int, list[float]] = {n: [] for n in sizes}
+    with _growth_suites(ROOT, sizes) as suites:
         for _ in range(runs):
             for n, directory in suites.items():
                 walls_by_size[n].append(
                     _pytest(["-m", "integration", str(directory.relative_to(ROOT))])[0]
                 )
-    finally:
-        shutil.rmtree(growth)
     m = {n: statistics.median(w) for n, w in walls_by_size.items()}
     per_scenario = (m[100] - m[10]) / 90
     suite_wall, floor = statistics.median(walls), statistics.median(floors)
@@ -149,6 +160,93 @@ def bench_suite(runs: int) -> list[Row]:
         ("outline of 100 traced round trips, wall", f"{m[100]:.2f} s", ""),
         ("  per additional scenario (slope 10 → 100)", f"{per_scenario * 1000:.0f} ms", "≤ 25 ms"),
     ]
+
+
+@contextmanager
+def _growth_suites(tree: Path, sizes: tuple[int, ...]) -> Iterator[dict[int, Path]]:
+    for stale in (tree / "features").glob(".bench-growth-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    growth = Path(tempfile.mkdtemp(prefix=".bench-growth-", dir=tree / "features"))
+    try:
+        yield {n: _growth_suite(growth / f"s{n}", n, tree) for n in sizes}
+    finally:
+        shutil.rmtree(growth)
+
+
+@contextmanager
+def _tree_at(revision: str) -> Iterator[Path]:
+    """The project's tracked files at ``revision``, in a temporary folder of their own."""
+    with tempfile.TemporaryDirectory(prefix="bgagent-bench-") as folder:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", revision],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+        yield Path(folder)
+
+
+def bench_against(revision: str, runs: int) -> list[tuple[str, str, str, str, str]]:
+    """The suite, one scenario, and the slope per scenario, for the tree at
+    ``revision`` and for this one, run in turn in every round."""
+    sizes = (10, 100)
+    walls: dict[tuple[str, str], list[float]] = {}
+    counts: dict[str, int] = {}
+    with _tree_at(revision) as before, ExitStack() as growing:
+        trees = {"before": before, "now": ROOT}
+        growth = {
+            name: growing.enter_context(_growth_suites(t, sizes)) for name, t in trees.items()
+        }
+        for _ in range(runs):
+            for name, tree in trees.items():
+                measured = {
+                    "suite": ["-m", "integration", "features/"],
+                    "one": ["-m", "integration", ONE_SCENARIO],
+                    **{
+                        f"outline {n}": ["-m", "integration", str(d.relative_to(tree))]
+                        for n, d in growth[name].items()
+                    },
+                }
+                for what, args in measured.items():
+                    wall, count = _pytest(args, tree)
+                    walls.setdefault((name, what), []).append(wall)
+                    if what == "suite":
+                        counts[name] = count
+    median = {key: statistics.median(values) for key, values in walls.items()}
+
+    def slope(name: str) -> float:
+        return (median[name, "outline 100"] - median[name, "outline 10"]) / 90
+
+    figures = {
+        "suite": (median["before", "suite"], median["now", "suite"]),
+        "one": (median["before", "one"], median["now", "one"]),
+        "slope": (slope("before"), slope("now")),
+    }
+    labels = {
+        "suite": (
+            f"acceptance suite, wall ({counts['before']} → {counts['now']} scenarios)",
+            "≤ 0.6x",
+        ),
+        "one": ("one scenario run alone, wall", "≤ 0.6x"),
+        "slope": ("cost per additional scenario (outline 10 → 100)", "≤ 0.75x"),
+    }
+    rows = []
+    for key, (then, now) in figures.items():
+        label, target = labels[key]
+        unit, scale = ("ms", 1000) if key == "slope" else ("s", 1)
+        rows.append(
+            (
+                label,
+                f"{then * scale:.{0 if scale > 1 else 2}f} {unit}",
+                f"{now * scale:.{0 if scale > 1 else 2}f} {unit}",
+                f"{now / then:.2f}x",
+                target,
+            )
+        )
+    return rows
 
 
 # --- 2 and 3: traces at the cap ----------------------------------------------------------
@@ -367,7 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, a 5 MiB cap")
     parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="only the suite's figures, side by side with the commit REV, and their ratios",
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        return _compare(args.against, 2 if args.quick else 5, args.write)
     for tool in ("curl", "gzip", "gunzip"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed for the side-by-side figures")
@@ -382,6 +487,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.write.write_text(_DOC.format(report=report))
     return 0
+
+
+def _compare(revision: str, runs: int, write: Path | None) -> int:
+    named = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s", revision], cwd=ROOT, capture_output=True, text=True
+    )
+    rows = bench_against(revision, runs)
+    lines = [
+        f"| measure | at {revision} | now | now / before | target |",
+        "|---|---|---|---|---|",
+        *[f"| {' | '.join(row)} |" for row in rows],
+    ]
+    report = (
+        f"Measured on {machine()}, with `mise run bench -- --against {revision}`: "
+        f"medians of {runs} rounds, each running both trees in turn. Before: "
+        f"{named.stdout.strip() or revision}; now: this tree.\n\n" + "\n".join(lines)
+    )
+    print(report)
+    if write:
+        write.write_text(_COMPARISON.format(report=report))
+    return 0
+
+
+_COMPARISON = """# The suite against an earlier commit
+
+{report}
+
+- **The suite**: `pytest -m integration features/`, wall time, in each tree.
+- **One scenario**: `pytest -m integration {one}`: the fixed costs
+  (Python, pytest, collection, the stack's start, the sign-ins) and one round trip.
+- **The cost per additional scenario**: an outline of 10 and one of 100 traced
+  round trips written into each tree's features/; (wall(100) - wall(10)) / 90.
+""".replace("{one}", ONE_SCENARIO)
 
 
 _DOC = """# Benchmarks
