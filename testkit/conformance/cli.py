@@ -23,7 +23,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import SupportsIndex
 
+from bgagent import download
 from bgagent.config import load_credentials
 from bgagent.main import run
 from testkit.process_tree import run_tree
@@ -58,11 +60,31 @@ def run_bgagent(
         # the process, it could reach one of the local servers' threads).
         signal.pthread_kill(main, signal.SIGINT)
 
-    with _sigint_handled(interrupt_when), _pressed_when(interrupt_when, press):
+    with (
+        _sigint_handled(interrupt_when),
+        _pressed_when(interrupt_when, press),
+        _retries_without_pauses(),
+    ):
         exit_code = run(
             list(args), stdout=stdout, stderr=stderr, stdin=io.StringIO(stdin), environ=environ
         )
     return _ran(CliRun(list(args), exit_code, stdout.getvalue(), stderr.getvalue()))
+
+
+@contextmanager
+def _retries_without_pauses() -> Iterator[None]:
+    """In-process, the CLI asks the storage again at once: how long it pauses between
+    tries is pinned by its own tests (``cli/tests/test_storage_answers.py``), and a
+    scenario only waits for it. A CLI run as a command pauses as it does."""
+    paused, download._pause = download._pause, _no_pause
+    try:
+        yield
+    finally:
+        download._pause = paused
+
+
+def _no_pause(seconds: float | SupportsIndex) -> None:
+    """A pause between tries, not taken."""
 
 
 def installed_bgagent() -> str:
