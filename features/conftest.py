@@ -27,7 +27,7 @@ import pytest
 
 from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.endpoint import MotoServer
-from testkit.aws.s3_gate import S3Gate
+from testkit.aws.gate_control import S3GateHandle
 from testkit.conformance import judgement
 from testkit.conformance.agent import AgentCodeError, stop_agents
 from testkit.conformance.agent import check as check_agent
@@ -144,7 +144,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def gate(stack: Stack) -> S3Gate:
+def gate(stack: Stack) -> S3GateHandle:
     """The S3 gate, for the steps that move its clock, read its records or break the wire."""
     with needs_local_stack():
         return stack.gate
@@ -259,6 +259,9 @@ def _secrets_stay_secret(
     log_mark, runs_before = stack.function_log_mark(), len(RUNS)
     request.node.stash[judgement.WITNESSES] = lambda: _witnesses(scene, stack, log_mark)
     yield
+    # A failure of the checks below is reported once the session's stack may be gone.
+    refused = stack.refusals()
+    request.node.stash[judgement.WITNESSES] = lambda: _witnesses(scene, stack, log_mark, refused)
     # In teardown, caplog.text would only hold the teardown's records.
     records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
     formatter = logging.Formatter()
@@ -301,9 +304,12 @@ def _tokens_presented(stack: Stack) -> dict[str, str]:
     return {f"an ID token presented to the API ({token[-8:]}…)": token for token in tokens}
 
 
-def _witnesses(scene: Scene, stack: Stack, log_mark: int) -> list[str]:
+def _witnesses(
+    scene: Scene, stack: Stack, log_mark: int, refused: list[str] | None = None
+) -> list[str]:
     """What the layers said in a scenario that failed: the CLI's last line, the handler's
-    last error record, and what IAM refused."""
+    last error record, and what IAM refused (``refused``: as read before the stack
+    could stop)."""
     said = []
     if scene.cli is not None:
         lines = scene.cli.stderr_lines or ["(nothing on stderr)"]
@@ -311,7 +317,7 @@ def _witnesses(scene: Scene, stack: Stack, log_mark: int) -> list[str]:
     errors = [line for line in stack.function_log_since(log_mark) if _is_error(line)]
     if errors:
         said.append(f"the handler's log: {errors[-1]}")
-    said += [f"IAM: {refusal}" for refusal in stack.refusals()]
+    said += [f"IAM: {refusal}" for refusal in (stack.refusals() if refused is None else refused)]
     return said
 
 

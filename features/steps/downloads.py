@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -12,8 +11,9 @@ import requests
 from pytest_bdd import given, parsers, then, when
 
 from testkit.aws.auth import ALGORITHM as SIGV4
-from testkit.aws.s3_gate import ChecksumStyle, EtagStyle, Fault, S3Gate
-from testkit.conformance.cli import run_bgagent, run_bgagent_process
+from testkit.aws.gate_control import S3GateHandle
+from testkit.aws.s3_gate import ChecksumStyle, EtagStyle, Fault
+from testkit.conformance.cli import Awaited, run_bgagent, run_bgagent_process
 from testkit.conformance.phrasebook import MATCH_SECONDS, Phrasebook
 from testkit.scene import CliRun, Scene
 from testkit.settings import Settings
@@ -34,9 +34,7 @@ INTERRUPTED = "interrupted; nothing was saved"
 # --- asking for the trace -------------------------------------------------------------
 
 
-def _download(
-    scene: Scene, name: str, *extra: str, interrupt_when: threading.Event | None = None
-) -> None:
+def _download(scene: Scene, name: str, *extra: str, interrupt_when: Awaited | None = None) -> None:
     task_id = scene.current_task().task_id
     scene.cli = run_bgagent(
         scene.person(name),
@@ -81,7 +79,7 @@ def run_installed_command(name: str, scene: Scene) -> None:
 
 
 @when(parsers.parse("{name} interrupts the download of the task's trace to a file"))
-def interrupt_download(name: str, scene: Scene, gate: S3Gate) -> None:
+def interrupt_download(name: str, scene: Scene, gate: S3GateHandle) -> None:
     assert gate.fault is Fault.STALL, "an interrupt needs a download that is still running"
     # Ctrl-C once the CLI is waiting for the rest of the body (the gate says when it has
     # started stalling; the stall lasts until the scenario ends), never after a guessed
@@ -151,29 +149,29 @@ _ETAGS = {"a KMS key": EtagStyle.KMS, "a multipart upload": EtagStyle.MULTIPART}
 
 
 @given(parsers.parse("the trace storage keeps the trace under {how}, so its ETag is no MD5"))
-def etag_not_md5(how: str, gate: S3Gate) -> None:
+def etag_not_md5(how: str, gate: S3GateHandle) -> None:
     gate.etag_style = _ETAGS[how]
 
 
 @given(parsers.parse("the trace storage will answer the download with {fault}"))
-def storage_fault(fault: str, gate: S3Gate) -> None:
+def storage_fault(fault: str, gate: S3GateHandle) -> None:
     gate.fault = _FAULTS[fault]
 
 
 @given("the trace storage is too busy to answer the first try of the download")
-def storage_busy_once(gate: S3Gate) -> None:
+def storage_busy_once(gate: S3GateHandle) -> None:
     gate.fault = Fault.SLOW_DOWN
     gate.fault_times = 1
 
 
 @given("the trace storage keeps the trace as a multipart upload, with a checksum of its parts")
-def stored_in_parts(gate: S3Gate) -> None:
+def stored_in_parts(gate: S3GateHandle) -> None:
     gate.etag_style = EtagStyle.MULTIPART
     gate.checksum_style = ChecksumStyle.COMPOSITE
 
 
 @given(parsers.parse("{name}'s download starts {minutes:d} minutes after the link was issued"))
-def link_used_late(name: str, minutes: int, gate: S3Gate) -> None:
+def link_used_late(name: str, minutes: int, gate: S3GateHandle) -> None:
     gate.clock_offset = timedelta(minutes=minutes)
 
 
@@ -296,7 +294,7 @@ def told_how_to_resubmit(scene: Scene, phrasebook: Phrasebook) -> None:
 
 
 @then("it gave up partway through the trace")
-def gave_up_partway(gate: S3Gate) -> None:
+def gave_up_partway(gate: S3GateHandle) -> None:
     # Not before the trace began: a deadline that expired while the answer's headers
     # were awaited would show the same message without trying the mid-body path.
     assert gate.body_begun.is_set(), "the download gave up before the trace began to arrive"
@@ -314,7 +312,7 @@ def no_file_written(scene: Scene) -> None:
 
 
 @then("the trace storage was never asked for the trace")
-def storage_never_asked(gate: S3Gate) -> None:
+def storage_never_asked(gate: S3GateHandle) -> None:
     assert gate.presigned == []
 
 
@@ -342,13 +340,13 @@ def interrupted(scene: Scene, phrasebook: Phrasebook) -> None:
 
 
 @then(parsers.re(r"the link (?:she|he) used was signed with AWS Signature Version 4"))
-def link_was_sigv4(gate: S3Gate) -> None:
+def link_was_sigv4(gate: S3GateHandle) -> None:
     used = gate.presigned[-1]
     assert (used.algorithm, used.verdict) == (SIGV4, "ok")
 
 
 @then("it was valid for exactly 15 minutes")
-def link_valid_15_minutes(gate: S3Gate) -> None:
+def link_valid_15_minutes(gate: S3GateHandle) -> None:
     assert gate.presigned[-1].expires_seconds == 15 * 60
 
 

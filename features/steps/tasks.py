@@ -15,7 +15,7 @@ from pytest_bdd import given, parsers, then, when
 
 from testkit.agent_runs import agent_run
 from testkit.aws.dynamodb_gate import ITEM_SIZE_LIMIT, item_size
-from testkit.aws.s3_gate import S3Gate
+from testkit.aws.gate_control import S3GateHandle
 from testkit.scene import Person, Scene, Task
 from testkit.stack.resources import Resources
 from trace_agent.pipeline import TRACE_TRUNCATED, TaskCancelled
@@ -291,7 +291,7 @@ def crashed_task(owner: str, turns: int, scene: Scene, resources: Resources) -> 
 
 
 @given("the trace storage refuses the agent's uploads")
-def storage_refuses_uploads(gate: S3Gate) -> None:
+def storage_refuses_uploads(gate: S3GateHandle) -> None:
     gate.deny_uploads = True
 
 

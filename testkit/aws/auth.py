@@ -117,10 +117,17 @@ class Roles:
                 self.refusals.append(f"{said}: {consequence}" if consequence else said)
 
     def create(self, name: str, statements: list[Statement]) -> Role:
+        return self.add(self.new_role(name, statements))
+
+    @staticmethod
+    def new_role(name: str, statements: list[Statement]) -> Role:
+        """A role with credentials of its own, known to no ``Roles`` yet."""
         key_id = "AKIA" + secrets.token_hex(8).upper()
-        role = Role(name, key_id, secrets.token_urlsafe(30), list(statements))
+        return Role(name, key_id, secrets.token_urlsafe(30), list(statements))
+
+    def add(self, role: Role) -> Role:
         with self._lock:
-            self._by_key[key_id] = role
+            self._by_key[role.access_key_id] = role
         return role
 
     def by_access_key(self, access_key_id: str) -> Role | None:
@@ -130,15 +137,18 @@ class Roles:
     def revoke(self, role: Role, action: str) -> Callable[[], None]:
         """Take ``action`` out of every statement of the role; returns the undo."""
         before = list(role.statements)
-        role.statements = [
-            Statement(tuple(a for a in s.actions if a != action), s.resources)
-            for s in role.statements
-        ]
+        role.statements = self.without(before, action)
 
         def restore() -> None:
             role.statements = before
 
         return restore
+
+    @staticmethod
+    def without(statements: list[Statement], action: str) -> list[Statement]:
+        return [
+            Statement(tuple(a for a in s.actions if a != action), s.resources) for s in statements
+        ]
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,9 @@ _UNMEASURABLE = (ValueError, KeyError, TypeError, AttributeError, ArithmeticErro
 
 
 class DynamoDbGate(local_server.LocalServer):
-    def __init__(self, upstream: str, *, roles: Roles, region: str) -> None:
-        self._upstream = upstream.rstrip("/")
+    def __init__(self, upstream: str | local_server.WsgiApp, *, roles: Roles, region: str) -> None:
+        # moto's server (a URL), or moto's app in this process
+        self._upstream = upstream.rstrip("/") if isinstance(upstream, str) else upstream
         self._roles = roles
         self._region = region
         self._writes = threading.Lock()
@@ -92,13 +93,13 @@ class DynamoDbGate(local_server.LocalServer):
             with self._writes:
                 if self._too_large(operation, headers, body):
                     return _error(start_response, "ValidationException", ITEM_TOO_LARGE[operation])
-                upstream = local_server.Upstream(
+                upstream = local_server.forward(
                     self._upstream, request.method, split.geturl(), headers, body
                 )
                 answer = upstream.read()  # within the lock: the write is done
             start_response(f"{upstream.status} {upstream.reason}", upstream.headers)
             return [answer]
-        upstream = local_server.Upstream(
+        upstream = local_server.forward(
             self._upstream, request.method, split.geturl(), headers, body
         )
         start_response(f"{upstream.status} {upstream.reason}", upstream.headers)
@@ -133,7 +134,7 @@ class DynamoDbGate(local_server.LocalServer):
             "Content-Type": "application/x-amz-json-1.0",
         }
         body = json.dumps({"TableName": table, "Key": key, "ConsistentRead": True}).encode()
-        upstream = local_server.Upstream(self._upstream, "POST", "/", read, body)
+        upstream = local_server.forward(self._upstream, "POST", "/", read, body)
         answer = upstream.read()
         if upstream.status != 200:
             raise ValueError(f"GetItem answered {upstream.status}")

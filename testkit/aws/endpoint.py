@@ -6,6 +6,7 @@ infrastructure uses, so a change there reaches these fixtures too.
 
 from __future__ import annotations
 
+import json
 import select
 import subprocess
 import sys
@@ -60,43 +61,72 @@ class AwsEndpoint:
         """An endpoint the suite did not start is left running."""
 
 
+@dataclass(frozen=True)
+class GateUrls:
+    """Where the gates in front of the suite's AWS serve, and their control."""
+
+    s3: str
+    dynamodb: str
+    control: str
+
+
 @dataclass
 class MotoServer(AwsEndpoint):
-    """moto in server mode, in a process of its own (``testkit.aws.moto_server``):
-    every call of the code under test crosses real HTTP, and moto's work runs beside
-    the tests' instead of under their GIL.
+    """moto in server mode, with the S3 and DynamoDB gates in front of it, in a process
+    of its own (``testkit.aws.moto_server``): every call of the code under test crosses
+    real HTTP, and moto's and the gates' work runs beside the tests' instead of under
+    their GIL. With ``upstream``, the process holds only the gates, in front of another
+    AWS emulator, which is then the endpoint.
 
-    ``launch()`` starts the process and returns at once; the endpoint is known once
+    ``launch()`` starts the process and returns at once; the endpoints are known once
     the process says it serves (``ready()``), so its start-up can overlap other work.
     """
 
     _process: subprocess.Popen[bytes] | None = None
+    _gates: GateUrls | None = None
 
     @classmethod
-    def launch(cls) -> MotoServer:
+    def launch(cls, upstream: str | None = None) -> MotoServer:
         process = subprocess.Popen(
-            [sys.executable, "-m", "testkit.aws.moto_server"],
+            [
+                sys.executable,
+                "-m",
+                "testkit.aws.moto_server",
+                *(["--upstream", upstream] if upstream else []),
+            ],
             cwd=PROJECT_ROOT,  # where `-m` finds the kit, as for every script of it
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        return cls(None, _process=process)
+        return cls(upstream, _process=process)
 
     def client(self, service: str) -> Any:
         return super(MotoServer, self.ready()).client(service)
 
+    @property
+    def gates(self) -> GateUrls:
+        self.ready()
+        assert self._gates is not None
+        return self._gates
+
     def ready(self, timeout: float = 60) -> MotoServer:
-        """Wait until the server answers on its port (its one line on stdout)."""
-        if self.endpoint is None:
+        """Wait until the process serves (its one line on stdout: its ports)."""
+        if self._gates is None:
             process = self._process
             assert process is not None
             assert process.stdout is not None
             readable, _, _ = select.select([process.stdout], [], [], timeout)
             line = process.stdout.readline() if readable else b""
-            if not line.strip().isdigit():
+            try:
+                ports = {name: int(port) for name, port in json.loads(line).items()}
+                urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+                self._gates = GateUrls(urls["s3"], urls["dynamodb"], urls["control"])
+            except (ValueError, KeyError, AttributeError, TypeError):
                 self.stop()
-                raise RuntimeError(f"moto's server did not start (exit status {process.poll()})")
-            self.endpoint = f"http://127.0.0.1:{int(line)}"
+                raise RuntimeError(
+                    f"moto's server did not start (exit status {process.poll()})"
+                ) from None
+            self.endpoint = self.endpoint or urls["aws"]
         return self
 
     def stop(self) -> None:
@@ -105,7 +135,7 @@ class MotoServer(AwsEndpoint):
             return
         assert process.stdin is not None
         assert process.stdout is not None
-        if self.endpoint is None:
+        if self._gates is None:
             process.kill()  # never served: no need to wait for its start-up to end
         process.stdin.close()  # the server's signal to stop
         try:

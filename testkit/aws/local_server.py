@@ -1,20 +1,29 @@
-"""Serving a WSGI app on 127.0.0.1 from a thread (moto, the gates, the API Gateway, a
-Lambda Runtime API), and reading and forwarding the requests it receives."""
+"""Serving a WSGI app on 127.0.0.1 from a thread (the API Gateway, a Lambda Runtime API,
+a gate under test) or from a pool of threads keeping connections alive (moto and its
+gates, ``serve_keep_alive``), and reading and forwarding the requests it receives: over
+HTTP to a server, or as a call of a WSGI app in the same process."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import logging
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
+from cheroot import wsgi
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# Where a keep-alive server puts the request's connection, for a gate to break it.
+SOCKET_KEY = "testkit.socket"
 
 
 class LocalServer:
@@ -53,6 +62,47 @@ def stop(server: BaseWSGIServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+class _GatewayWithSocket(wsgi.Gateway_10):
+    """cheroot's WSGI gateway, with the request's connection in the environ."""
+
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # stubbed as None
+        environ: dict[str, Any] = super().get_environ()
+        environ[SOCKET_KEY] = self.req.conn.socket
+        return environ
+
+
+class _QuietServer(wsgi.Server):
+    def error_log(self, *args: Any, **kwargs: Any) -> None:
+        """Not printed: a connection a gate breaks on purpose is no error of the server's,
+        and an app's own error is answered as a 500."""
+
+
+class KeepAliveServer:
+    """``app`` served on a free port of 127.0.0.1 by cheroot: a pool of threads, and
+    connections kept alive between requests, as AWS's endpoints keep them (werkzeug's
+    server opens a thread for every connection)."""
+
+    def __init__(self, app: WsgiApp, *, threads: int = 16) -> None:
+        self._server = _QuietServer(("127.0.0.1", 0), app, numthreads=threads, timeout=60)
+        self._server.gateway = _GatewayWithSocket
+        self._server.prepare()
+        self.port: int = self._server.bind_addr[1]
+        threading.Thread(target=self._server.serve, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class ConnectionDropped(Exception):
+    """Raised by an app mid-answer to have a keep-alive server drop the connection."""
+
+
+def connection_socket(environ: dict[str, Any]) -> socket.socket | None:
+    """The socket the request arrived on, under either server."""
+    found = environ.get(SOCKET_KEY) or environ.get("werkzeug.socket")
+    return found if isinstance(found, socket.socket) else None
 
 
 def request_target(environ: dict[str, Any]) -> SplitResult:
@@ -142,6 +192,88 @@ class Upstream:
     def close(self) -> None:
         self._response.close()
         self._connection.close()
+
+
+class AppUpstream:
+    """One request handed to a WSGI app in this process, as werkzeug's server would
+    hand it over (the path decoded, the target as sent in ``RAW_URI``), with the same
+    reading as ``Upstream``: one hop fewer than HTTP."""
+
+    def __init__(
+        self, app: WsgiApp, method: str, raw_uri: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        target = urlsplit(raw_uri)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(target.path).encode().decode("latin-1"),
+            "QUERY_STRING": target.query,
+            "RAW_URI": raw_uri,
+            "REQUEST_URI": raw_uri,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in headers.items():
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ[key] = value
+            elif key != "CONTENT_LENGTH" and name.lower() not in HOP_BY_HOP:
+                environ[f"HTTP_{key}"] = value
+        answered: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+            answered[:] = [status, headers]
+            return lambda data: None  # the write() callable: unused by moto
+
+        self._body = app(environ, start_response)
+        self._chunks = iter(self._body)
+        first = next(self._chunks, b"")  # a generator's app starts the answer here
+        self._pending = [first] if first else []
+        status, self.headers = answered
+        code, _, self.reason = status.partition(" ")
+        self.status = int(code)
+        self.headers = [(n, v) for n, v in self.headers if n.lower() not in HOP_BY_HOP]
+
+    def header(self, name: str) -> str:
+        return next((v for n, v in self.headers if n.lower() == name.lower()), "")
+
+    def read(self) -> bytes:
+        try:
+            return b"".join(self.stream())
+        finally:
+            self.close()
+
+    def stream(self, chunk_bytes: int = 64 * 1024) -> Iterator[bytes]:
+        try:
+            yield from self._pending
+            self._pending = []
+            yield from self._chunks
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def forward(
+    upstream: str | WsgiApp, method: str, raw_uri: str, headers: dict[str, str], body: bytes
+) -> Upstream | AppUpstream:
+    """The request, exactly as it arrived, to the server at ``upstream`` (a URL) or to
+    the app ``upstream`` in this process."""
+    if isinstance(upstream, str):
+        return Upstream(upstream, method, raw_uri, headers, body)
+    return AppUpstream(upstream, method, raw_uri, headers, body)
 
 
 HOP_BY_HOP = ("connection", "transfer-encoding", "keep-alive", "te", "trailer", "upgrade")

@@ -1,18 +1,27 @@
-"""moto's server in a process of its own: ``python -m testkit.aws.moto_server``.
+"""moto's server with the S3 and DynamoDB gates in front of it, in a process of its own:
+``python -m testkit.aws.moto_server [--upstream URL]``.
 
-Its CPU is off the test process's GIL, and its start-up (moto, Flask, the S3,
-DynamoDB and Cognito backends) runs while pytest collects. It writes its port as
-one line on stdout once it serves, and serves until its stdin closes: when the
-process that started it ends, however it ends, so does this one.
+Its CPU is off the test process's GIL, and its start-up (moto, the S3, DynamoDB and
+Cognito backends, the user pools' key) runs while pytest collects. Each gate calls
+moto's app in this process: a layer's call crosses HTTP once, to its gate, on a
+connection kept alive (``local_server.KeepAliveServer``). With ``--upstream``, another
+AWS emulator stands where moto would, and the gates reach it over HTTP.
+
+It serves four ports: moto itself (for the suite's own set-up, and Cognito), the S3
+gate, the DynamoDB gate, and the gates' control (``testkit.aws.gate_control``). It
+writes them as one JSON line on stdout once it serves, and serves until its stdin
+closes: when the process that started it ends, however it ends, so does this one.
 
 It drives moto's server through moto's internals (its dispatcher, which it tells
-each request's service, and its backend apps): this module is the only one that
-touches them, and a moto without them stops the server's start with one line that
-says what is missing.
+each request's service, its backend apps, and the user pools' key): this module is
+the only one that touches them, and a moto without them stops the server's start with
+one line that says what is missing.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import signal
 import sys
@@ -21,6 +30,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from testkit.aws import local_server
+from testkit.aws.auth import Roles
+from testkit.aws.dynamodb_gate import DynamoDbGate
+from testkit.aws.gate_control import GateControl
+from testkit.aws.s3_gate import S3Gate
+
+REGION = "us-east-1"
 
 # Every backend the stack uses, loaded before the first request needs it.
 SERVICES = ("s3", "dynamodb", "cognito-idp")
@@ -78,23 +93,105 @@ def _service_of(environ: dict[str, Any]) -> str:
     return parts[3] if len(parts) == 5 and parts[3] in SERVICES else ""
 
 
-def main() -> None:
+def _one_key_for_every_pool() -> None:
+    """moto imports the same RSA key (its one jwks-private.json) for every user pool,
+    and checking the key costs about 0.15 s of CPU each time: it is imported once."""
+    from moto.cognitoidp import models
+
+    imported = models.jwk.RSAKey.import_key
+    keys: dict[str, Any] = {}
+
+    class RSAKey(models.jwk.RSAKey):
+        @classmethod
+        def import_key(cls, value: Any, *args: Any, **kwargs: Any) -> Any:
+            if args or kwargs or not isinstance(value, dict):
+                return imported(value, *args, **kwargs)
+            text = json.dumps(value, sort_keys=True)
+            if text not in keys:
+                keys[text] = imported(value)
+            return keys[text]
+
+    class Keys:
+        def __getattr__(self, name: str) -> Any:
+            return RSAKey if name == "RSAKey" else getattr(models.jwk, name)
+
+    original, models.jwk = models.jwk, Keys()  # type: ignore[assignment]
+    models.jwk.RSAKey.import_key(models.load_resource("cognitoidp/resources/jwks-private.json"))
+    del original
+
+
+_WARM_UP = {
+    "s3": ("GET", "/", "", b""),
+    "dynamodb": ("POST", "/", "DynamoDB_20120810.ListTables", b"{}"),
+    "cognito-idp": (
+        "POST",
+        "/",
+        "AWSCognitoIdentityProviderService.ListUserPools",
+        b'{"MaxResults": 1}',
+    ),
+}
+
+
+def _warm_up(app: Any) -> None:
+    """One call of each backend, so that the first request of a scenario does not pay
+    for its creation."""
+    for service, (method, path, target, body) in _WARM_UP.items():
+        headers = {
+            "Host": "127.0.0.1",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/"
+            f"{service}/aws4_request, SignedHeaders=host, Signature=0",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
+        if target:
+            headers["X-Amz-Target"] = target
+        local_server.AppUpstream(app, method, path, headers, body).read()
+
+
+def _as_werkzeug_serves(app: Any) -> local_server.WsgiApp:
+    """moto's app as its own server would call it: the path fully decoded, and the
+    target as sent in RAW_URI, which moto reads keys from (cheroot keeps %2F encoded
+    in PATH_INFO, and names the target REQUEST_URI)."""
+
+    def served(environ: dict[str, Any], start_response: local_server.StartResponse) -> Any:
+        raw_uri = environ.get("REQUEST_URI", "")
+        environ["RAW_URI"] = raw_uri
+        path = raw_uri.split("?", 1)[0]
+        environ["PATH_INFO"] = unquote(path).encode().decode("latin-1")
+        return app(environ, start_response)
+
+    return served
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--upstream", help="another AWS emulator, instead of moto")
+    upstream = parser.parse_args(argv).upstream
     # Ctrl-C at a terminal reaches the whole process group: the server ends when its
     # stdin closes, with the session that started it, not with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    problem = incompatibility()
-    if problem:
-        sys.exit(problem)  # on stderr, which the session shows; its port never comes
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
-    server = local_server.serve(_application(), request_handler=MotoRequestHandler)
-    sys.stdout.write(f"{server.server_port}\n")
+    servers: dict[str, local_server.KeepAliveServer] = {}
+    if upstream is None:
+        problem = incompatibility()
+        if problem:
+            sys.exit(problem)  # on stderr, which the session shows; its ports never come
+        app = _application()
+        _one_key_for_every_pool()
+        _warm_up(app)
+        servers["aws"] = local_server.KeepAliveServer(_as_werkzeug_serves(app))
+    roles = Roles()
+    s3 = S3Gate(upstream or app, roles=roles, region=REGION)
+    servers["s3"] = local_server.KeepAliveServer(s3)
+    servers["dynamodb"] = local_server.KeepAliveServer(
+        DynamoDbGate(upstream or app, roles=roles, region=REGION)
+    )
+    servers["control"] = local_server.KeepAliveServer(GateControl(s3, roles), threads=4)
+    sys.stdout.write(json.dumps({name: server.port for name, server in servers.items()}) + "\n")
     sys.stdout.flush()
-    # Nobody reads the pipe after the port: what moto prints goes to stderr instead.
+    # Nobody reads the pipe after the ports: what moto prints goes to stderr instead.
     os.dup2(2, 1)
     sys.stdin.buffer.read()  # until the parent closes it, or is gone
-    local_server.stop(server)
-    # Nothing to save: skip the interpreter's slow tear-down of moto.
+    s3.stop()  # a stalled answer ends
+    # Nothing to save: skip the servers' and the interpreter's slow tear-down.
     os._exit(0)
 
 

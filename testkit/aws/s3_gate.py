@@ -66,8 +66,9 @@ class ChecksumStyle(enum.Enum):
 class S3Gate(local_server.LocalServer):
     """A WSGI app on 127.0.0.1 standing where S3's endpoint is."""
 
-    def __init__(self, upstream: str, *, roles: Roles, region: str) -> None:
-        self._upstream = upstream.rstrip("/")
+    def __init__(self, upstream: str | local_server.WsgiApp, *, roles: Roles, region: str) -> None:
+        # moto's server (a URL), or moto's app in this process
+        self._upstream = upstream.rstrip("/") if isinstance(upstream, str) else upstream
         self._roles = roles
         self._region = region
         self._released = threading.Event()
@@ -135,7 +136,7 @@ class S3Gate(local_server.LocalServer):
             return _s3_error(start_response, "AccessDenied", message="Access Denied")
         if presigned and method == "GET" and self._faulty():
             return self._misbehave(environ, start_response, raw_uri, headers)
-        upstream = local_server.Upstream(self._upstream, method, raw_uri, headers, body)
+        upstream = local_server.forward(self._upstream, method, raw_uri, headers, body)
         if (
             upstream.status == 404
             and action == "s3:GetObject"
@@ -215,7 +216,7 @@ class S3Gate(local_server.LocalServer):
             return _s3_error(start_response, "InternalError", status="500 Internal Server Error")
         if fault is Fault.SLOW_DOWN:
             return _s3_error(start_response, "SlowDown", status="503 Slow Down")
-        original = local_server.Upstream(self._upstream, "GET", raw_uri, headers, b"")
+        original = local_server.forward(self._upstream, "GET", raw_uri, headers, b"")
         stored = original.read()  # the bytes as stored, never unpacked
         half = len(stored) // 2
         if fault is Fault.CORRUPT_BODY:  # a gzip header, then flipped bits
@@ -249,15 +250,18 @@ class S3Gate(local_server.LocalServer):
                 _reset(environ)
                 return
             if fault is Fault.SHORT_BODY:
-                return  # the connection closes with Content-Length unmet
+                _close(environ)  # with Content-Length unmet
+                return
             if fault is Fault.STALL:
                 stalling.set()
                 released.wait()
+                _close(environ)
                 return
             if fault is Fault.TRICKLE:  # never silent long enough for a read timeout
                 deadline = time.monotonic() + self.trickle_seconds
                 for index in range(half, len(stored)):
                     if time.monotonic() > deadline:
+                        _close(environ)
                         return
                     yield stored[index : index + 1]
                     time.sleep(0.02)
@@ -294,10 +298,22 @@ def _action(method: str, key: str, raw_query: str) -> str:
 
 def _reset(environ: dict[str, Any]) -> None:
     """Abort the connection with a TCP RST, as a dropped connection looks to a client."""
-    sock: socket.socket | None = environ.get("werkzeug.socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
+    sock = local_server.connection_socket(environ)
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if environ.get(local_server.SOCKET_KEY) is sock:
+        # A keep-alive server watches its connections: it closes this one itself once
+        # the answer fails, and the close resets it.
+        raise local_server.ConnectionDropped
+    sock.close()
+
+
+def _close(environ: dict[str, Any]) -> None:
+    """End the answer by closing the connection (a server that keeps connections alive
+    would otherwise wait for the client to take the next request)."""
+    if environ.get(local_server.SOCKET_KEY) is not None:
+        raise local_server.ConnectionDropped
 
 
 _S3_MESSAGES = {

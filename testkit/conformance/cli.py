@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import SupportsIndex
+from typing import Protocol, SupportsIndex
 
 from bgagent import download
 from bgagent.config import load_credentials
@@ -34,6 +34,15 @@ from testkit.settings import Settings
 from testkit.stack.users import User, UserPool, user_tokens
 
 _RUN_SECONDS = 60
+
+
+class Awaited(Protocol):
+    """Something that happens once, waited for: a ``threading.Event``, or an event of a
+    gate in another process."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 # The most of its stdout (a trace printed whole) and of its stderr that is kept.
 OUTPUT_LIMITS = (256 * 1024 * 1024, 1024 * 1024)
 
@@ -43,7 +52,7 @@ def run_bgagent(
     *args: str,
     env: Mapping[str, str] | None = None,
     stdin: str = "",
-    interrupt_when: threading.Event | None = None,
+    interrupt_when: Awaited | None = None,
 ) -> CliRun:
     """One run of the CLI; ``interrupt_when``: press Ctrl-C once that event is set."""
     command = Settings.current().cli
@@ -106,7 +115,7 @@ def run_command(
     *,
     env: Mapping[str, str] | None = None,
     stdin: str = "",
-    interrupt_when: threading.Event | None = None,
+    interrupt_when: Awaited | None = None,
 ) -> CliRun:
     def pressing(process: subprocess.Popen[bytes]) -> AbstractContextManager[None]:
         # Ctrl-C at a terminal reaches the foreground process group, not one process.
@@ -140,7 +149,7 @@ def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
 
 
 @contextmanager
-def _sigint_handled(interrupt_when: threading.Event | None) -> Iterator[None]:
+def _sigint_handled(interrupt_when: Awaited | None) -> Iterator[None]:
     """For a run to be interrupted: Ctrl-C as at a terminal, even for a suite a shell
     started in the background (its `&` leaves SIGINT ignored, and Python keeps it so)."""
     if interrupt_when is None:
@@ -154,7 +163,7 @@ def _sigint_handled(interrupt_when: threading.Event | None) -> Iterator[None]:
 
 
 @contextmanager
-def _pressed_when(event: threading.Event | None, press: Callable[[], None]) -> Iterator[None]:
+def _pressed_when(event: Awaited | None, press: Callable[[], None]) -> Iterator[None]:
     """``press`` Ctrl-C from a thread of its own once ``event`` is set, if the run has
     not ended by then."""
     if event is None:

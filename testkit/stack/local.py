@@ -15,11 +15,10 @@ from typing import Any
 
 from testkit.apigw.authorizer import CognitoAuthorizer
 from testkit.apigw.gateway import LocalApiGateway
-from testkit.aws.auth import ResourceArns, Role, Roles, Statement, statements_for
-from testkit.aws.dynamodb_gate import DynamoDbGate
+from testkit.aws.auth import ResourceArns, Role, Statement, statements_for
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
+from testkit.aws.gate_control import RolesHandle, S3GateHandle
 from testkit.aws.resources import create_task_table, create_trace_bucket
-from testkit.aws.s3_gate import S3Gate
 from testkit.conformance.profile import HandlerProfile
 from testkit.lambda_.function_code import FunctionCode
 from testkit.lambda_.local_lambda import LocalLambda
@@ -48,10 +47,10 @@ FUNCTION_NAME = "GetTraceUrl"
 @dataclass(frozen=True)
 class LocalStack:
     aws: AwsEndpoint
-    gate: S3Gate
+    gate: S3GateHandle
     endpoints: GatedEndpoints
     names: ResourceNames
-    roles: Roles
+    roles: RolesHandle
     agent_role: Role
     function_role: Role
     function: LocalLambda
@@ -68,13 +67,12 @@ class LocalStack:
         return {"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": self.aws.endpoint}
 
     def start_scenario(self) -> None:
-        self.gate.reset()
-        self.roles.refusals.clear()
+        self.gate.reset()  # and what IAM refused
         if self.gateway.authorizer is not None:
             self.gateway.authorizer.reset()
 
     def refusals(self) -> list[str]:
-        return list(self.roles.refusals)
+        return self.roles.refusals()
 
     def function_log_mark(self) -> int:
         return self.function.log_mark()
@@ -111,16 +109,17 @@ class LocalStack:
         with ExitStack() as stopping:
             if emulator and moto:
                 moto.stop()  # launched for nothing
-            aws = AwsEndpoint(emulator) if emulator else (moto or MotoServer.launch())
+            aws = (
+                MotoServer.launch(upstream=emulator) if emulator else (moto or MotoServer.launch())
+            )
             stopping.callback(aws.stop)
             _load_service_models()  # while moto's server starts
-            if isinstance(aws, MotoServer):
-                aws.ready()
+            gates = aws.gates
             assert aws.endpoint is not None
             clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
             if emulator:
                 remove_leftover_stacks(clients, mark)
-            roles = Roles()
+            roles = RolesHandle(gates.control)
             arns = ResourceArns(names.bucket, names.table, REGION)
             if function.policy is None:
                 granted = statements_for(GET_TRACE_URL_GRANTS, arns)
@@ -133,13 +132,8 @@ class LocalStack:
             agent_role = roles.create(
                 "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
             )
-            gate = S3Gate(aws.endpoint, roles=roles, region=REGION)
-            gate.start()
-            stopping.callback(gate.stop)
-            dynamodb_gate = DynamoDbGate(aws.endpoint, roles=roles, region=REGION)
-            dynamodb_gate.start()
-            stopping.callback(dynamodb_gate.stop)
-            endpoints = GatedEndpoints(aws.endpoint, gate.url, dynamodb_gate.url)
+            gate = S3GateHandle(gates.control, gates.s3)
+            endpoints = GatedEndpoints(aws.endpoint, gates.s3, gates.dynamodb)
             # The function's cold start overlaps with building the resources.
             environment = function_environment(endpoints, names, function_role)
             if function.environment:  # the variables another team's handler reads
@@ -187,8 +181,8 @@ class LocalStack:
             lambda_.wait_started()
 
             agent = AgentRuntime(
-                s3=_client("s3", gate.url, agent_role),
-                dynamodb=_client("dynamodb", dynamodb_gate.url, agent_role),
+                s3=_client("s3", gates.s3, agent_role),
+                dynamodb=_client("dynamodb", gates.dynamodb, agent_role),
                 bucket=names.bucket,
                 table=names.table,
                 environment=function_environment(endpoints, names, agent_role),

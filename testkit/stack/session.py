@@ -15,7 +15,7 @@ from typing import Protocol
 
 from testkit.apigw.gateway import LocalApiGateway
 from testkit.aws.endpoint import MotoServer
-from testkit.aws.s3_gate import S3Gate
+from testkit.aws.gate_control import S3GateHandle
 from testkit.lambda_.function_code import FunctionCode, function_code
 from testkit.lambda_.local_lambda import LocalLambda
 from testkit.settings import Settings
@@ -32,7 +32,7 @@ class Stack(Protocol):
     @property
     def users(self) -> UserDirectory: ...
     @property
-    def gate(self) -> S3Gate: ...
+    def gate(self) -> S3GateHandle: ...
     @property
     def gateway(self) -> LocalApiGateway: ...
     @property
