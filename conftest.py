@@ -15,7 +15,8 @@ import pytest
 # The acceptance suite's steps and kit hold its assertions: rewrite them for clear failures.
 pytest.register_assert_rewrite("features", "testkit")
 
-from testkit.settings import names_a_deployed_stack  # noqa: E402  (rewritten, as above)
+# Light modules only, before anything else of the kit: see pytest_plugin_registered.
+from testkit.stack.launch import launch_early  # noqa: E402  (rewritten, as above)
 from testkit.temp_roots import claim_root, remove_roots_that_are_over  # noqa: E402
 
 _FAKE_AWS = {
@@ -28,8 +29,18 @@ _FAKE_AWS = {
 }
 
 
+def pytest_plugin_registered(plugin: object) -> None:
+    """As this conftest registers, pytest replays its config's registration: the
+    earliest moment the session can tell whether it may run scenarios, and launch
+    moto's server while the kit's other modules load."""
+    if isinstance(plugin, pytest.Config):
+        launch_early(plugin)
+
+
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from testkit.settings import names_a_deployed_stack  # imported once moto is launched
+
     scenario = request.node.get_closest_marker("integration") is not None
     if not scenario:
         # The suite's settings choose what the scenarios judge; a test of the kit sets

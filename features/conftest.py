@@ -13,7 +13,6 @@ and this one is for the scenarios only.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import itertools
 import json
@@ -26,13 +25,11 @@ from pathlib import Path
 import pytest
 
 from testkit.apigw.gateway import LocalApiGateway
-from testkit.aws.endpoint import MotoServer
 from testkit.aws.gate_control import S3GateHandle
 from testkit.conformance import judgement
 from testkit.conformance.agent import AgentCodeError, stop_agents
 from testkit.conformance.agent import check as check_agent
 from testkit.conformance.cli import RUNS, SignIns, shows_a_token, sign_in
-from testkit.conformance.judgement import selects_scenarios
 from testkit.conformance.phrasebook import Phrasebook
 from testkit.lambda_.local_lambda import LOG_TRUNCATED, InvocationFailed, LocalLambda
 from testkit.scene import Person, Scene
@@ -46,8 +43,9 @@ from testkit.settings import (
     needs_local_stack,
 )
 from testkit.stack.footprint import TAG_KEY
+from testkit.stack.launch import selects_scenarios, take_launched
 from testkit.stack.resources import Resources
-from testkit.stack.session import Stack, launch_moto, open_stack
+from testkit.stack.session import Stack, StackOpening
 from testkit.stack.users import UserPool, create_user_pool
 
 pytest_plugins = [
@@ -58,7 +56,7 @@ pytest_plugins = [
     "features.steps.permissions",
 ]
 
-_LAUNCHED = pytest.StashKey[MotoServer | None]()
+_OPENING = pytest.StashKey[StackOpening | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,10 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """The tags a scenario may need of its target are markers (``testkit.settings``),
     and the judgement begins. For a run that says it holds scenarios (its mark
     expression names `integration` other than as `not integration`), the collector is
-    tuned, and moto's server starts now, while pytest collects, unless this is the
-    controller of parallel workers (each starts its own). A wrong guess costs only
-    time: a server nobody used is stopped at the end, and a session that finds none
-    starts its own."""
+    tuned, and the session's stack opens now, while pytest collects, in moto's server
+    launched as the project's conftest registered (``testkit.stack.launch``). A wrong
+    guess costs only time: a stack nobody used is stopped at the end."""
     for tag, meaning in CAPABILITIES.items():
         config.addinivalue_line("markers", f"{tag}: {meaning}; skipped on a target without it")
     for tag, meaning in NEEDS.items():
@@ -91,12 +88,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # the scenarios allocate much and keep little, and the collections would take a
     # large share of the run. The older generations keep their rhythm, relative to it.
     gc.set_threshold(100_000, 10, 10)
-    controller = bool(getattr(config.option, "numprocesses", None)) and not hasattr(
-        config, "workerinput"
-    )
-    if not config.option.collectonly and not controller:
-        with contextlib.suppress(OSError):  # then the session starts its own
-            config.stash[_LAUNCHED] = launch_moto(Settings.current())
+    moto = take_launched(config)
+    if moto is not None:  # not for a listing, nor for the controller of workers
+        try:
+            config.stash[_OPENING] = StackOpening(Settings.current(), moto)
+        except SettingsError:
+            moto.stop()  # the stack fixture says why, in one line
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -108,25 +105,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    unused = config.stash.get(_LAUNCHED, None)
+    unused = take_launched(config)
     if unused is not None:
         unused.stop()
+    opening = config.stash.get(_OPENING, None)
+    if opening is not None:
+        opening.close()
 
 
 @pytest.fixture(scope="session")
 def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The stack of this session, running until the session ends."""
-    moto = pytestconfig.stash.get(_LAUNCHED, None)
-    pytestconfig.stash[_LAUNCHED] = None  # the stack stops it now
-    try:
-        opened = open_stack(Settings.current(), moto=moto)
-    except SettingsError as unusable:
-        if moto is not None:
-            moto.stop()
-        raise pytest.UsageError(str(unusable)) from None
-    with ExitStack() as stopping:
+    opening = pytestconfig.stash.get(_OPENING, None)
+    pytestconfig.stash[_OPENING] = None  # closed here
+    if opening is None:
+        launched = take_launched(pytestconfig)
         try:
-            running = stopping.enter_context(opened)
+            opening = StackOpening(Settings.current(), launched)
+        except SettingsError as unusable:
+            if launched is not None:
+                launched.stop()
+            raise pytest.UsageError(str(unusable)) from None
+    with ExitStack() as stopping:
+        stopping.callback(opening.close)
+        try:
+            running = opening.stack()
         except InvocationFailed as failed:  # the handler under judgement cannot run
             pytest.exit(f"the trace API's handler cannot run: {failed}", returncode=4)
         agent = Settings.current().agent

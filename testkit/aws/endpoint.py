@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import select
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-import boto3
 
 REGION = "us-east-1"
 TEST_ACCESS_KEY_ID = "testing"
@@ -30,6 +29,8 @@ def shared_session() -> Any:
     """One boto3 session for every client the harness makes (each with its own
     credentials): a session loads each service's model once, a new one for every client.
     Typed Any: services are chosen at run time."""
+    import boto3  # here: the module is imported before a session may need boto3
+
     return boto3.session.Session()
 
 
@@ -78,55 +79,65 @@ class MotoServer(AwsEndpoint):
     their GIL. With ``upstream``, the process holds only the gates, in front of another
     AWS emulator, which is then the endpoint.
 
-    ``launch()`` starts the process and returns at once; the endpoints are known once
-    the process says it serves (``ready()``), so its start-up can overlap other work.
+    ``launch()`` binds the ports here and hands them to the process, and returns at
+    once: the endpoints are known before the process serves, so whatever needs them
+    (the function's cold start) can start beside moto's. A request sent early waits in
+    the port's queue; ``ready()`` waits until the process says it serves.
     """
 
     _process: subprocess.Popen[bytes] | None = None
     _gates: GateUrls | None = None
+    _served: bool = False
 
     @classmethod
     def launch(cls, upstream: str | None = None) -> MotoServer:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "testkit.aws.moto_server",
-                *(["--upstream", upstream] if upstream else []),
-            ],
-            cwd=PROJECT_ROOT,  # where `-m` finds the kit, as for every script of it
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        return cls(upstream, _process=process)
+        names = ("s3", "dynamodb", "control") if upstream else ("aws", "s3", "dynamodb", "control")
+        sockets = {name: socket.create_server(("127.0.0.1", 0), backlog=64) for name in names}
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "testkit.aws.moto_server",
+                    *(["--upstream", upstream] if upstream else []),
+                    *[f"--listen={name}={s.fileno()}" for name, s in sockets.items()],
+                ],
+                cwd=PROJECT_ROOT,  # where `-m` finds the kit, as for every script of it
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=[s.fileno() for s in sockets.values()],
+            )
+        finally:
+            ports = {name: s.getsockname()[1] for name, s in sockets.items()}
+            for listening in sockets.values():
+                listening.close()  # the process holds them now
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        gates = GateUrls(urls["s3"], urls["dynamodb"], urls["control"])
+        return cls(upstream or urls["aws"], _process=process, _gates=gates)
 
     def client(self, service: str) -> Any:
         return super(MotoServer, self.ready()).client(service)
 
     @property
     def gates(self) -> GateUrls:
-        self.ready()
         assert self._gates is not None
         return self._gates
 
     def ready(self, timeout: float = 60) -> MotoServer:
         """Wait until the process serves (its one line on stdout: its ports)."""
-        if self._gates is None:
+        if not self._served:
             process = self._process
             assert process is not None
             assert process.stdout is not None
             readable, _, _ = select.select([process.stdout], [], [], timeout)
             line = process.stdout.readline() if readable else b""
             try:
-                ports = {name: int(port) for name, port in json.loads(line).items()}
-                urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-                self._gates = GateUrls(urls["s3"], urls["dynamodb"], urls["control"])
-            except (ValueError, KeyError, AttributeError, TypeError):
+                self._served = isinstance(json.loads(line), dict)
+            except ValueError:
+                self._served = False
+            if not self._served:
                 self.stop()
-                raise RuntimeError(
-                    f"moto's server did not start (exit status {process.poll()})"
-                ) from None
-            self.endpoint = self.endpoint or urls["aws"]
+                raise RuntimeError(f"moto's server did not start (exit status {process.poll()})")
         return self
 
     def stop(self) -> None:
@@ -135,7 +146,7 @@ class MotoServer(AwsEndpoint):
             return
         assert process.stdin is not None
         assert process.stdout is not None
-        if self._gates is None:
+        if not self._served:
             process.kill()  # never served: no need to wait for its start-up to end
         process.stdin.close()  # the server's signal to stop
         try:

@@ -306,7 +306,10 @@ class RolesHandle:
         self._client = _Client(control_url)
 
     def create(self, name: str, statements: list[Statement]) -> Role:
-        role = Roles.new_role(name, statements)
+        return self.add(Roles.new_role(name, statements))
+
+    def add(self, role: Role) -> Role:
+        """A role made with ``Roles.new_role``, known to the gates from now on."""
         self._client.call(
             "POST",
             "/roles",

@@ -74,18 +74,31 @@ class _GatewayWithSocket(wsgi.Gateway_10):
 
 
 class _QuietServer(wsgi.Server):
+    listening: socket.socket | None = None
+
     def error_log(self, *args: Any, **kwargs: Any) -> None:
         """Not printed: a connection a gate breaks on purpose is no error of the server's,
         and an app's own error is answered as a 500."""
 
+    def bind(self, family: Any, type: Any, proto: Any = 0) -> Any:
+        if self.listening is None:
+            return super().bind(family, type, proto)
+        self.socket = self.listening
+        self.bind_addr = self.listening.getsockname()[:2]
+        return self.socket
+
 
 class KeepAliveServer:
-    """``app`` served on a free port of 127.0.0.1 by cheroot: a pool of threads, and
-    connections kept alive between requests, as AWS's endpoints keep them (werkzeug's
-    server opens a thread for every connection)."""
+    """``app`` served on 127.0.0.1 by cheroot: a pool of threads, and connections kept
+    alive between requests, as AWS's endpoints keep them (werkzeug's server opens a
+    thread for every connection). ``listening``: a socket already bound and listening
+    (its port known to others before this server starts), else a free port's."""
 
-    def __init__(self, app: WsgiApp, *, threads: int = 16) -> None:
+    def __init__(
+        self, app: WsgiApp, *, threads: int = 16, listening: socket.socket | None = None
+    ) -> None:
         self._server = _QuietServer(("127.0.0.1", 0), app, numthreads=threads, timeout=60)
+        self._server.listening = listening
         self._server.gateway = _GatewayWithSocket
         self._server.prepare()
         self.port: int = self._server.bind_addr[1]

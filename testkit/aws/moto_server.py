@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 from importlib.metadata import version
 from typing import Any
@@ -165,7 +166,21 @@ def _as_werkzeug_serves(app: Any) -> local_server.WsgiApp:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream", help="another AWS emulator, instead of moto")
-    upstream = parser.parse_args(argv).upstream
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="NAME=FD",
+        help="serve NAME (aws, s3, dynamodb, control) on this inherited listening socket",
+    )
+    args = parser.parse_args(argv)
+    upstream = args.upstream
+    inherited = {name: int(fd) for name, _, fd in (s.partition("=") for s in args.listen)}
+
+    def listening(name: str) -> socket.socket | None:
+        fd = inherited.get(name)
+        return None if fd is None else socket.socket(fileno=fd)
+
     # Ctrl-C at a terminal reaches the whole process group: the server ends when its
     # stdin closes, with the session that started it, not with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -177,14 +192,18 @@ def main(argv: list[str] | None = None) -> None:
         app = _application()
         _one_key_for_every_pool()
         _warm_up(app)
-        servers["aws"] = local_server.KeepAliveServer(_as_werkzeug_serves(app))
+        servers["aws"] = local_server.KeepAliveServer(
+            _as_werkzeug_serves(app), listening=listening("aws")
+        )
     roles = Roles()
     s3 = S3Gate(upstream or app, roles=roles, region=REGION)
-    servers["s3"] = local_server.KeepAliveServer(s3)
+    servers["s3"] = local_server.KeepAliveServer(s3, listening=listening("s3"))
     servers["dynamodb"] = local_server.KeepAliveServer(
-        DynamoDbGate(upstream or app, roles=roles, region=REGION)
+        DynamoDbGate(upstream or app, roles=roles, region=REGION), listening=listening("dynamodb")
     )
-    servers["control"] = local_server.KeepAliveServer(GateControl(s3, roles), threads=4)
+    servers["control"] = local_server.KeepAliveServer(
+        GateControl(s3, roles), threads=4, listening=listening("control")
+    )
     sys.stdout.write(json.dumps({name: server.port for name, server in servers.items()}) + "\n")
     sys.stdout.flush()
     # Nobody reads the pipe after the ports: what moto prints goes to stderr instead.

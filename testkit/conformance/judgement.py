@@ -19,7 +19,6 @@ as JSON, which the living documentation renders.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,16 +36,10 @@ from testkit.conformance.phrasebook import (
 )
 from testkit.settings import NOT_APPLICABLE as NOT_APPLICABLE_PREFIX
 from testkit.settings import Settings, SettingsError
+from testkit.stack.launch import selects_scenarios
 from testkit.stack.session import handler_code
 
 _DETAIL_CHARACTERS = 400
-
-
-def selects_scenarios(config: pytest.Config) -> bool:
-    """Whether the run's mark expression names `integration` other than as `not
-    integration`: whether it may hold scenarios."""
-    markexpr = " ".join(config.option.markexpr.split())
-    return re.search(r"(?<!not )\bintegration\b", markexpr) is not None
 
 
 EXTRA = "extra"  # the tag of a scenario that judges this project's behaviour beyond the contract

@@ -15,7 +15,7 @@ from typing import Any
 
 from testkit.apigw.authorizer import CognitoAuthorizer
 from testkit.apigw.gateway import LocalApiGateway
-from testkit.aws.auth import ResourceArns, Role, Statement, statements_for
+from testkit.aws.auth import ResourceArns, Role, Roles, Statement, statements_for
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
 from testkit.aws.gate_control import RolesHandle, S3GateHandle
 from testkit.aws.resources import create_task_table, create_trace_bucket
@@ -113,13 +113,8 @@ class LocalStack:
                 MotoServer.launch(upstream=emulator) if emulator else (moto or MotoServer.launch())
             )
             stopping.callback(aws.stop)
-            _load_service_models()  # while moto's server starts
-            gates = aws.gates
+            gates = aws.gates  # known at once: the ports are bound before moto starts
             assert aws.endpoint is not None
-            clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
-            if emulator:
-                remove_leftover_stacks(clients, mark)
-            roles = RolesHandle(gates.control)
             arns = ResourceArns(names.bucket, names.table, REGION)
             if function.policy is None:
                 granted = statements_for(GET_TRACE_URL_GRANTS, arns)
@@ -128,13 +123,12 @@ class LocalStack:
                     Statement(s.actions, tuple(map(arns.substitute, s.resources)))
                     for s in function.policy
                 ]
-            function_role = roles.create(f"{FUNCTION_NAME} role", granted)
-            agent_role = roles.create(
+            function_role = Roles.new_role(f"{FUNCTION_NAME} role", granted)
+            agent_role = Roles.new_role(
                 "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
             )
-            gate = S3GateHandle(gates.control, gates.s3)
             endpoints = GatedEndpoints(aws.endpoint, gates.s3, gates.dynamodb)
-            # The function's cold start overlaps with building the resources.
+            # The function's cold start overlaps moto's start and building the resources.
             environment = function_environment(endpoints, names, function_role)
             if function.environment:  # the variables another team's handler reads
                 for name in GET_TRACE_URL.environment_names:
@@ -144,6 +138,16 @@ class LocalStack:
             lambda_ = LocalLambda(GET_TRACE_URL, environment, name=FUNCTION_NAME, code=code)
             lambda_.start()
             stopping.callback(lambda_.stop)
+            _load_service_models()  # while moto's server starts
+            if isinstance(aws, MotoServer):
+                aws.ready()
+            roles = RolesHandle(gates.control)
+            for role in (function_role, agent_role):
+                roles.add(role)
+            gate = S3GateHandle(gates.control, gates.s3)
+            clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
+            if emulator:
+                remove_leftover_stacks(clients, mark)
 
             tags = {TAG_KEY: str(mark)}
             create_trace_bucket(clients.s3, names.bucket, tags=tags)

@@ -9,8 +9,9 @@ parts only the suite's own stack has (its S3 gate, API Gateway and function) rai
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from typing import Protocol
 
 from testkit.apigw.gateway import LocalApiGateway
@@ -65,19 +66,46 @@ class Stack(Protocol):
         ...
 
 
-def launch_moto(settings: Settings) -> MotoServer | None:
-    """moto's server, launched ahead of the session's stack so that its start-up runs
-    while pytest collects; None when the suite will not build its stack in moto."""
-    if settings.deployed or settings.emulator:
-        return None
-    return MotoServer.launch()
+class StackOpening:
+    """The session's stack, opened in a thread of its own, so that it starts while
+    pytest collects, and closed with whatever it started. ``moto``: the server launched
+    early (``testkit.stack.launch``), now this opening's to use or stop."""
+
+    def __init__(self, settings: Settings, moto: MotoServer | None) -> None:
+        if settings.deployed and moto is not None:
+            moto.stop()  # the stack is elsewhere
+            moto = None
+        self._opened = open_stack(settings, moto=moto)
+        self._stopping = ExitStack()
+        self._stack: Stack | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._open, name="stack opening", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        try:
+            self._stack = self._stopping.enter_context(self._opened)
+        except BaseException as failed:  # raised where the stack is asked for
+            self._failure = failed
+
+    def stack(self) -> Stack:
+        """The stack, once open; what kept it from opening is raised here."""
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        assert self._stack is not None
+        return self._stack
+
+    def close(self) -> None:
+        self._thread.join()
+        self._stopping.close()
 
 
 def open_stack(
     settings: Settings, *, moto: MotoServer | None = None
 ) -> AbstractContextManager[Stack]:
     """The session's stack, running until the context ends; ``moto``, when given, is
-    the server ``launch_moto`` started, and the stack's to stop."""
+    the server launched early, and the stack's to stop."""
     if settings.deployed:
         return DeployedStack.session(settings.deployed, lease_seconds=settings.lease_seconds)
     code = function_code(GET_TRACE_URL.handler, settings.handler)

@@ -18,9 +18,20 @@ from testkit.aws.endpoint import PROJECT_ROOT, MotoServer
 from testkit.aws.moto_server import _service_of, incompatibility
 
 
+def test_its_ports_are_known_at_once_and_a_request_sent_before_it_serves_is_answered() -> None:
+    moto = MotoServer.launch()
+    try:
+        assert moto.endpoint is not None
+        assert not moto._served
+        # Queued on the port bound before the process started, answered once it serves.
+        answer = requests.get(f"{moto.gates.control}/refusals", timeout=60)
+        assert answer.json() == []
+    finally:
+        moto.stop()
+
+
 def test_once_ready_it_answers_and_once_stopped_it_is_gone() -> None:
     moto = MotoServer.launch()
-    assert moto.endpoint is None  # not known until the process says it serves
     assert moto.ready() is moto
     assert moto.endpoint is not None
     pid = moto._process.pid if moto._process else 0
