@@ -90,6 +90,7 @@ Feature: A download or an upload that goes wrong loses nothing
     When Alice saves the task's trace to a file
     Then the download succeeds
     And the file holds exactly the artifact stored for the task
+    And the trace storage was asked for the trace twice
 
   @needs_local_stack @cli
   Scenario: A trace stored in parts, whose checksum covers only the parts, still saves intact

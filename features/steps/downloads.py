@@ -316,6 +316,11 @@ def storage_never_asked(gate: S3GateHandle) -> None:
     assert gate.presigned == []
 
 
+@then("the trace storage was asked for the trace twice")
+def storage_asked_twice(gate: S3GateHandle) -> None:
+    assert [seen.verdict for seen in gate.presigned] == ["ok", "ok"]
+
+
 @then("the earlier file is unchanged")
 def earlier_file_unchanged(scene: Scene) -> None:
     assert scene.output is not None
