@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import moto
 import pytest
 import requests
 
+from testkit.aws import local_server
 from testkit.aws.endpoint import PROJECT_ROOT, MotoServer
 from testkit.aws.moto_server import _service_of, incompatibility
 
@@ -151,3 +154,24 @@ def test_the_server_of_a_moto_without_them_stops_with_that_line() -> None:
     assert (done.returncode, done.stdout) == (1, "")
     assert len(done.stderr.splitlines()) == 1
     assert "lacks what the suite's moto server is built from: MotoRequestHandler;" in done.stderr
+
+
+@pytest.mark.parametrize("bound_before", [True, False])
+def test_a_keep_alive_server_sends_each_part_of_an_answer_at_once(bound_before: bool) -> None:
+    """TCP_NODELAY on every connection it accepts, on a port it bound or one handed to
+    it: else the second write of an answer waits for the client's delayed ACK."""
+    seen: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        connection = environ[local_server.SOCKET_KEY]
+        seen.append(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"o", b"k"]
+
+    listening = socket.create_server(("127.0.0.1", 0)) if bound_before else None
+    server = local_server.KeepAliveServer(app, listening=listening)
+    try:
+        assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=10).text == "ok"
+    finally:
+        server.stop()
+    assert seen == [1]
