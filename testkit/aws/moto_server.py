@@ -21,6 +21,7 @@ one line that says what is missing.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -94,31 +95,72 @@ def _service_of(environ: dict[str, Any]) -> str:
     return parts[3] if len(parts) == 5 and parts[3] in SERVICES else ""
 
 
+# One prime of the RSA key moto signs every user pool's tokens with (its
+# cognitoidp/resources/jwks-private.json, a JWK without its primes). Recovering the
+# primes from the JWK, as joserfc does, costs 0.1 to 0.3 s of CPU at every start.
+_MOTO_KEY_PRIME = int(
+    "a0b21500aef6971385b5ac70c8984ae68c02e2755a4ad4a28c1d4787991e3b46c688b0d82bc29f65d2b5"
+    "a56fec3d49e60876d0e0b6b393d05d5c9c101383454775158f2a4b333f227ddc7fee513f6cec26fd0e"
+    "aec525b93c88893521ae93a722afb71f81565a90e44aafac88f59f9a603d6eea6c2e17c44726e1824"
+    "694f218e5",
+    16,
+)
+
+
 def _one_key_for_every_pool() -> None:
-    """moto imports the same RSA key (its one jwks-private.json) for every user pool,
-    and checking the key costs about 0.15 s of CPU each time: it is imported once."""
+    """moto imports the same RSA key for every user pool, at 0.1 to 0.3 s of CPU each
+    time: it is imported once, and built from its known prime when the JWK is moto's
+    (any other key is imported as joserfc imports it)."""
     from moto.cognitoidp import models
 
-    imported = models.jwk.RSAKey.import_key
+    jwk = models.jwk
     keys: dict[str, Any] = {}
 
-    class RSAKey(models.jwk.RSAKey):
+    class RSAKey(jwk.RSAKey):
         @classmethod
         def import_key(cls, value: Any, *args: Any, **kwargs: Any) -> Any:
             if args or kwargs or not isinstance(value, dict):
-                return imported(value, *args, **kwargs)
+                return jwk.RSAKey.import_key(value, *args, **kwargs)
             text = json.dumps(value, sort_keys=True)
             if text not in keys:
-                keys[text] = imported(value)
+                keys[text] = _from_known_prime(jwk, value) or jwk.RSAKey.import_key(value)
             return keys[text]
 
     class Keys:
         def __getattr__(self, name: str) -> Any:
-            return RSAKey if name == "RSAKey" else getattr(models.jwk, name)
+            return RSAKey if name == "RSAKey" else getattr(jwk, name)
 
-    original, models.jwk = models.jwk, Keys()  # type: ignore[assignment]
+    models.jwk = Keys()  # type: ignore[assignment]
     models.jwk.RSAKey.import_key(models.load_resource("cognitoidp/resources/jwks-private.json"))
-    del original
+
+
+def _from_known_prime(jwk: Any, value: dict[str, Any]) -> Any:
+    """The JWK's key built from ``_MOTO_KEY_PRIME``, or None if that is none of its
+    primes."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        n, e, d = (int.from_bytes(base64.urlsafe_b64decode(value[k] + "==")) for k in "ned")
+    except (KeyError, TypeError, ValueError):
+        return None
+    p = _MOTO_KEY_PRIME
+    if n % p:
+        return None
+    q = n // p
+    numbers = rsa.RSAPrivateNumbers(
+        p,
+        q,
+        d,
+        rsa.rsa_crt_dmp1(d, p),
+        rsa.rsa_crt_dmq1(d, q),
+        rsa.rsa_crt_iqmp(p, q),
+        rsa.RSAPublicNumbers(e, n),
+    )
+    # p divides n: the key is whole, and a wrong d would fail every token's check.
+    private = numbers.private_key(unsafe_skip_rsa_key_validation=True)
+    return jwk.RSAKey.import_key(
+        private, {k: v for k, v in value.items() if k in ("kid", "alg", "use")}
+    )
 
 
 _WARM_UP = {

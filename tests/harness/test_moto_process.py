@@ -175,3 +175,23 @@ def test_a_keep_alive_server_sends_each_part_of_an_answer_at_once(bound_before: 
     finally:
         server.stop()
     assert seen == [1]
+
+
+def test_the_user_pools_key_is_moto_s_own_imported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built from its known prime, the key signs tokens that moto's key, imported as
+    joserfc imports it, verifies; and every pool gets the one key."""
+    from joserfc import jwk, jwt
+    from moto.cognitoidp import models
+
+    from testkit.aws.moto_server import _one_key_for_every_pool
+
+    monkeypatch.setattr(models, "jwk", models.jwk)  # put back after the test
+    resource = models.load_resource("cognitoidp/resources/jwks-private.json")
+    as_joserfc_imports_it = jwk.RSAKey.import_key(resource)
+    _one_key_for_every_pool()
+    key = models.jwk.RSAKey.import_key(resource)
+    assert models.jwk.RSAKey.import_key(dict(resource)) is key
+    token = jwt.encode({"kid": "dummy", "alg": "RS256"}, {"sub": "alice"}, key)
+    assert jwt.decode(token, as_joserfc_imports_it).claims == {"sub": "alice"}
+    other = jwk.RSAKey.generate_key(2048).as_dict(private=True)
+    assert models.jwk.RSAKey.import_key(other).as_dict(private=True) == other
