@@ -262,9 +262,20 @@ def _secrets_stay_secret(
     log_mark, runs_before = stack.function_log_mark(), len(RUNS)
     request.node.stash[judgement.WITNESSES] = lambda: _witnesses(scene, stack, log_mark)
     yield
-    # A failure of the checks below is reported once the session's stack may be gone.
-    refused = stack.refusals()
-    request.node.stash[judgement.WITNESSES] = lambda: _witnesses(scene, stack, log_mark, refused)
+    try:
+        _check_secrets(scene, caplog, stack, log_mark, runs_before)
+    except AssertionError:
+        # Reported once the session's stack may be gone: what IAM refused is read now.
+        refused = stack.refusals()
+        request.node.stash[judgement.WITNESSES] = lambda: _witnesses(
+            scene, stack, log_mark, refused
+        )
+        raise
+
+
+def _check_secrets(
+    scene: Scene, caplog: pytest.LogCaptureFixture, stack: Stack, log_mark: int, runs_before: int
+) -> None:
     # In teardown, caplog.text would only hold the teardown's records.
     records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
     formatter = logging.Formatter()

@@ -391,7 +391,8 @@ def nothing_stored(scene: Scene, resources: Resources) -> None:
 @then(parsers.parse("the task stays {status}"))
 @then(parsers.parse("the task still ended as {status}"))
 def task_status(status: str, scene: Scene, resources: Resources) -> None:
-    assert resources.task_record(scene.current_task().task_id)["status"] == status.upper()
+    record = resources.task_record(scene.current_task().task_id, "status")
+    assert record["status"] == status.upper()
 
 
 @given("the task id is longer than any task's id can be")

@@ -196,14 +196,26 @@ class Resources:
         pages = self.aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
-    def task_record(self, task_id: str) -> dict[str, Any]:
+    def task_record(self, task_id: str, *attributes: str) -> dict[str, Any]:
+        """The task's record, or only the named attributes of it (moto reads a large
+        record back slowly)."""
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#a{index}": name for index, name in enumerate(attributes)}
+            projection = {
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+            }
         item = self.aws.client("dynamodb").get_item(
-            TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
+            TableName=self.table,
+            Key={"task_id": {"S": task_id}},
+            ConsistentRead=True,
+            **projection,
         )["Item"]
         return {name: next(iter(value.values())) for name, value in item.items()}
 
     def _location(self, task_id: str) -> tuple[str, str]:
-        uri = self.task_record(task_id)["trace_s3_uri"]
+        uri = self.task_record(task_id, "trace_s3_uri")["trace_s3_uri"]
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         return bucket, key
 
