@@ -80,6 +80,16 @@ class LocalApiGateway(local_server.LocalServer):
             return _gateway_answer(502, "Internal server error")
 
 
+def proxy_event(method: str, raw_path: str, claims: dict[str, str]) -> dict[str, Any]:
+    """The event the gateway hands the function for a request it has authorized, with
+    these claims: for a request of the harness's own (``raw_path`` without the stage)."""
+    route = _match(method, raw_path)
+    if route is None:
+        raise ValueError(f"no route for {method} {raw_path}")
+    environ = {"REQUEST_METHOD": method, "HTTP_HOST": "127.0.0.1"}
+    return _proxy_event(environ, *route, "", claims)
+
+
 def _match(method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
     for route_method, resource, pattern in _ROUTES:
         found = pattern.match(path)

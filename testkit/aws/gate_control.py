@@ -141,7 +141,7 @@ class _Client:
     def __init__(self, url: str) -> None:
         self._netloc = urlsplit(url).netloc
 
-    def call(self, method: str, path: str, value: Any = None, *, seconds: float = 10) -> Any:
+    def call(self, method: str, path: str, value: Any = None, *, seconds: float = 60) -> Any:
         """One request, answered before this returns; its answer's JSON."""
         connection = http.client.HTTPConnection(self._netloc, timeout=seconds)
         try:

@@ -27,6 +27,8 @@ import os
 import signal
 import socket
 import sys
+import traceback
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import unquote
@@ -205,6 +207,15 @@ def _as_werkzeug_serves(app: Any) -> local_server.WsgiApp:
     return served
 
 
+class _Later:
+    """moto's app, once it is built: the gates are made before it."""
+
+    app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream", help="another AWS emulator, instead of moto")
@@ -226,25 +237,48 @@ def main(argv: list[str] | None = None) -> None:
     # Ctrl-C at a terminal reaches the whole process group: the server ends when its
     # stdin closes, with the session that started it, not with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    servers: dict[str, local_server.KeepAliveServer] = {}
+    # The control first: the roles are known before moto is, so the first call a layer
+    # makes (queued on its gate's port until the gate serves) finds its signer.
+    roles = Roles()
+    moto = _Later()
+    s3 = S3Gate(upstream or moto, roles=roles, region=REGION)
+    servers = {
+        "control": local_server.KeepAliveServer(
+            GateControl(s3, roles), threads=4, listening=listening("control")
+        )
+    }
+    try:
+        _serve(servers, s3, roles, moto, upstream, listening)
+    except SystemExit as stopped:  # one line, on stderr, which the session shows
+        sys.stderr.write(f"{stopped.code}\n")
+    except BaseException:
+        traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)  # the control's threads would keep the process alive
+
+
+def _serve(
+    servers: dict[str, local_server.KeepAliveServer],
+    s3: S3Gate,
+    roles: Roles,
+    moto: _Later,
+    upstream: str | None,
+    listening: Callable[[str], socket.socket | None],
+) -> None:
+    """moto and the gates served, until stdin closes; then the process ends."""
     if upstream is None:
         problem = incompatibility()
         if problem:
-            sys.exit(problem)  # on stderr, which the session shows; its ports never come
-        app = _application()
+            sys.exit(problem)  # its ports never come
+        moto.app = _application()
         _one_key_for_every_pool()
-        _warm_up(app)
+        _warm_up(moto.app)
         servers["aws"] = local_server.KeepAliveServer(
-            _as_werkzeug_serves(app), listening=listening("aws")
+            _as_werkzeug_serves(moto.app), listening=listening("aws")
         )
-    roles = Roles()
-    s3 = S3Gate(upstream or app, roles=roles, region=REGION)
     servers["s3"] = local_server.KeepAliveServer(s3, listening=listening("s3"))
     servers["dynamodb"] = local_server.KeepAliveServer(
-        DynamoDbGate(upstream or app, roles=roles, region=REGION), listening=listening("dynamodb")
-    )
-    servers["control"] = local_server.KeepAliveServer(
-        GateControl(s3, roles), threads=4, listening=listening("control")
+        DynamoDbGate(upstream or moto, roles=roles, region=REGION), listening=listening("dynamodb")
     )
     sys.stdout.write(json.dumps({name: server.port for name, server in servers.items()}) + "\n")
     sys.stdout.flush()

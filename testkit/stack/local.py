@@ -8,20 +8,21 @@ role of their own, whose policy comes from the infrastructure's grants."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from testkit.apigw.authorizer import CognitoAuthorizer
-from testkit.apigw.gateway import LocalApiGateway
+from testkit.apigw.gateway import LocalApiGateway, proxy_event
 from testkit.aws.auth import ResourceArns, Role, Roles, Statement, statements_for
 from testkit.aws.endpoint import REGION, AwsEndpoint, MotoServer, shared_session
 from testkit.aws.gate_control import RolesHandle, S3GateHandle
 from testkit.aws.resources import create_task_table, create_trace_bucket
 from testkit.conformance.profile import HandlerProfile
 from testkit.lambda_.function_code import FunctionCode
-from testkit.lambda_.local_lambda import LocalLambda
+from testkit.lambda_.local_lambda import InvocationFailed, LocalLambda
 from testkit.stack.footprint import (
     DEFAULT_LEASE_SECONDS,
     TAG_KEY,
@@ -42,6 +43,10 @@ from trace_infra.definitions import (
 )
 
 FUNCTION_NAME = "GetTraceUrl"
+# The request that warms the function: no task has this id, no user this sub.
+WARM_UP_TASK = "bgsuite-warm-up"
+WARM_UP_OWNER = "00000000-0000-0000-0000-000000000000"
+WARM_UP_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,9 @@ class LocalStack:
             agent_role = Roles.new_role(
                 "agent runtime role", statements_for(AGENT_RUNTIME_GRANTS, arns)
             )
+            roles = RolesHandle(gates.control)  # served before moto is
+            for role in (function_role, agent_role):
+                roles.add(role)
             endpoints = GatedEndpoints(aws.endpoint, gates.s3, gates.dynamodb)
             # The function's cold start overlaps moto's start and building the resources.
             environment = function_environment(endpoints, names, function_role)
@@ -138,12 +146,11 @@ class LocalStack:
             lambda_ = LocalLambda(GET_TRACE_URL, environment, name=FUNCTION_NAME, code=code)
             lambda_.start()
             stopping.callback(lambda_.stop)
+            warming = threading.Thread(target=_warm_up, args=(lambda_,), daemon=True)
+            warming.start()
             _load_service_models()  # while moto's server starts
             if isinstance(aws, MotoServer):
                 aws.ready()
-            roles = RolesHandle(gates.control)
-            for role in (function_role, agent_role):
-                roles.add(role)
             gate = S3GateHandle(gates.control, gates.s3)
             clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
             if emulator:
@@ -183,6 +190,7 @@ class LocalStack:
             # A handler that cannot load stops the stack now, saying why, rather than
             # failing every scenario with a 502.
             lambda_.wait_started()
+            warming.join(WARM_UP_SECONDS)
 
             agent = AgentRuntime(
                 s3=_client("s3", gates.s3, agent_role),
@@ -240,6 +248,16 @@ def function_environment(
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
+
+
+def _warm_up(function: LocalLambda) -> None:
+    """One request for a task nobody owns, sent as the function's instance starts: the
+    handler's first invocation (what it builds once, its clients) runs beside moto's
+    start, not in the first scenario, as most requests on Lambda meet a warm instance.
+    Its answer is not read; it is logged before any scenario's mark."""
+    event = proxy_event("GET", f"/tasks/{WARM_UP_TASK}/trace", {"sub": WARM_UP_OWNER})
+    with contextlib.suppress(InvocationFailed):
+        function.invoke(event)
 
 
 def _load_service_models() -> None:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from testkit.conformance.judgement import names_from_its_test
 from testkit.conformance.phrasebook import DEFAULT_PHRASEBOOK
 from testkit.settings import ENV_PHRASEBOOK
+from testkit.stack.local import WARM_UP_OWNER, WARM_UP_TASK
 from tests.harness.suite_runs import (
     ROOT,
     STACK_NOT_CREATED_HERE,
@@ -198,7 +199,9 @@ def test_a_scenario_runs_against_a_node_handler_through_the_bridge(tmp_path: Pat
     done = refusing_a_stranger_with(handler)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "1 passed" in done.stdout
-    [call] = calls.read_text().splitlines()
+    # The stack's one warm-up request comes first: a task nobody owns, for nobody.
+    warm_up, call = calls.read_text().splitlines()
+    assert warm_up == f"{WARM_UP_TASK} {WARM_UP_OWNER}"
     task_id, caller = call.split(" ")
     assert task_id.startswith("task-")
     assert caller  # from the claims the gateway verified

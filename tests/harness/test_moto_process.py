@@ -195,3 +195,19 @@ def test_the_user_pools_key_is_moto_s_own_imported_once(monkeypatch: pytest.Monk
     assert jwt.decode(token, as_joserfc_imports_it).claims == {"sub": "alice"}
     other = jwk.RSAKey.generate_key(2048).as_dict(private=True)
     assert models.jwk.RSAKey.import_key(other).as_dict(private=True) == other
+
+
+def test_a_server_that_fails_once_its_control_serves_still_ends() -> None:
+    """The control's threads outlive a failure of the rest of the start: the process
+    ends all the same, with the failure on stderr, and never says it serves."""
+    done = subprocess.run(
+        [sys.executable, "-m", "testkit.aws.moto_server", "--listen", "s3=987654"],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "OSError" in done.stderr
