@@ -7,6 +7,7 @@ infrastructure uses, so a change there reaches these fixtures too.
 from __future__ import annotations
 
 import json
+import secrets
 import select
 import socket
 import subprocess
@@ -111,8 +112,12 @@ class MotoServer(AwsEndpoint):
             ports = {name: s.getsockname()[1] for name, s in sockets.items()}
             for listening in sockets.values():
                 listening.close()  # the process holds them now
+        token = secrets.token_urlsafe(24)  # the control's, never on a command line
+        assert process.stdin is not None
+        process.stdin.write(f"{token}\n".encode())
+        process.stdin.flush()
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        gates = GateUrls(urls["s3"], urls["dynamodb"], urls["control"])
+        gates = GateUrls(urls["s3"], urls["dynamodb"], f"{urls['control']}/{token}")
         return cls(upstream or urls["aws"], _process=process, _gates=gates)
 
     def client(self, service: str) -> Any:

@@ -12,6 +12,7 @@ answers raises ``ControlFailed``; nothing is retried, so nothing is applied twic
 
 from __future__ import annotations
 
+import hmac
 import http.client
 import json
 import threading
@@ -47,19 +48,28 @@ class ControlFailed(RuntimeError):
 
 
 class GateControl:
-    """The API that changes the S3 gate and the roles both gates authorize against."""
+    """The API that changes the S3 gate and the roles both gates authorize against.
+    Every path starts with ``token``, a secret of the session that launched the process:
+    no other program on this machine (a layer under judgement among them) changes
+    the gates by chance."""
 
-    def __init__(self, s3: S3Gate, roles: Roles) -> None:
+    def __init__(self, s3: S3Gate, roles: Roles, *, token: str) -> None:
         self._s3 = s3
         self._roles = roles
+        self._prefix = f"/{token}/"
 
     def __call__(
         self, environ: dict[str, Any], start_response: local_server.StartResponse
     ) -> Iterable[bytes]:
         request = local_server.read_request(environ)
+        path = request.target.path
+        if not hmac.compare_digest(path[: len(self._prefix)], self._prefix):
+            return _json(start_response, "404 Not Found", {"error": "no such control"})
         try:
             body = json.loads(request.body) if request.body else None
-            answer = self._answer(request.method, request.target.path, request.target.query, body)
+            answer = self._answer(
+                request.method, path[len(self._prefix) - 1 :], request.target.query, body
+            )
         except (ValueError, KeyError, TypeError) as wrong:
             return _json(start_response, "400 Bad Request", {"error": repr(wrong)})
         if answer is _NOT_FOUND:
@@ -139,7 +149,9 @@ def _seen_as_json(seen: Any) -> dict[str, Any]:
 
 class _Client:
     def __init__(self, url: str) -> None:
-        self._netloc = urlsplit(url).netloc
+        target = urlsplit(url)
+        self._netloc = target.netloc
+        self._prefix = target.path.rstrip("/")  # the session's token
 
     def call(self, method: str, path: str, value: Any = None, *, seconds: float = 60) -> Any:
         """One request, answered before this returns; its answer's JSON."""
@@ -147,7 +159,7 @@ class _Client:
         try:
             body = None if value is None else json.dumps(value).encode()
             headers = {"Content-Type": "application/json"} if body is not None else {}
-            connection.request(method, path, body=body, headers=headers)
+            connection.request(method, self._prefix + path, body=body, headers=headers)
             response = connection.getresponse()
             answer = response.read()
         except OSError as lost:

@@ -8,9 +8,10 @@ connection kept alive (``local_server.KeepAliveServer``). With ``--upstream``, a
 AWS emulator stands where moto would, and the gates reach it over HTTP.
 
 It serves four ports: moto itself (for the suite's own set-up, and Cognito), the S3
-gate, the DynamoDB gate, and the gates' control (``testkit.aws.gate_control``). It
-writes them as one JSON line on stdout once it serves, and serves until its stdin
-closes: when the process that started it ends, however it ends, so does this one.
+gate, the DynamoDB gate, and the gates' control (``testkit.aws.gate_control``), whose
+secret token is the first line on its stdin. It writes one JSON line on stdout once it
+serves, and serves until its stdin closes: when the process that started it ends,
+however it ends, so does this one.
 
 It drives moto's server through moto's internals (its dispatcher, which it tells
 each request's service, its backend apps, and the user pools' key): this module is
@@ -242,9 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     roles = Roles()
     moto = _Later()
     s3 = S3Gate(upstream or moto, roles=roles, region=REGION)
+    token = sys.stdin.buffer.readline().strip().decode("ascii", "replace")  # the first line
     servers = {
         "control": local_server.KeepAliveServer(
-            GateControl(s3, roles), threads=4, listening=listening("control")
+            GateControl(s3, roles, token=token), threads=4, listening=listening("control")
         )
     }
     try:

@@ -175,3 +175,18 @@ def test_a_change_the_process_refuses_or_never_answers_raises(moto: MotoServer) 
     with pytest.raises(ControlFailed, match="did not answer PATCH /s3"):
         handle.fault = Fault.FORBIDDEN
     assert handle.fault is None
+
+
+def test_the_control_refuses_whoever_lacks_the_sessions_token(
+    moto: MotoServer, gate: S3GateHandle, link: str
+) -> None:
+    """A program that finds the control's port (a layer under judgement scanning
+    127.0.0.1) changes nothing without the token in its path."""
+    port, token = moto.gates.control.rsplit(":", 1)[1].split("/", 1)
+    for path in ("/s3", f"/{'x' * len(token)}/s3", "//s3"):
+        answer = requests.patch(
+            f"http://127.0.0.1:{port}{path}", json={"fault": "FORBIDDEN"}, timeout=10
+        )
+        assert answer.status_code in (400, 404)  # cheroot refuses a path of "//" itself
+    assert requests.get(link, timeout=10).status_code == 200
+    assert gate.presigned[-1].verdict == "ok"
