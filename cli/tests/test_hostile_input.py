@@ -628,6 +628,26 @@ def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
     assert "HTTP 500" in one_line_no_traceback(refused.stderr)
 
 
+class _BodyThatBreaks:
+    """An answer whose body cannot be read: the connection fails under the read."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.raw = self
+
+    def read(self, amount: int, decode_content: bool) -> bytes:
+        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_api_body_that_cannot_be_read_counts_as_no_json() -> None:
+    answer = _BodyThatBreaks()
+    assert api_module._json_or_none(answer) is None  # type: ignore[arg-type]
+    assert answer.closed
+
+
 @pytest.mark.parametrize(
     "body",
     [
