@@ -36,6 +36,7 @@ class FakeBackend:
     id_token: str = ID_TOKEN
     api_status: int = 200
     api_body: bytes | None = None
+    api_headers: dict[str, str] = field(default_factory=dict)
     object_status: int = 200
     object_body: bytes = ARTIFACT
     object_headers: dict[str, str] = field(default_factory=dict)
@@ -71,9 +72,9 @@ class FakeBackend:
             if self.checksum_sha256 is not None:
                 data["checksum_sha256"] = self.checksum_sha256
             body = json.dumps({"data": data}).encode()
-        return Response(body, self.api_status, content_type="application/json")(
-            environ, start_response
-        )
+        return Response(
+            body, self.api_status, headers=self.api_headers, content_type="application/json"
+        )(environ, start_response)
 
     def _object(self) -> Response:
         def body() -> Iterator[bytes]:

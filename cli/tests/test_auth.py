@@ -311,3 +311,14 @@ def test_a_cached_expiry_without_a_time_zone_is_read_as_utc(pool: dict) -> None:
     just_before_the_margin = datetime.fromisoformat(first.token_expiry) - timedelta(minutes=6)
     kept = fresh_credentials(pool["config"], pool["dir"], now=lambda: just_before_the_margin)
     assert kept.token_expiry == naive  # still fresh: read as UTC, not refreshed
+
+
+@pytest.mark.parametrize("expiry", ["", "soon", "2099-13-01T00:00:00+00:00"])
+def test_a_cached_expiry_that_is_no_time_leaves_the_token_as_it_is(
+    tmp_path: Path, expiry: str
+) -> None:
+    """Nothing to refresh by: the token goes to the API, which says if it is stale."""
+    cached = Credentials("cached.id.token", "refresh", expiry)
+    save_credentials(tmp_path, cached)
+    no_cognito = Config("https://api.example.test/prod", "", "pool", "")  # never asked
+    assert fresh_credentials(no_cognito, tmp_path) == cached

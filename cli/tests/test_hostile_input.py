@@ -628,6 +628,26 @@ def test_an_api_answer_nested_too_deeply_is_one_line(bgagent, backend) -> None:
     assert "HTTP 500" in one_line_no_traceback(refused.stderr)
 
 
+class _BodyThatBreaks:
+    """An answer whose body cannot be read: the connection fails under the read."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.raw = self
+
+    def read(self, amount: int, decode_content: bool) -> bytes:
+        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_api_body_that_cannot_be_read_counts_as_no_json() -> None:
+    answer = _BodyThatBreaks()
+    assert api_module._json_or_none(answer) is None  # type: ignore[arg-type]
+    assert answer.closed
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -734,6 +754,86 @@ def test_configure_accepts_an_id_of_256_characters_and_a_port(bgagent, tmp_path)
         BGAGENT_CONFIG_DIR=str(directory),
     )
     assert (done.exit_code, done.stderr) == (0, f"Saved {directory / 'config.json'}\n")
+
+
+def test_configure_writes_settings_a_person_can_read_and_edit(bgagent, tmp_path) -> None:
+    directory = tmp_path / "fresh"
+    done = bgagent(
+        "configure",
+        *("--api-url", "https://api.example/prod", "--region", "us-east-1"),
+        *("--user-pool-id", "us-east-1_pool", "--client-id", "client"),
+        BGAGENT_CONFIG_DIR=str(directory),
+    )
+    assert done.exit_code == 0
+    assert (directory / "config.json").read_text() == (
+        "{\n"
+        '  "api_url": "https://api.example/prod",\n'
+        '  "region": "us-east-1",\n'
+        '  "user_pool_id": "us-east-1_pool",\n'
+        '  "client_id": "client"\n'
+        "}\n"
+    )
+
+
+def test_configure_creates_every_missing_folder_of_the_settings_directory(
+    bgagent, tmp_path
+) -> None:
+    directory = tmp_path / "not" / "yet" / "there"
+    done = bgagent(
+        "configure",
+        *("--api-url", "https://api.example/prod", "--region", "us-east-1"),
+        *("--user-pool-id", "us-east-1_pool", "--client-id", "client"),
+        BGAGENT_CONFIG_DIR=str(directory),
+    )
+    assert (done.exit_code, done.stderr) == (0, f"Saved {directory / 'config.json'}\n")
+
+
+def test_a_settings_file_that_is_a_symlink_stays_one(tmp_path) -> None:
+    """A dotfiles manager's link keeps pointing at the file it manages, now rewritten."""
+    managed = tmp_path / "dotfiles" / "credentials.json"
+    managed.parent.mkdir()
+    managed.write_text("{}")
+    directory = tmp_path / "cfg"
+    directory.mkdir()
+    (directory / CREDENTIALS_FILE).symlink_to(managed)
+    save_credentials(directory, Credentials("new.id.token"))
+    assert (directory / CREDENTIALS_FILE).is_symlink()
+    assert json.loads(managed.read_text())["id_token"] == "new.id.token"
+
+
+def test_a_settings_directory_that_is_a_file_is_one_line(bgagent, tmp_path) -> None:
+    not_a_folder = tmp_path / "settings"
+    not_a_folder.write_text("a file, not a folder")
+    refused = bgagent("trace", "download", "t-1", BGAGENT_CONFIG_DIR=str(not_a_folder))
+    assert (refused.exit_code, one_line_no_traceback(refused.stderr)) == (
+        1,
+        f"bgagent: Cannot read {not_a_folder / 'config.json'}: Not a directory.\n",
+    )
+
+
+def test_a_settings_file_that_fails_to_read_is_one_line(bgagent, config_dir, monkeypatch):
+    """A read error of the disk itself (EIO), after the file opened."""
+    real_fdopen = os.fdopen
+
+    class Failing:
+        def __init__(self, handle: io.BufferedReader) -> None:
+            self._handle = handle
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            self._handle.close()
+
+        def read(self, _: int) -> bytes:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Failing(real_fdopen(fd, mode)))
+    refused = bgagent("trace", "download", "t-1")
+    assert (refused.exit_code, one_line_no_traceback(refused.stderr)) == (
+        1,
+        f"bgagent: Cannot read {config_dir / 'config.json'}: Input/output error.\n",
+    )
 
 
 @pytest.mark.parametrize("tail", [" >&-", " > /dev/full"], ids=["closed", "full"])

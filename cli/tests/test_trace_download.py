@@ -1,4 +1,5 @@
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -113,6 +114,11 @@ SESSION_HINT = " Your session may have expired: run `bgagent login` to sign in a
             {"error": {"code": "INTERNAL_ERROR", "message": "Oops.", "request_id": "r-9"}},
             "Oops. (INTERNAL_ERROR, request id r-9)",
         ),
+        (
+            499,  # a proxy's "client closed": below 500, so no request id
+            {"error": {"code": "CLIENT_CLOSED", "message": "Gone.", "request_id": "r-4"}},
+            "Gone. (CLIENT_CLOSED)",
+        ),
         (503, {"error": {"message": "Busy."}}, "Busy."),
         (
             502,
@@ -174,6 +180,15 @@ def test_api_errors_become_one_line(bgagent, backend, status, body, expected) ->
     backend.api_body = json.dumps(body).encode() if body is not None else b"<html>oops</html>"
     result = bgagent("trace", "download", "t-1")
     assert (result.exit_code, result.stderr, result.stdout) == (1, f"bgagent: {expected}\n", b"")
+
+
+def test_an_api_answer_compressed_in_transit_is_read(bgagent, backend) -> None:
+    """API Gateway gzips an answer for a client that accepts it, as requests says it does."""
+    link = {"url": f"{backend.url}/object", "expires_at": "x"}
+    backend.api_body = gzip.compress(json.dumps({"data": link}).encode())
+    backend.api_headers = {"Content-Encoding": "gzip"}
+    result = bgagent("trace", "download", "t-1")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, backend.trace_lines, "")
 
 
 def test_what_the_api_says_never_shows_the_callers_token(bgagent, backend) -> None:
