@@ -63,6 +63,16 @@ class AwsEndpoint:
         """An endpoint the suite did not start is left running."""
 
 
+def listening_socket() -> socket.socket:
+    """A port of 127.0.0.1, listening, to hand to a server not started yet. TCP_NODELAY
+    is set before any connection can queue on it: a connection copies its listening
+    socket's options when it is made, and one made without it would wait for the
+    client's delayed ACK (40 ms) before the body of every answer."""
+    listening = socket.create_server(("127.0.0.1", 0), backlog=64)
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listening
+
+
 @dataclass(frozen=True)
 class GateUrls:
     """Where the gates in front of the suite's AWS serve, and their control."""
@@ -93,7 +103,7 @@ class MotoServer(AwsEndpoint):
     @classmethod
     def launch(cls, upstream: str | None = None) -> MotoServer:
         names = ("s3", "dynamodb", "control") if upstream else ("aws", "s3", "dynamodb", "control")
-        sockets = {name: socket.create_server(("127.0.0.1", 0), backlog=64) for name in names}
+        sockets = {name: listening_socket() for name in names}
         try:
             process = subprocess.Popen(
                 [

@@ -51,6 +51,10 @@ def serve(app: Any, *, request_handler: type[WSGIRequestHandler] | None = None) 
     # No access log: it would print presigned URLs, signatures included.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=request_handler)
+    # Inherited by every connection it accepts: werkzeug writes an answer's headers and
+    # body apart, and on a kept-alive connection the body would wait for the client's
+    # delayed ACK (40 ms) before it leaves.
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if isinstance(server, ThreadingMixIn):
         server.daemon_threads = True  # a stalled answer must not hold up the shutdown
     # A short poll interval: shutdown() otherwise waits up to half a second.

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from testkit.aws import local_server
-from testkit.aws.endpoint import PROJECT_ROOT, MotoServer
+from testkit.aws.endpoint import PROJECT_ROOT, MotoServer, listening_socket
 from testkit.aws.moto_server import _service_of, incompatibility
 
 
@@ -211,3 +211,13 @@ def test_a_server_that_fails_once_its_control_serves_still_ends() -> None:
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert "OSError" in done.stderr
+
+
+def test_a_connection_queued_before_its_server_starts_sends_each_part_at_once() -> None:
+    """The ports handed to moto's process: a layer may connect before the process
+    serves (the function's warm-up does), and that connection is kept alive."""
+    listening = listening_socket()
+    with listening, socket.create_connection(listening.getsockname()[:2]):
+        accepted, _ = listening.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
