@@ -519,7 +519,7 @@ def _compare(revision: str, runs: int, write: Path | None) -> int:
         *[f"| {' | '.join(row)} |" for row in rows],
     ]
     report = (
-        f"Measured on {machine()}, with `mise run bench -- --against {revision}`: "
+        f"Measured on {machine()}, with `mise run bench:against {revision}`: "
         f"medians of {runs} rounds, each running both trees in turn. Before: "
         f"{named.stdout.strip() or revision}; now: this tree.\n\n" + "\n".join(lines)
     )
