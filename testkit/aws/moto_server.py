@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     token = sys.stdin.buffer.readline().strip().decode("ascii", "replace")  # the first line
     servers = {
         "control": local_server.KeepAliveServer(
-            GateControl(s3, roles, token=token), threads=4, listening=listening("control")
+            GateControl(s3, roles, token=token), listening=listening("control")
         )
     }
     try:
