@@ -46,7 +46,7 @@ REGION = "us-east-1"
 SERVICES = ("s3", "dynamodb", "cognito-idp")
 _TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSCognitoIdentityProviderService": "cognito-idp"}
 # What of moto's server module the server is built from.
-_INTERNALS = ("DomainDispatcherApplication", "MotoRequestHandler", "create_backend_app")
+_INTERNALS = ("DomainDispatcherApplication", "create_backend_app")
 
 
 def incompatibility() -> str:

@@ -129,16 +129,16 @@ def test_a_moto_without_them_is_named_with_what_it_lacks(monkeypatch: pytest.Mon
     from moto.moto_server import werkzeug_app
 
     monkeypatch.delattr(werkzeug_app.DomainDispatcherApplication, "get_application")
-    monkeypatch.delattr(werkzeug_app, "MotoRequestHandler")
+    monkeypatch.delattr(werkzeug_app, "create_backend_app")
     said = incompatibility()
     assert said.startswith(f"moto {moto.__version__} lacks what the suite's moto server")
-    assert "MotoRequestHandler, DomainDispatcherApplication.get_application;" in said
+    assert "create_backend_app, DomainDispatcherApplication.get_application;" in said
 
 
 def test_the_server_of_a_moto_without_them_stops_with_that_line() -> None:
     script = (
         "from moto.moto_server import werkzeug_app\n"
-        "del werkzeug_app.MotoRequestHandler\n"
+        "del werkzeug_app.create_backend_app\n"
         "from testkit.aws import moto_server\n"
         "moto_server.main()\n"
     )
@@ -153,7 +153,7 @@ def test_the_server_of_a_moto_without_them_stops_with_that_line() -> None:
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert len(done.stderr.splitlines()) == 1
-    assert "lacks what the suite's moto server is built from: MotoRequestHandler;" in done.stderr
+    assert "lacks what the suite's moto server is built from: create_backend_app;" in done.stderr
 
 
 @pytest.mark.parametrize("bound_before", [True, False])
