@@ -142,16 +142,7 @@ def test_the_server_of_a_moto_without_them_stops_with_that_line() -> None:
         "from testkit.aws import moto_server\n"
         "moto_server.main()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert (done.returncode, done.stdout) == (1, "")
+    done = _ended_server("-c", script)
     assert len(done.stderr.splitlines()) == 1
     assert "lacks what the suite's moto server is built from: create_backend_app;" in done.stderr
 
@@ -200,8 +191,14 @@ def test_the_user_pools_key_is_moto_s_own_imported_once(monkeypatch: pytest.Monk
 def test_a_server_that_fails_once_its_control_serves_still_ends() -> None:
     """The control's threads outlive a failure of the rest of the start: the process
     ends all the same, with the failure on stderr, and never says it serves."""
+    done = _ended_server("-m", "testkit.aws.moto_server", "--listen", "s3=987654")
+    assert "OSError" in done.stderr
+
+
+def _ended_server(*args: str) -> subprocess.CompletedProcess[str]:
+    """moto's server started with ``args``, that ended without ever saying it serves."""
     done = subprocess.run(
-        [sys.executable, "-m", "testkit.aws.moto_server", "--listen", "s3=987654"],
+        [sys.executable, *args],
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -210,7 +207,7 @@ def test_a_server_that_fails_once_its_control_serves_still_ends() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout) == (1, "")
-    assert "OSError" in done.stderr
+    return done
 
 
 def test_a_connection_queued_before_its_server_starts_sends_each_part_at_once() -> None:
