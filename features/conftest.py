@@ -96,9 +96,20 @@ def pytest_configure(config: pytest.Config) -> None:
             moto.stop()  # the stack fixture says why, in one line
 
 
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    """The stack opens while pytest collects (``StackOpening``)."""
+    opening = collector.config.stash.get(_OPENING, None)
+    if opening is not None:
+        opening.start()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """What is loaded by now (pytest, boto3, the code under test) lives until the end:
-    once collection's garbage is gone, the collector no longer walks it."""
+    """The stack is open before the tests run. What is loaded by now (pytest, boto3, the
+    code under test, the stack) lives until the end: once collection's garbage is gone,
+    the collector no longer walks it."""
+    opening = session.config.stash.get(_OPENING, None)
+    if opening is not None:
+        opening.wait()
     if selects_scenarios(session.config):
         gc.collect()
         gc.freeze()

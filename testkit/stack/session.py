@@ -67,9 +67,13 @@ class Stack(Protocol):
 
 
 class StackOpening:
-    """The session's stack, opened in a thread of its own, so that it starts while
-    pytest collects, and closed with whatever it started. ``moto``: the server launched
-    early (``testkit.stack.launch``), now this opening's to use or stop."""
+    """The session's stack, opened in a thread of its own (``start``), so that it starts
+    while pytest collects, and closed with whatever it started. ``moto``: the server
+    launched early (``testkit.stack.launch``), now this opening's to use or stop.
+
+    The thread imports and makes loggers, and pytest walks the loggers at the start of
+    every phase of a run (``_pytest.logging.catching_logs``): it runs only between such
+    walks, from collection's start to its end (``wait``)."""
 
     def __init__(self, settings: Settings, moto: MotoServer | None) -> None:
         if settings.deployed and moto is not None:
@@ -80,7 +84,15 @@ class StackOpening:
         self._stack: Stack | None = None
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._open, name="stack opening", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Until the stack is open, or could not open."""
+        self.start()
+        self._thread.join()
 
     def _open(self) -> None:
         try:
@@ -90,14 +102,15 @@ class StackOpening:
 
     def stack(self) -> Stack:
         """The stack, once open; what kept it from opening is raised here."""
-        self._thread.join()
+        self.wait()
         if self._failure is not None:
             raise self._failure
         assert self._stack is not None
         return self._stack
 
     def close(self) -> None:
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         self._stopping.close()
 
 

@@ -76,3 +76,30 @@ def test_what_kept_the_stack_from_opening_is_raised_where_it_is_asked_for(
     with pytest.raises(Refused, match="the handler cannot load"):
         opening.stack()
     opening.close()
+
+
+def test_the_stack_opens_only_once_started_between_pytests_walks_of_its_loggers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its thread makes loggers, and pytest walks them at the start of each phase: it
+    runs only from collection's start (``start``) to its end (``wait``)."""
+    opened: list[str] = []
+
+    class Opened:
+        def __enter__(self) -> str:
+            opened.append("open")
+            return "stack"
+
+        def __exit__(self, *exc: object) -> None:
+            opened.append("closed")
+
+    monkeypatch.setattr("testkit.stack.session.open_stack", lambda *a, **k: Opened())
+    opening = StackOpening(Settings.current(), None)
+    assert opened == []  # made at configure, not yet started
+    opening.start()
+    opening.wait()
+    assert opened == ["open"]
+    opening.start()  # a second collector's start changes nothing
+    assert opening.stack() == "stack"
+    opening.close()
+    assert opened == ["open", "closed"]
