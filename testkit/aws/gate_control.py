@@ -19,13 +19,14 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from testkit.aws import local_server
 from testkit.aws.auth import Role, Roles, Statement
 from testkit.aws.s3_gate import ChecksumStyle, EtagStyle, Fault, S3Gate
 
+T = TypeVar("T")
 # How long a wait for one of the S3 gate's events may be asked to last.
 MAX_WAIT_SECONDS = 120.0
 _EVENTS = ("stalling", "body_begun")
@@ -204,6 +205,27 @@ class GateEvent:
         return self.wait(0)
 
 
+class _Setting(Generic[T]):
+    """One of the S3 gate's settings, as its handle holds it: set in the gates' process
+    before the assignment returns; read as this handle last set it, or as a reset
+    leaves it (``default``)."""
+
+    def __init__(self, default: T, wire: Callable[[T], Any]) -> None:
+        self._default = default
+        self._wire = wire
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, handle: Any, owner: type) -> T:
+        return cast(T, handle._settings.get(self._name, self._default))
+
+    def __set__(self, handle: Any, value: T) -> None:
+        handle._client.call("PATCH", "/s3", {self._name: self._wire(value)})
+        handle._settings[self._name] = value
+
+
 class S3GateHandle:
     """The S3 gate as the steps change it: each setting is applied in the gates'
     process before the assignment returns; ``reset`` puts every one back."""
@@ -213,86 +235,20 @@ class S3GateHandle:
         self.url = url
         self.stalling = GateEvent(self._client, "stalling")
         self.body_begun = GateEvent(self._client, "body_begun")
-        self._mirror()
-
-    def _mirror(self) -> None:
-        self._fault: Fault | None = None
-        self._fault_times: int | None = None
-        self._deny_uploads = False
-        self._etag_style = EtagStyle.MD5
-        self._checksum_style = ChecksumStyle.WHOLE
-        self._clock_offset = timedelta(0)
-        self._trickle_seconds = 5.0
+        self._settings: dict[str, Any] = {}  # what this handle set since the last reset
 
     def reset(self) -> None:
         self._client.call("POST", "/scenario")
-        self._mirror()
+        self._settings.clear()
 
-    def _set(self, name: str, wire: Any) -> None:
-        self._client.call("PATCH", "/s3", {name: wire})
-
-    @property
-    def fault(self) -> Fault | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, fault: Fault | None) -> None:
-        self._set("fault", None if fault is None else fault.name)
-        self._fault = fault
-
-    @property
-    def fault_times(self) -> int | None:
-        return self._fault_times
-
-    @fault_times.setter
-    def fault_times(self, times: int | None) -> None:
-        self._set("fault_times", times)
-        self._fault_times = times
-
-    @property
-    def deny_uploads(self) -> bool:
-        return self._deny_uploads
-
-    @deny_uploads.setter
-    def deny_uploads(self, deny: bool) -> None:
-        self._set("deny_uploads", deny)
-        self._deny_uploads = deny
-
-    @property
-    def etag_style(self) -> EtagStyle:
-        return self._etag_style
-
-    @etag_style.setter
-    def etag_style(self, style: EtagStyle) -> None:
-        self._set("etag_style", style.name)
-        self._etag_style = style
-
-    @property
-    def checksum_style(self) -> ChecksumStyle:
-        return self._checksum_style
-
-    @checksum_style.setter
-    def checksum_style(self, style: ChecksumStyle) -> None:
-        self._set("checksum_style", style.name)
-        self._checksum_style = style
-
-    @property
-    def clock_offset(self) -> timedelta:
-        return self._clock_offset
-
-    @clock_offset.setter
-    def clock_offset(self, offset: timedelta) -> None:
-        self._set("clock_offset", offset.total_seconds())
-        self._clock_offset = offset
-
-    @property
-    def trickle_seconds(self) -> float:
-        return self._trickle_seconds
-
-    @trickle_seconds.setter
-    def trickle_seconds(self, seconds: float) -> None:
-        self._set("trickle_seconds", seconds)
-        self._trickle_seconds = seconds
+    fault = _Setting[Fault | None](None, lambda fault: None if fault is None else fault.name)
+    # How many presigned downloads the fault answers (None: every one of them).
+    fault_times = _Setting[int | None](None, lambda times: times)
+    deny_uploads = _Setting[bool](False, bool)
+    etag_style = _Setting[EtagStyle](EtagStyle.MD5, lambda style: style.name)
+    checksum_style = _Setting[ChecksumStyle](ChecksumStyle.WHOLE, lambda style: style.name)
+    clock_offset = _Setting[timedelta](timedelta(0), lambda offset: offset.total_seconds())
+    trickle_seconds = _Setting[float](5.0, float)
 
     @property
     def presigned(self) -> list[SeenLink]:

@@ -149,8 +149,7 @@ class LocalStack:
             warming = threading.Thread(target=_warm_up, args=(lambda_,), daemon=True)
             warming.start()
             _load_service_models()  # while moto's server starts
-            if isinstance(aws, MotoServer):
-                aws.ready()
+            aws.ready()
             gate = S3GateHandle(gates.control, gates.s3)
             clients = Clients(aws.client("s3"), aws.client("dynamodb"), aws.client("cognito-idp"))
             if emulator:
